@@ -1,0 +1,127 @@
+//! The storage a [`CacheManager`](super::CacheManager) talks to: Redis or process memory.
+//!
+//! Backends move opaque bytes under full keys; they know nothing of namespaces, codecs or
+//! statistics. An enum rather than a trait object: there are exactly two, and a hit should not
+//! pay for dynamic dispatch or a boxed future.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::memory::MemoryBackend;
+use super::redis::RedisBackend;
+
+/// Why a backend call failed. Always transient from the caller's point of view: the request
+/// is served without the cache.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// No connection could be had (refused, DNS, reconnect back-off).
+    #[error("cache backend unavailable: {0}")]
+    Unavailable(String),
+    /// The call did not finish within its budget.
+    #[error("cache backend timed out after {0:?}")]
+    Timeout(Duration),
+    /// The backend answered with an error.
+    #[error("cache backend error: {0}")]
+    Command(String),
+}
+
+/// Remaining lifetime of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "ms")]
+pub enum KeyTtl {
+    /// No such key.
+    Missing,
+    /// The key never expires.
+    Persistent,
+    /// The key expires after this long.
+    ExpiresIn(#[serde(serialize_with = "as_millis")] Duration),
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u128(d.as_millis())
+}
+
+/// Which backend is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Redis through the connection pool.
+    Redis,
+    /// The in-process memory backend.
+    Memory,
+}
+
+impl BackendKind {
+    /// `"redis"` or `"memory"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Redis => "redis",
+            BackendKind::Memory => "memory",
+        }
+    }
+}
+
+/// A cache backend.
+pub enum Backend {
+    /// Redis.
+    Redis(RedisBackend),
+    /// Process memory.
+    Memory(MemoryBackend),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $backend:ident => $call:expr) => {
+        match $self {
+            Backend::Redis($backend) => $call,
+            Backend::Memory($backend) => $call,
+        }
+    };
+}
+
+impl Backend {
+    /// Which kind this is.
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            Backend::Redis(_) => BackendKind::Redis,
+            Backend::Memory(_) => BackendKind::Memory,
+        }
+    }
+
+    /// The value under `key`, if any.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        dispatch!(self, b => b.get(key).await)
+    }
+
+    /// Stores `value` under `key` for `ttl`.
+    pub async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), BackendError> {
+        dispatch!(self, b => b.set(key, value, ttl).await)
+    }
+
+    /// Deletes `keys`; returns how many existed.
+    pub async fn delete(&self, keys: &[String]) -> Result<u64, BackendError> {
+        dispatch!(self, b => b.delete(keys).await)
+    }
+
+    /// Whether `key` exists.
+    pub async fn exists(&self, key: &str) -> Result<bool, BackendError> {
+        dispatch!(self, b => b.exists(key).await)
+    }
+
+    /// Remaining lifetime of `key`.
+    pub async fn ttl(&self, key: &str) -> Result<KeyTtl, BackendError> {
+        dispatch!(self, b => b.ttl(key).await)
+    }
+
+    /// Deletes every key that starts with `start` (the SCAN pattern `pattern` in Redis);
+    /// returns how many were deleted.
+    pub async fn delete_matching(&self, start: &str, pattern: &str) -> Result<u64, BackendError> {
+        dispatch!(self, b => b.delete_matching(start, pattern).await)
+    }
+
+    /// One round trip to the backend; returns how long it took.
+    pub async fn ping(&self) -> Result<Duration, BackendError> {
+        dispatch!(self, b => b.ping().await)
+    }
+}

@@ -1,0 +1,260 @@
+//! The stored format of a cache value: a 3-byte header, then the payload, gzip-compressed when
+//! it is larger than the threshold.
+//!
+//! Header: magic byte `0xC7`, format version `1`, flags (bit 0: gzip). A reader that finds
+//! anything else (a foreign value under our key, an old format, a truncated body) gets
+//! [`CodecError`] and treats the entry as a miss. Decoding never copies an uncompressed payload
+//! and never decompresses unless asked ([`Decoded::into_plain`]), so a compressed HTTP body can be
+//! sent to a gzip-accepting client exactly as stored.
+
+use std::io::{Read, Write};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+const MAGIC: u8 = 0xC7;
+const VERSION: u8 = 1;
+const FLAG_GZIP: u8 = 0b0000_0001;
+const KNOWN_FLAGS: u8 = FLAG_GZIP;
+/// Length of the header in front of every stored value.
+pub const HEADER_LEN: usize = 3;
+/// Refuse to inflate a payload past this size: a corrupt or hostile entry cannot exhaust memory.
+const MAX_INFLATED_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Why stored bytes could not be decoded; the entry is then treated as a miss.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    /// Not written by this codec (wrong magic, too short).
+    #[error("not a warp-redis-cache value")]
+    Foreign,
+    /// Written by another format version.
+    #[error("unsupported format version {0}")]
+    Version(u8),
+    /// Flags this version does not know.
+    #[error("unknown flags {0:#04x}")]
+    Flags(u8),
+    /// The gzip stream is damaged.
+    #[error("damaged gzip payload: {0}")]
+    Gzip(String),
+    /// The JSON inside does not match the expected type.
+    #[error("payload is not the expected JSON: {0}")]
+    Json(String),
+}
+
+/// How a payload is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadEncoding {
+    /// As is.
+    Identity,
+    /// gzip-compressed.
+    Gzip,
+}
+
+/// Compression policy: threshold and level, from settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Codec {
+    threshold: usize,
+    level: Compression,
+}
+
+/// Stored bytes, checked and split: the payload is a zero-copy slice of what was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// How [`Self::payload`] is encoded.
+    pub encoding: PayloadEncoding,
+    /// The payload as stored (compressed when `encoding` is gzip).
+    pub payload: Bytes,
+}
+
+/// The result of encoding: the bytes to store and their sizes, for statistics.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// Header plus payload, ready to store.
+    pub bytes: Bytes,
+    /// Payload size before compression.
+    pub plain_len: usize,
+}
+
+impl Codec {
+    /// Compresses payloads larger than `threshold` bytes at gzip `level` (1 to 9).
+    pub fn new(threshold: usize, level: u32) -> Self {
+        Self {
+            threshold,
+            level: Compression::new(level.clamp(1, 9)),
+        }
+    }
+
+    /// Wraps `payload` in the header, compressing it when it is over the threshold and
+    /// compression actually makes it smaller.
+    pub fn encode(&self, payload: &[u8]) -> Encoded {
+        if payload.len() > self.threshold {
+            let compressed = self.gzip(payload);
+            if compressed.len() < payload.len() {
+                return Encoded {
+                    bytes: frame(FLAG_GZIP, &compressed),
+                    plain_len: payload.len(),
+                };
+            }
+        }
+        Encoded {
+            bytes: frame(0, payload),
+            plain_len: payload.len(),
+        }
+    }
+
+    /// Wraps a payload that is already gzip-compressed, without compressing it again.
+    pub fn encode_precompressed(&self, gzip_payload: &[u8], plain_len: usize) -> Encoded {
+        Encoded {
+            bytes: frame(FLAG_GZIP, gzip_payload),
+            plain_len,
+        }
+    }
+
+    /// Serialises `value` as JSON and encodes it.
+    pub fn encode_json<T: serde::Serialize + ?Sized>(
+        &self,
+        value: &T,
+    ) -> Result<Encoded, CodecError> {
+        let json = serde_json::to_vec(value).map_err(|e| CodecError::Json(e.to_string()))?;
+        Ok(self.encode(&json))
+    }
+
+    fn gzip(&self, payload: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::with_capacity(payload.len() / 2), self.level);
+        encoder
+            .write_all(payload)
+            .expect("writing to a Vec cannot fail");
+        encoder.finish().expect("writing to a Vec cannot fail")
+    }
+}
+
+fn frame(flags: u8, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(HEADER_LEN + payload.len());
+    out.put_u8(MAGIC);
+    out.put_u8(VERSION);
+    out.put_u8(flags);
+    out.put_slice(payload);
+    out.freeze()
+}
+
+/// Checks the header of `stored` and returns its payload without copying it.
+pub fn decode(stored: &Bytes) -> Result<Decoded, CodecError> {
+    if stored.len() < HEADER_LEN || stored[0] != MAGIC {
+        return Err(CodecError::Foreign);
+    }
+    if stored[1] != VERSION {
+        return Err(CodecError::Version(stored[1]));
+    }
+    let flags = stored[2];
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(CodecError::Flags(flags));
+    }
+    let encoding = if flags & FLAG_GZIP != 0 {
+        PayloadEncoding::Gzip
+    } else {
+        PayloadEncoding::Identity
+    };
+    Ok(Decoded {
+        encoding,
+        payload: stored.slice(HEADER_LEN..),
+    })
+}
+
+impl Decoded {
+    /// The payload uncompressed: the same bytes when stored as is, else inflated.
+    pub fn into_plain(self) -> Result<Bytes, CodecError> {
+        match self.encoding {
+            PayloadEncoding::Identity => Ok(self.payload),
+            PayloadEncoding::Gzip => gunzip(&self.payload).map(Bytes::from),
+        }
+    }
+
+    /// The payload parsed as JSON of type `T`.
+    pub fn into_json<T: serde::de::DeserializeOwned>(self) -> Result<T, CodecError> {
+        let plain = self.into_plain()?;
+        serde_json::from_slice(&plain).map_err(|e| CodecError::Json(e.to_string()))
+    }
+}
+
+/// Inflates a gzip payload, refusing damaged streams and absurd sizes.
+pub fn gunzip(compressed: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let mut plain = Vec::with_capacity(compressed.len() * 3);
+    GzDecoder::new(compressed)
+        .take(MAX_INFLATED_BYTES)
+        .read_to_end(&mut plain)
+        .map_err(|e| CodecError::Gzip(e.to_string()))?;
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codec() -> Codec {
+        Codec::new(64, 6)
+    }
+
+    #[test]
+    fn small_payload_round_trips_uncompressed() {
+        let encoded = codec().encode(b"{\"a\":1}");
+        assert_eq!(encoded.bytes.len(), HEADER_LEN + 7);
+        let decoded = decode(&encoded.bytes).expect("decodes");
+        assert_eq!(decoded.encoding, PayloadEncoding::Identity);
+        assert_eq!(decoded.into_plain().expect("plain"), &b"{\"a\":1}"[..]);
+    }
+
+    #[test]
+    fn large_payload_is_compressed_and_round_trips() {
+        let payload = "hello cache ".repeat(100);
+        let encoded = codec().encode(payload.as_bytes());
+        assert!(encoded.bytes.len() < payload.len() / 2);
+        let decoded = decode(&encoded.bytes).expect("decodes");
+        assert_eq!(decoded.encoding, PayloadEncoding::Gzip);
+        assert_eq!(decoded.into_plain().expect("plain"), payload.as_bytes());
+    }
+
+    #[test]
+    fn incompressible_payload_is_stored_as_is() {
+        let payload: Vec<u8> = (0..512u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let mut noise = payload.clone();
+        noise.extend_from_slice(&codec().gzip(&payload));
+        let encoded = codec().encode(&codec().gzip(&noise));
+        let decoded = decode(&encoded.bytes).expect("decodes");
+        assert_eq!(decoded.encoding, PayloadEncoding::Identity);
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let value = serde_json::json!({"id": 7, "tags": ["x"; 40]});
+        let encoded = codec().encode_json(&value).expect("encodes");
+        let back: serde_json::Value = decode(&encoded.bytes)
+            .and_then(Decoded::into_json)
+            .expect("decodes");
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn corrupt_values_are_errors() {
+        assert_eq!(decode(&Bytes::from_static(b"")), Err(CodecError::Foreign));
+        assert_eq!(
+            decode(&Bytes::from_static(b"plain")),
+            Err(CodecError::Foreign)
+        );
+        assert_eq!(
+            decode(&Bytes::from_static(&[MAGIC, 9, 0])),
+            Err(CodecError::Version(9))
+        );
+        assert_eq!(
+            decode(&Bytes::from_static(&[MAGIC, VERSION, 0x80])),
+            Err(CodecError::Flags(0x80))
+        );
+        let damaged = Bytes::from_static(&[MAGIC, VERSION, FLAG_GZIP, 1, 2, 3]);
+        let result = decode(&damaged).and_then(Decoded::into_plain);
+        assert!(matches!(result, Err(CodecError::Gzip(_))));
+        let not_json = codec().encode(b"{not json");
+        let result = decode(&not_json.bytes).and_then(Decoded::into_json::<serde_json::Value>);
+        assert!(matches!(result, Err(CodecError::Json(_))));
+    }
+}

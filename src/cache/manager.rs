@@ -1,0 +1,351 @@
+//! [`CacheManager`]: the one place that talks to the cache backend.
+//!
+//! It lays out keys, encodes and decodes values, applies default TTLs, counts statistics and
+//! logs failures (throttled). Callers get typed results: a corrupt entry is a miss (counted,
+//! deleted, logged), and a failing backend is a [`CacheError::Backend`] the caller can serve
+//! around. Cheap to clone; share one per process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::backend::{Backend, BackendError, BackendKind, KeyTtl};
+use super::codec::{self, Codec, CodecError, Decoded, Encoded};
+use super::key::{KeyLayout, Namespace};
+use super::memory::MemoryBackend;
+use super::redis::RedisBackend;
+use super::stats::{CacheEvent, CacheStats};
+use super::throttled_log::ThrottledLog;
+use crate::settings::{BackendChoice, CacheSettings, RedisSettings};
+
+/// How often a backend failure may be logged.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What went wrong in a cache call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    /// The backend failed; serve without the cache.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The value could not be serialised to JSON.
+    #[error("value cannot be cached: {0}")]
+    Encode(String),
+}
+
+/// Reads and writes cache entries; see the module docs.
+#[derive(Clone)]
+pub struct CacheManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    layout: KeyLayout,
+    codec: Codec,
+    default_ttl: Duration,
+    stats: CacheStats,
+    error_log: ThrottledLog,
+    corrupt_log: ThrottledLog,
+}
+
+impl CacheManager {
+    /// A manager over `backend`, configured by `settings`.
+    pub fn new(backend: Backend, settings: &CacheSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                backend,
+                layout: KeyLayout::new(&settings.key_prefix),
+                codec: Codec::new(settings.compression_threshold_bytes, settings.gzip_level),
+                default_ttl: settings.default_ttl(),
+                stats: CacheStats::default(),
+                error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
+                corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
+            }),
+        }
+    }
+
+    /// A manager over the in-process memory backend.
+    pub fn in_memory(settings: &CacheSettings) -> Self {
+        Self::new(
+            Backend::Memory(MemoryBackend::new(settings.memory_max_bytes)),
+            settings,
+        )
+    }
+
+    /// Chooses the backend as `cache.backend` says. With `auto`, Redis is used when it answers
+    /// a PING within the connect timeout, else memory; the log says which and why.
+    pub async fn connect(
+        cache: &CacheSettings,
+        redis: &RedisSettings,
+    ) -> Result<Self, super::redis::InvalidRedisUrl> {
+        match cache.backend {
+            BackendChoice::Memory => {
+                log::info!("cache backend: memory (cache.backend = memory)");
+                Ok(Self::in_memory(cache))
+            }
+            BackendChoice::Redis => {
+                let manager = Self::new(Backend::Redis(RedisBackend::new(redis)?), cache);
+                match manager.ping().await {
+                    Ok(_) => log::info!("cache backend: redis at {}", redacted(&redis.url)),
+                    Err(err) => log::warn!(
+                        "cache backend: redis at {} (not answering yet: {err}; requests are served uncached until it does)",
+                        redacted(&redis.url)
+                    ),
+                }
+                Ok(manager)
+            }
+            BackendChoice::Auto => {
+                let manager = Self::new(Backend::Redis(RedisBackend::new(redis)?), cache);
+                match manager.ping().await {
+                    Ok(_) => {
+                        log::info!("cache backend: redis at {} (auto)", redacted(&redis.url));
+                        Ok(manager)
+                    }
+                    Err(err) => {
+                        log::warn!(
+                            "cache backend: memory (auto: Redis at {} did not answer: {err})",
+                            redacted(&redis.url)
+                        );
+                        Ok(Self::in_memory(cache))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Which backend is in use.
+    pub fn backend_kind(&self) -> BackendKind {
+        self.inner.backend.kind()
+    }
+
+    /// The key layout (prefix) in use.
+    pub fn layout(&self) -> &KeyLayout {
+        &self.inner.layout
+    }
+
+    /// The codec in use.
+    pub fn codec(&self) -> &Codec {
+        &self.inner.codec
+    }
+
+    /// The TTL applied when none is given.
+    pub fn default_ttl(&self) -> Duration {
+        self.inner.default_ttl
+    }
+
+    /// Hit, miss and error counters.
+    pub fn stats(&self) -> &CacheStats {
+        &self.inner.stats
+    }
+
+    /// The stored entry under `key`, checked but not decompressed. A corrupt entry is a miss.
+    pub async fn get_raw(&self, ns: &Namespace, key: &str) -> Result<Option<Decoded>, CacheError> {
+        let full_key = self.inner.layout.full_key(ns, key);
+        let stored = self.observe(ns, self.inner.backend.get(&full_key).await)?;
+        let Some(stored) = stored else {
+            self.inner.stats.record(Some(ns), CacheEvent::Miss);
+            return Ok(None);
+        };
+        match codec::decode(&stored) {
+            Ok(decoded) => {
+                self.inner.stats.record(Some(ns), CacheEvent::Hit);
+                Ok(Some(decoded))
+            }
+            Err(err) => {
+                self.drop_corrupt(ns, full_key, &err).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The JSON value under `key` as a `T`. An entry that does not decode as `T` is a miss.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        ns: &Namespace,
+        key: &str,
+    ) -> Result<Option<T>, CacheError> {
+        let full_key = self.inner.layout.full_key(ns, key);
+        let stored = self.observe(ns, self.inner.backend.get(&full_key).await)?;
+        let Some(stored) = stored else {
+            self.inner.stats.record(Some(ns), CacheEvent::Miss);
+            return Ok(None);
+        };
+        match codec::decode(&stored).and_then(Decoded::into_json) {
+            Ok(value) => {
+                self.inner.stats.record(Some(ns), CacheEvent::Hit);
+                Ok(Some(value))
+            }
+            Err(err) => {
+                self.drop_corrupt(ns, full_key, &err).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Stores `value` as JSON under `key`, for `ttl` or the default TTL.
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        let encoded = self
+            .inner
+            .codec
+            .encode_json(value)
+            .map_err(|e| CacheError::Encode(e.to_string()))?;
+        self.set_encoded(ns, key, encoded, ttl).await
+    }
+
+    /// Stores raw bytes under `key` (compressed above the threshold).
+    pub async fn set_raw(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        payload: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        let encoded = self.inner.codec.encode(payload);
+        self.set_encoded(ns, key, encoded, ttl).await
+    }
+
+    /// Stores an already encoded value under `key`.
+    pub async fn set_encoded(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        encoded: Encoded,
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        let full_key = self.inner.layout.full_key(ns, key);
+        let ttl = ttl.unwrap_or(self.inner.default_ttl);
+        let event = CacheEvent::Set {
+            plain_bytes: encoded.plain_len as u64,
+            stored_bytes: encoded.bytes.len() as u64,
+        };
+        let result = self.inner.backend.set(&full_key, encoded.bytes, ttl).await;
+        self.observe(ns, result)?;
+        self.inner.stats.record(Some(ns), event);
+        Ok(())
+    }
+
+    /// Deletes `key`; returns whether it existed.
+    pub async fn delete(&self, ns: &Namespace, key: &str) -> Result<bool, CacheError> {
+        self.delete_many(ns, &[key]).await.map(|n| n > 0)
+    }
+
+    /// Deletes several keys of one namespace in one call; returns how many existed.
+    pub async fn delete_many(&self, ns: &Namespace, keys: &[&str]) -> Result<u64, CacheError> {
+        let full_keys: Vec<String> = keys
+            .iter()
+            .map(|key| self.inner.layout.full_key(ns, key))
+            .collect();
+        let deleted = self.observe(ns, self.inner.backend.delete(&full_keys).await)?;
+        self.inner
+            .stats
+            .record(Some(ns), CacheEvent::Delete(deleted));
+        Ok(deleted)
+    }
+
+    /// Whether `key` exists.
+    pub async fn exists(&self, ns: &Namespace, key: &str) -> Result<bool, CacheError> {
+        let full_key = self.inner.layout.full_key(ns, key);
+        self.observe(ns, self.inner.backend.exists(&full_key).await)
+    }
+
+    /// Remaining lifetime of `key`.
+    pub async fn ttl(&self, ns: &Namespace, key: &str) -> Result<KeyTtl, CacheError> {
+        let full_key = self.inner.layout.full_key(ns, key);
+        self.observe(ns, self.inner.backend.ttl(&full_key).await)
+    }
+
+    /// Deletes every key of `ns` (SCAN + UNLINK in batches); returns how many.
+    pub async fn clear_namespace(&self, ns: &Namespace) -> Result<u64, CacheError> {
+        let layout = &self.inner.layout;
+        let result = self
+            .inner
+            .backend
+            .delete_matching(&layout.namespace_start(ns), &layout.namespace_pattern(ns))
+            .await;
+        let deleted = self.observe(ns, result)?;
+        self.inner
+            .stats
+            .record(Some(ns), CacheEvent::Delete(deleted));
+        Ok(deleted)
+    }
+
+    /// Deletes every key under the prefix, and nothing else; returns how many.
+    pub async fn clear_all(&self) -> Result<u64, CacheError> {
+        let layout = &self.inner.layout;
+        let result = self
+            .inner
+            .backend
+            .delete_matching(&layout.prefix_start(), &layout.prefix_pattern())
+            .await;
+        let deleted = self.observe_global(result)?;
+        self.inner.stats.record(None, CacheEvent::Delete(deleted));
+        Ok(deleted)
+    }
+
+    /// One round trip to the backend; returns its latency.
+    pub async fn ping(&self) -> Result<Duration, CacheError> {
+        let result = self.inner.backend.ping().await;
+        self.observe_global(result)
+    }
+
+    fn observe<T>(&self, ns: &Namespace, result: Result<T, BackendError>) -> Result<T, CacheError> {
+        result.map_err(|err| {
+            self.inner.stats.record(Some(ns), CacheEvent::Error);
+            self.inner
+                .error_log
+                .warn(|| format!("cache call failed (namespace {ns}): {err}"));
+            CacheError::Backend(err)
+        })
+    }
+
+    fn observe_global<T>(&self, result: Result<T, BackendError>) -> Result<T, CacheError> {
+        result.map_err(|err| {
+            self.inner.stats.record(None, CacheEvent::Error);
+            self.inner
+                .error_log
+                .warn(|| format!("cache call failed: {err}"));
+            CacheError::Backend(err)
+        })
+    }
+
+    async fn drop_corrupt(&self, ns: &Namespace, full_key: String, err: &CodecError) {
+        self.inner.stats.record(Some(ns), CacheEvent::Miss);
+        self.inner.stats.record(Some(ns), CacheEvent::Corrupt);
+        self.inner
+            .corrupt_log
+            .warn(|| format!("dropping undecodable cache entry {full_key:?}: {err}"));
+        if let Err(err) = self.inner.backend.delete(&[full_key]).await {
+            self.inner.stats.record(Some(ns), CacheEvent::Error);
+            log::debug!("could not delete corrupt entry: {err}");
+        }
+    }
+}
+
+/// The URL with any password replaced, for logs.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redacted("redis://u:secret@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(redacted("redis://h:1/0"), "redis://h:1/0");
+    }
+}

@@ -1,0 +1,130 @@
+//! The in-process memory backend: bounded by bytes, with per-entry TTL.
+//!
+//! The embedded default when no Redis answers, and the backend for single-instance setups. It
+//! mirrors the Redis backend's behaviour (TTL, prefix-scoped deletion) but is local to one
+//! process: instances do not share it. Built on moka, whose TinyLFU eviction keeps the hottest
+//! entries when the byte bound is reached.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use moka::sync::Cache;
+use moka::Expiry;
+
+use super::backend::{BackendError, KeyTtl};
+
+/// Per-entry bookkeeping added to the weight of each entry.
+const ENTRY_OVERHEAD_BYTES: usize = 64;
+
+#[derive(Clone)]
+struct MemoryEntry {
+    value: Bytes,
+    expires_at: Instant,
+}
+
+struct EntryDeadline;
+
+impl Expiry<String, MemoryEntry> for EntryDeadline {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        entry: &MemoryEntry,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(entry.expires_at.saturating_duration_since(created_at))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        entry: &MemoryEntry,
+        updated_at: Instant,
+        _remaining: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.expires_at.saturating_duration_since(updated_at))
+    }
+}
+
+/// Cache entries held in this process's memory.
+pub struct MemoryBackend {
+    entries: Cache<String, MemoryEntry>,
+}
+
+impl MemoryBackend {
+    /// A backend holding at most `max_bytes` of keys and values.
+    pub fn new(max_bytes: u64) -> Self {
+        let entries = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|key: &String, entry: &MemoryEntry| {
+                let weight = key.len() + entry.value.len() + ENTRY_OVERHEAD_BYTES;
+                u32::try_from(weight).unwrap_or(u32::MAX)
+            })
+            .expire_after(EntryDeadline)
+            .build();
+        Self { entries }
+    }
+
+    fn live(&self, key: &str) -> Option<MemoryEntry> {
+        self.entries
+            .get(key)
+            .filter(|entry| entry.expires_at > Instant::now())
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        Ok(self.live(key).map(|entry| entry.value))
+    }
+
+    pub(super) async fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
+        let entry = MemoryEntry {
+            value,
+            expires_at: Instant::now() + ttl,
+        };
+        self.entries.insert(key.to_string(), entry);
+        Ok(())
+    }
+
+    pub(super) async fn delete(&self, keys: &[String]) -> Result<u64, BackendError> {
+        let removed = keys
+            .iter()
+            .filter_map(|key| self.entries.remove(key))
+            .filter(|entry| entry.expires_at > Instant::now())
+            .count();
+        Ok(removed as u64)
+    }
+
+    pub(super) async fn exists(&self, key: &str) -> Result<bool, BackendError> {
+        Ok(self.live(key).is_some())
+    }
+
+    pub(super) async fn ttl(&self, key: &str) -> Result<KeyTtl, BackendError> {
+        Ok(match self.live(key) {
+            None => KeyTtl::Missing,
+            Some(entry) => {
+                KeyTtl::ExpiresIn(entry.expires_at.saturating_duration_since(Instant::now()))
+            }
+        })
+    }
+
+    pub(super) async fn delete_matching(
+        &self,
+        start: &str,
+        _pattern: &str,
+    ) -> Result<u64, BackendError> {
+        let doomed: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(key, _)| key.starts_with(start))
+            .map(|(key, _)| key.as_ref().clone())
+            .collect();
+        self.delete(&doomed).await
+    }
+
+    pub(super) async fn ping(&self) -> Result<Duration, BackendError> {
+        Ok(Duration::ZERO)
+    }
+}

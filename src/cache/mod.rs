@@ -1,0 +1,17 @@
+//! The cache: key layout, codec, statistics, backends and the manager that ties them together.
+//!
+//! Only [`CacheManager`] talks to a backend; the warp filters and admin routes go through it.
+
+pub mod backend;
+pub mod codec;
+pub mod key;
+pub mod manager;
+pub mod memory;
+pub mod redis;
+pub mod stats;
+pub mod throttled_log;
+
+pub use backend::{Backend, BackendError, BackendKind, KeyTtl};
+pub use key::{InvalidNamespace, Namespace};
+pub use manager::{CacheError, CacheManager};
+pub use stats::{CacheEvent, CacheStats, StatsSnapshot};

@@ -1,0 +1,274 @@
+//! The Redis backend: a mobc pool that owns and heals connections, and one shared
+//! multiplexed connection that carries the hot path.
+//!
+//! Why not one pooled connection per call: a checkout costs a semaphore, a lock and a spawned
+//! return task, and spreading commands over many connections batches fewer of them per socket
+//! write (see the README's measurements). A `MultiplexedConnection` is a cheap, cloneable handle
+//! that pipelines every caller's commands over one socket, so the hot path clones it under a
+//! short lock and goes. The pool's jobs are dialling (bounded by the connect timeout), replacing
+//! the shared connection when it breaks, and lending separate connections to bulk work
+//! (SCAN/UNLINK loops) so hits never queue behind a namespace clear.
+//!
+//! Every step has a budget: a dead Redis costs a request at most the connect timeout once, then
+//! nothing during the reconnect back-off; a slow one costs at most the command timeout.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mobc::Pool;
+use mobc_redis::RedisConnectionManager;
+use redis::aio::MultiplexedConnection;
+use redis::{Cmd, FromRedisValue, RedisError};
+
+use super::backend::{BackendError, KeyTtl};
+use crate::settings::RedisSettings;
+
+/// After a failed reconnect, calls fail at once for this long instead of each dialling again.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+/// Consecutive timeouts after which the shared connection is presumed half-open and replaced.
+const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
+/// Keys examined per SCAN step and deleted per UNLINK.
+const SCAN_BATCH: usize = 500;
+
+/// The shared connection and the pool lease that owns it.
+struct SharedConnection {
+    id: u64,
+    handle: MultiplexedConnection,
+    lease: mobc::Connection<RedisConnectionManager>,
+}
+
+/// Redis through a mobc pool.
+pub struct RedisBackend {
+    pool: Pool<RedisConnectionManager>,
+    shared: Mutex<Option<SharedConnection>>,
+    reconnect: tokio::sync::Mutex<Option<Instant>>,
+    next_id: AtomicU64,
+    consecutive_timeouts: AtomicU32,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+}
+
+/// Why the Redis settings could not be turned into a client.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Redis URL: {0}")]
+pub struct InvalidRedisUrl(String);
+
+impl RedisBackend {
+    /// A backend for `settings.url`; connects lazily, on the first call.
+    pub fn new(settings: &RedisSettings) -> Result<Self, InvalidRedisUrl> {
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|e| InvalidRedisUrl(e.to_string()))?;
+        let pool = Pool::builder()
+            .max_open(settings.max_open)
+            .max_idle(settings.max_idle)
+            .get_timeout(Some(settings.pool_get_timeout()))
+            .max_lifetime(None)
+            .build(RedisConnectionManager::new(client));
+        Ok(Self {
+            pool,
+            shared: Mutex::new(None),
+            reconnect: tokio::sync::Mutex::new(None),
+            next_id: AtomicU64::new(1),
+            consecutive_timeouts: AtomicU32::new(0),
+            connect_timeout: settings.connect_timeout(),
+            command_timeout: settings.command_timeout(),
+        })
+    }
+
+    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
+        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.as_ref().map(|c| (c.id, c.handle.clone()))
+    }
+
+    /// The shared connection, dialling a new one when there is none.
+    async fn connection(&self) -> Result<(u64, MultiplexedConnection), BackendError> {
+        if let Some(current) = self.current() {
+            return Ok(current);
+        }
+        let mut last_failure = tokio::time::timeout(self.connect_timeout, self.reconnect.lock())
+            .await
+            .map_err(|_| BackendError::Timeout(self.connect_timeout))?;
+        if let Some(current) = self.current() {
+            return Ok(current);
+        }
+        if let Some(failed_at) = *last_failure {
+            if failed_at.elapsed() < RECONNECT_BACKOFF {
+                return Err(BackendError::Unavailable(
+                    "Redis did not answer; retrying shortly".into(),
+                ));
+            }
+        }
+        let dialled = tokio::time::timeout(self.connect_timeout, self.pool.get()).await;
+        let lease = match dialled {
+            Ok(Ok(lease)) => lease,
+            Ok(Err(err)) => {
+                *last_failure = Some(Instant::now());
+                return Err(BackendError::Unavailable(err.to_string()));
+            }
+            Err(_) => {
+                *last_failure = Some(Instant::now());
+                return Err(BackendError::Timeout(self.connect_timeout));
+            }
+        };
+        *last_failure = None;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let handle = (*lease).clone();
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        *shared = Some(SharedConnection {
+            id,
+            handle: handle.clone(),
+            lease,
+        });
+        log::info!("connected to Redis");
+        Ok((id, handle))
+    }
+
+    /// Drops the shared connection `id` (if still current) so the next call dials afresh.
+    /// The lease is taken out of the pool rather than returned to it: it is broken.
+    fn discard(&self, id: u64) {
+        let broken = {
+            let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            match shared.as_ref() {
+                Some(current) if current.id == id => shared.take(),
+                _ => None,
+            }
+        };
+        if let Some(broken) = broken {
+            log::warn!("dropping the shared Redis connection; the next call reconnects");
+            drop(broken.lease.into_inner());
+        }
+    }
+
+    /// Runs `cmd` on the shared connection within the command timeout.
+    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, BackendError> {
+        let (id, mut conn) = self.connection().await?;
+        match tokio::time::timeout(self.command_timeout, cmd.query_async(&mut conn)).await {
+            Ok(Ok(value)) => {
+                self.consecutive_timeouts.store(0, Ordering::Relaxed);
+                Ok(value)
+            }
+            Ok(Err(err)) => {
+                if breaks_connection(&err) {
+                    self.discard(id);
+                }
+                Err(BackendError::Command(err.to_string()))
+            }
+            Err(_) => {
+                let timeouts = self.consecutive_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+                if timeouts >= TIMEOUTS_BEFORE_RECONNECT {
+                    self.consecutive_timeouts.store(0, Ordering::Relaxed);
+                    self.discard(id);
+                }
+                Err(BackendError::Timeout(self.command_timeout))
+            }
+        }
+    }
+
+    /// Runs `cmd` on `conn` (a dedicated pooled connection) within the command timeout.
+    async fn run_on<T: FromRedisValue>(
+        &self,
+        conn: &mut MultiplexedConnection,
+        cmd: &Cmd,
+    ) -> Result<T, BackendError> {
+        match tokio::time::timeout(self.command_timeout, cmd.query_async(conn)).await {
+            Ok(result) => result.map_err(|e| BackendError::Command(e.to_string())),
+            Err(_) => Err(BackendError::Timeout(self.command_timeout)),
+        }
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        let value: Option<Vec<u8>> = self.run(redis::cmd("GET").arg(key)).await?;
+        Ok(value.map(Bytes::from))
+    }
+
+    pub(super) async fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
+        let millis = ttl.as_millis().max(1) as u64;
+        self.run(
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value.as_ref())
+                .arg("PX")
+                .arg(millis),
+        )
+        .await
+    }
+
+    pub(super) async fn delete(&self, keys: &[String]) -> Result<u64, BackendError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.run(redis::cmd("UNLINK").arg(keys)).await
+    }
+
+    pub(super) async fn exists(&self, key: &str) -> Result<bool, BackendError> {
+        let count: u64 = self.run(redis::cmd("EXISTS").arg(key)).await?;
+        Ok(count > 0)
+    }
+
+    pub(super) async fn ttl(&self, key: &str) -> Result<KeyTtl, BackendError> {
+        let millis: i64 = self.run(redis::cmd("PTTL").arg(key)).await?;
+        Ok(match millis {
+            -2 => KeyTtl::Missing,
+            -1 => KeyTtl::Persistent,
+            ms => KeyTtl::ExpiresIn(Duration::from_millis(ms.max(0) as u64)),
+        })
+    }
+
+    /// SCAN with `pattern` and UNLINK in batches, on a dedicated pooled connection.
+    pub(super) async fn delete_matching(
+        &self,
+        _start: &str,
+        pattern: &str,
+    ) -> Result<u64, BackendError> {
+        let lease = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        let mut conn = (*lease).clone();
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let scan = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .clone();
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.run_on(&mut conn, &scan).await?;
+            if !keys.is_empty() {
+                let count: u64 = self
+                    .run_on(&mut conn, redis::cmd("UNLINK").arg(&keys))
+                    .await?;
+                deleted += count;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
+    pub(super) async fn ping(&self) -> Result<Duration, BackendError> {
+        let started = Instant::now();
+        let _: String = self.run(&redis::cmd("PING")).await?;
+        Ok(started.elapsed())
+    }
+}
+
+/// Errors after which the connection cannot be trusted for further commands.
+fn breaks_connection(err: &RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_unrecoverable_error()
+        || err.is_timeout()
+}

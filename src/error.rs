@@ -1,0 +1,149 @@
+//! HTTP-level errors and the single mapping from rejections to JSON error responses.
+//!
+//! Every error a client sees has the body `{"error": {"code": "...", "message": "..."}}` and
+//! the status that fits. Handlers return [`ApiError`] as a rejection; [`handle_rejection`] (used
+//! with warp's `recover`) is the only code that formats error JSON. Internal errors are logged
+//! in full and answered without internals.
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reject::Rejection;
+use warp::Reply;
+
+/// An error a handler reports to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404: the resource does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// 422: the request is well-formed but its content is invalid.
+    #[error("{0}")]
+    Validation(String),
+    /// 503: a dependency the request needs is unavailable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; the message is logged, not sent.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl warp::reject::Reject for ApiError {}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// A JSON error response.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> warp::reply::Response {
+    let body = ErrorBody {
+        error: ErrorDetail { code, message },
+    };
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> warp::reply::Response {
+        if let ApiError::Internal(detail) = &self {
+            log::error!("internal error: {detail}");
+            return error_response(self.status(), self.code(), "internal server error");
+        }
+        error_response(self.status(), self.code(), &self.to_string())
+    }
+}
+
+/// Turns any rejection into its JSON error response. Use as `routes.recover(handle_rejection)`.
+pub async fn handle_rejection(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {
+    Ok(rejection_response(&rejection))
+}
+
+fn rejection_response(rejection: &Rejection) -> warp::reply::Response {
+    use warp::reject::{
+        InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, MissingHeader,
+        PayloadTooLarge, UnsupportedMediaType,
+    };
+    if rejection.is_not_found() {
+        return error_response(StatusCode::NOT_FOUND, "not_found", "no such route");
+    }
+    if let Some(err) = rejection.find::<ApiError>() {
+        return err.clone().into_response();
+    }
+    if let Some(err) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
+        let message = format!("request body is not valid JSON of the expected shape: {err}");
+        return error_response(StatusCode::BAD_REQUEST, "malformed_body", &message);
+    }
+    if rejection.find::<PayloadTooLarge>().is_some() {
+        let message = "request body is larger than the limit";
+        return error_response(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message);
+    }
+    if rejection.find::<LengthRequired>().is_some() {
+        let message = "a Content-Length header is required";
+        return error_response(StatusCode::LENGTH_REQUIRED, "length_required", message);
+    }
+    if rejection.find::<UnsupportedMediaType>().is_some() {
+        let message = "request body must be application/json";
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        );
+    }
+    if let Some(err) = rejection.find::<InvalidQuery>() {
+        let message = format!("query string is invalid: {err}");
+        return error_response(StatusCode::BAD_REQUEST, "invalid_query", &message);
+    }
+    if let Some(err) = rejection.find::<MissingHeader>() {
+        return error_response(StatusCode::BAD_REQUEST, "missing_header", &err.to_string());
+    }
+    if let Some(err) = rejection.find::<InvalidHeader>() {
+        return error_response(StatusCode::BAD_REQUEST, "invalid_header", &err.to_string());
+    }
+    if rejection.find::<MethodNotAllowed>().is_some() {
+        let message = "method not allowed on this route";
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            message,
+        );
+    }
+    log::error!("unhandled rejection: {rejection:?}");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "internal server error",
+    )
+}

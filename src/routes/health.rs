@@ -1,0 +1,52 @@
+//! Health routes for load balancers and orchestrators.
+//!
+//! `live` says the process serves HTTP; `ready` says the cache backend answers (the memory
+//! backend always does). Neither needs authentication: they reveal nothing but up or down.
+
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::{Filter, Rejection, Reply};
+
+use crate::cache::CacheManager;
+use crate::error::ApiError;
+use crate::routes::with_cache;
+
+/// `GET /health/live` and `GET /health/ready`.
+pub fn routes(
+    cache: CacheManager,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    live().or(ready(cache))
+}
+
+/// GET /health/live
+fn live() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("health" / "live")
+        .and(warp::get())
+        .map(|| warp::reply::json(&json!({"status": "live"})))
+}
+
+/// GET /health/ready
+fn ready(cache: CacheManager) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("health" / "ready")
+        .and(warp::get())
+        .and(with_cache(cache))
+        .and_then(readiness)
+}
+
+async fn readiness(cache: CacheManager) -> Result<warp::reply::Response, Rejection> {
+    let backend = cache.backend_kind().as_str();
+    match cache.ping().await {
+        Ok(latency) => {
+            let body = json!({
+                "status": "ready",
+                "backend": backend,
+                "latency_ms": latency.as_secs_f64() * 1000.0,
+            });
+            Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::OK).into_response())
+        }
+        Err(err) => Err(ApiError::Unavailable(format!(
+            "{backend} cache backend is not answering: {err}"
+        ))
+        .into()),
+    }
+}

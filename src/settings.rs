@@ -1,0 +1,612 @@
+//! Typed settings, loaded once at startup.
+//!
+//! Precedence, lowest first: the built-in defaults ([`Settings::default`]), the YAML file, then
+//! environment variables named `SECTION__FIELD` (`APP__PORT=9000`, `CACHE__BACKEND=memory`).
+//! Every problem is reported as one [`SettingsError`] naming the field and where its value came
+//! from. This is the only module that reads the environment; the rest of the code receives a
+//! validated [`Settings`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_yaml::{Mapping, Value};
+
+/// Environment variable naming the settings file when `--config` is not given.
+pub const SETTINGS_FILE_ENV: &str = "SETTINGS_FILE";
+/// File read when neither `--config` nor `SETTINGS_FILE` names one.
+pub const DEFAULT_SETTINGS_FILE: &str = "settings.yaml";
+const SECTIONS: [&str; 5] = ["app", "redis", "cache", "admin", "database"];
+
+/// Everything the service can be configured with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP server settings.
+    pub app: AppSettings,
+    /// Redis connection and pool settings.
+    pub redis: RedisSettings,
+    /// Cache behaviour settings.
+    pub cache: CacheSettings,
+    /// Admin route settings.
+    pub admin: AdminSettings,
+    /// Item store settings.
+    pub database: DatabaseSettings,
+}
+
+/// `app:` section: how the HTTP server listens and shuts down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppSettings {
+    /// Interface to bind, e.g. `127.0.0.1` or `0.0.0.0`.
+    #[serde(deserialize_with = "scalar_string")]
+    pub host: String,
+    /// TCP port; 0 picks a free port (the startup log says which).
+    pub port: u16,
+    /// Log filter in `env_logger` syntax (`info`, `warp_redis_cache=debug`); `RUST_LOG` wins.
+    #[serde(deserialize_with = "scalar_string")]
+    pub log_level: String,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    pub max_body_bytes: u64,
+    /// How long in-flight requests may run after SIGINT/SIGTERM before the server stops.
+    pub shutdown_grace_ms: u64,
+}
+
+/// `redis:` section: where Redis is and how much a call may cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port/db` (or `rediss://`, `redis+unix://`).
+    #[serde(deserialize_with = "scalar_string")]
+    pub url: String,
+    /// Most connections the pool opens.
+    pub max_open: u64,
+    /// Most idle connections the pool keeps; equal to `max_open` so connections never churn.
+    pub max_idle: u64,
+    /// Budget for dialling a new connection.
+    pub connect_timeout_ms: u64,
+    /// Budget for taking a connection from the pool (waiting for a free one included).
+    pub pool_get_timeout_ms: u64,
+    /// Budget for one command's round trip.
+    pub command_timeout_ms: u64,
+}
+
+/// `cache:` section: which backend, key layout, lifetimes and compression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Which backend stores entries.
+    pub backend: BackendChoice,
+    /// First segment of every key: `<prefix>:<namespace>:<key>`.
+    #[serde(deserialize_with = "scalar_string")]
+    pub key_prefix: String,
+    /// Lifetime of an entry stored without an explicit TTL, in seconds.
+    pub default_ttl_secs: u64,
+    /// Values larger than this many bytes are stored gzip-compressed.
+    pub compression_threshold_bytes: usize,
+    /// gzip level, 1 (fastest) to 9 (smallest).
+    pub gzip_level: u32,
+    /// Upper bound on the memory backend's size (keys plus values), in bytes.
+    pub memory_max_bytes: u64,
+}
+
+/// `admin:` section: who may use the cache admin routes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Bearer token required by admin routes; with none, they answer loopback clients only.
+    #[serde(deserialize_with = "optional_scalar_string")]
+    pub token: Option<String>,
+}
+
+/// `database:` section: where items are stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// SQLite file path, or `:memory:` for a store that lives as long as the process.
+    #[serde(deserialize_with = "scalar_string")]
+    pub path: String,
+}
+
+/// Which cache backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// Redis when it answers at startup, else the in-process memory backend.
+    Auto,
+    /// Redis only; when it is down, requests are served uncached.
+    Redis,
+    /// The in-process memory backend only.
+    Memory,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            log_level: "info".into(),
+            max_body_bytes: 64 * 1024,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379/0".into(),
+            max_open: 4,
+            max_idle: 4,
+            connect_timeout_ms: 500,
+            pool_get_timeout_ms: 500,
+            command_timeout_ms: 250,
+        }
+    }
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            backend: BackendChoice::Auto,
+            key_prefix: "wrc".into(),
+            default_ttl_secs: 300,
+            compression_threshold_bytes: 1024,
+            gzip_level: 6,
+            memory_max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            path: "items.sqlite3".into(),
+        }
+    }
+}
+
+impl RedisSettings {
+    /// [`Self::connect_timeout_ms`] as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    /// [`Self::pool_get_timeout_ms`] as a duration.
+    pub fn pool_get_timeout(&self) -> Duration {
+        Duration::from_millis(self.pool_get_timeout_ms)
+    }
+    /// [`Self::command_timeout_ms`] as a duration.
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_millis(self.command_timeout_ms)
+    }
+}
+
+impl CacheSettings {
+    /// [`Self::default_ttl_secs`] as a duration.
+    pub fn default_ttl(&self) -> Duration {
+        Duration::from_secs(self.default_ttl_secs)
+    }
+}
+
+impl AppSettings {
+    /// [`Self::shutdown_grace_ms`] as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// Where a setting's value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The built-in default.
+    Default,
+    /// The YAML file at this path.
+    File(PathBuf),
+    /// This environment variable.
+    Env(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => write!(f, "the built-in default"),
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::Env(name) => write!(f, "environment variable {name}"),
+        }
+    }
+}
+
+/// Why the settings could not be loaded; the message names the field and its origin.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    /// The settings file named explicitly could not be read.
+    #[error("settings file {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The settings file is not valid YAML, or not a mapping.
+    #[error("settings file {path}: {reason}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A field has a value of the wrong type or an unknown name.
+    #[error("setting {field} (from {origin}): {reason}")]
+    Invalid {
+        /// Dotted field path, e.g. `app.port`.
+        field: String,
+        /// Where the value came from.
+        origin: Origin,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The command line could not be understood.
+    #[error("command line: {0}")]
+    Usage(String),
+}
+
+/// Where values were read from, to name origins in errors.
+#[derive(Debug, Default)]
+struct Provenance {
+    file: Option<PathBuf>,
+    env: BTreeMap<String, String>,
+}
+
+impl Provenance {
+    fn origin_of(&self, field: &str) -> Origin {
+        let mut best: Option<(&String, &String)> = None;
+        for (path, var) in &self.env {
+            let matches = field == path || field.starts_with(&format!("{path}."));
+            let longer = best.is_none_or(|(p, _)| path.len() > p.len());
+            if matches && longer {
+                best = Some((path, var));
+            }
+        }
+        match (best, &self.file) {
+            (Some((_, var)), _) => Origin::Env(var.clone()),
+            (None, Some(file)) => Origin::File(file.clone()),
+            (None, None) => Origin::Default,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads settings from the command line arguments and the process environment.
+    ///
+    /// `args` are the arguments after the program name; only `--config PATH` is understood.
+    pub fn load(args: impl IntoIterator<Item = String>) -> Result<Self, SettingsError> {
+        let config_arg = parse_config_arg(args)?;
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(config_arg, &vars)
+    }
+
+    /// Loads settings from an optional explicit file and a list of environment variables.
+    ///
+    /// The file is `config_path`, else `SETTINGS_FILE`, else `./settings.yaml` when it exists.
+    pub fn load_from(
+        config_path: Option<PathBuf>,
+        env: &[(String, String)],
+    ) -> Result<Self, SettingsError> {
+        let env_file = env
+            .iter()
+            .find(|(k, _)| k == SETTINGS_FILE_ENV)
+            .map(|(_, v)| PathBuf::from(v));
+        let (path, required) = match config_path.or(env_file) {
+            Some(path) => (path, true),
+            None => (PathBuf::from(DEFAULT_SETTINGS_FILE), false),
+        };
+        let mut provenance = Provenance::default();
+        let mut tree = match read_file(&path, required)? {
+            Some(value) => {
+                provenance.file = Some(path);
+                value
+            }
+            None => Value::Mapping(Mapping::new()),
+        };
+        apply_env(&mut tree, env, &mut provenance)?;
+        let settings: Settings = serde_path_to_error::deserialize(tree).map_err(|err| {
+            let field = err.path().to_string();
+            SettingsError::Invalid {
+                origin: provenance.origin_of(&field),
+                field,
+                reason: err.into_inner().to_string(),
+            }
+        })?;
+        let mut settings = settings;
+        if let Some((_, filter)) = env.iter().find(|(k, v)| k == "RUST_LOG" && !v.is_empty()) {
+            settings.app.log_level = filter.clone();
+        }
+        settings.validate(&provenance)?;
+        Ok(settings)
+    }
+
+    fn validate(&self, provenance: &Provenance) -> Result<(), SettingsError> {
+        let fail = |field: &str, reason: String| SettingsError::Invalid {
+            field: field.to_string(),
+            origin: provenance.origin_of(field),
+            reason,
+        };
+        if self.app.host.parse::<std::net::IpAddr>().is_err() {
+            return Err(fail(
+                "app.host",
+                format!("{:?} is not an IP address", self.app.host),
+            ));
+        }
+        if let Err(err) = redis::parse_redis_url(&self.redis.url)
+            .ok_or_else(|| "not a URL".to_string())
+            .and_then(|_| redis::Client::open(self.redis.url.as_str()).map_err(|e| e.to_string()))
+        {
+            return Err(fail(
+                "redis.url",
+                format!("{:?} is not a Redis URL: {err}", self.redis.url),
+            ));
+        }
+        let positive = [
+            ("app.max_body_bytes", self.app.max_body_bytes),
+            ("redis.max_open", self.redis.max_open),
+            ("redis.connect_timeout_ms", self.redis.connect_timeout_ms),
+            ("redis.pool_get_timeout_ms", self.redis.pool_get_timeout_ms),
+            ("redis.command_timeout_ms", self.redis.command_timeout_ms),
+            ("cache.default_ttl_secs", self.cache.default_ttl_secs),
+            ("cache.memory_max_bytes", self.cache.memory_max_bytes),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(fail(field, "must be greater than zero".into()));
+        }
+        if self.redis.max_idle > self.redis.max_open {
+            return Err(fail(
+                "redis.max_idle",
+                format!("must not exceed redis.max_open ({})", self.redis.max_open),
+            ));
+        }
+        if !(1..=9).contains(&self.cache.gzip_level) {
+            return Err(fail(
+                "cache.gzip_level",
+                format!("{} is not between 1 and 9", self.cache.gzip_level),
+            ));
+        }
+        if let Err(reason) = crate::cache::key::validate_prefix(&self.cache.key_prefix) {
+            return Err(fail("cache.key_prefix", reason));
+        }
+        if self.admin.token.as_deref().is_some_and(str::is_empty) {
+            return Err(fail("admin.token", "must not be empty when set".into()));
+        }
+        if self.database.path.is_empty() {
+            return Err(fail("database.path", "must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+fn parse_config_arg(
+    args: impl IntoIterator<Item = String>,
+) -> Result<Option<PathBuf>, SettingsError> {
+    let mut args = args.into_iter();
+    let mut config = None;
+    while let Some(arg) = args.next() {
+        if arg == "--config" {
+            let path = args
+                .next()
+                .ok_or_else(|| SettingsError::Usage("--config needs a file path".into()))?;
+            config = Some(PathBuf::from(path));
+        } else if let Some(path) = arg.strip_prefix("--config=") {
+            config = Some(PathBuf::from(path));
+        } else {
+            return Err(SettingsError::Usage(format!(
+                "unknown argument {arg:?} (usage: warp-redis-cache [--config PATH])"
+            )));
+        }
+    }
+    Ok(config)
+}
+
+/// Reads the YAML file; a missing default file is not an error, a missing named one is.
+fn read_file(path: &Path, required: bool) -> Result<Option<Value>, SettingsError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => {
+            return Err(SettingsError::Unreadable {
+                path: path.to_path_buf(),
+                reason: err.to_string(),
+            })
+        }
+    };
+    let syntax = |reason: String| SettingsError::Syntax {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match serde_yaml::from_str::<Value>(&text).map_err(|e| syntax(e.to_string()))? {
+        Value::Null => Ok(Some(Value::Mapping(Mapping::new()))),
+        value @ Value::Mapping(_) => Ok(Some(value)),
+        _ => Err(syntax("the top level must be a mapping of sections".into())),
+    }
+}
+
+/// Writes every `SECTION__FIELD` variable into the tree, parsed as a YAML scalar.
+fn apply_env(
+    tree: &mut Value,
+    env: &[(String, String)],
+    provenance: &mut Provenance,
+) -> Result<(), SettingsError> {
+    for (name, raw) in env {
+        let Some((section, field)) = name.split_once("__") else {
+            continue;
+        };
+        let section = section.to_ascii_lowercase();
+        if !SECTIONS.contains(&section.as_str()) {
+            continue;
+        }
+        let field = field.to_ascii_lowercase();
+        let value =
+            serde_yaml::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.clone()));
+        let root = tree
+            .as_mapping_mut()
+            .expect("read_file only returns mappings");
+        let section_value = root
+            .entry(Value::String(section.clone()))
+            .or_insert_with(|| Value::Mapping(Mapping::new()));
+        if section_value.is_null() {
+            *section_value = Value::Mapping(Mapping::new());
+        }
+        let Some(section_map) = section_value.as_mapping_mut() else {
+            return Err(SettingsError::Invalid {
+                field: section.clone(),
+                origin: provenance.origin_of(&section),
+                reason: "must be a mapping of fields".into(),
+            });
+        };
+        section_map.insert(Value::String(field.clone()), value);
+        provenance
+            .env
+            .insert(format!("{section}.{field}"), name.clone());
+    }
+    Ok(())
+}
+
+/// Accepts any YAML scalar as a string, so `ADMIN__TOKEN=12345` is the token "12345".
+fn scalar_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(deserializer)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(D::Error::custom(format!(
+            "expected a string, found {}",
+            describe(&other)
+        ))),
+    }
+}
+
+fn optional_scalar_string<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        other => Err(D::Error::custom(format!(
+            "expected a string, found {}",
+            describe(&other)
+        ))),
+    }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load_yaml(yaml: &str, vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("settings.yaml");
+        std::fs::write(&path, yaml).expect("write settings");
+        Settings::load_from(Some(path), &env(vars))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(load_yaml("", &[]), Ok(Settings::default()));
+    }
+
+    #[test]
+    fn named_file_must_exist() {
+        let vars = env(&[("SETTINGS_FILE", "/nonexistent/settings.yaml")]);
+        let err = Settings::load_from(None, &vars).expect_err("missing file");
+        assert!(matches!(err, SettingsError::Unreadable { .. }), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let settings = load_yaml(
+            "app:\n  port: 8000\ncache:\n  backend: redis\n",
+            &[("APP__PORT", "9000"), ("ADMIN__TOKEN", "12345")],
+        )
+        .expect("valid settings");
+        assert_eq!(settings.app.port, 9000);
+        assert_eq!(settings.cache.backend, BackendChoice::Redis);
+        assert_eq!(settings.admin.token.as_deref(), Some("12345"));
+    }
+
+    #[test]
+    fn wrong_type_names_field_and_env_origin() {
+        let err = load_yaml("", &[("APP__PORT", "lots")]).expect_err("bad port");
+        let message = err.to_string();
+        assert!(message.contains("app.port"), "{message}");
+        assert!(
+            message.contains("environment variable APP__PORT"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn port_out_of_range_names_file_origin() {
+        let err = load_yaml("app:\n  port: 70000\n", &[]).expect_err("bad port");
+        let message = err.to_string();
+        assert!(message.contains("app.port"), "{message}");
+        assert!(message.contains("settings.yaml"), "{message}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let err = load_yaml("cache:\n  ttl: 5\n", &[]).expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field `ttl`"), "{err}");
+        let err = load_yaml("", &[("CACHE__TTL", "5")]).expect_err("unknown env key");
+        assert!(err.to_string().contains("CACHE__TTL"), "{err}");
+    }
+
+    #[test]
+    fn zero_ttl_is_rejected() {
+        let err = load_yaml("cache:\n  default_ttl_secs: 0\n", &[]).expect_err("zero ttl");
+        assert!(err.to_string().contains("cache.default_ttl_secs"), "{err}");
+        assert!(err.to_string().contains("greater than zero"), "{err}");
+    }
+
+    #[test]
+    fn unparsable_url_is_rejected() {
+        let err = load_yaml("", &[("REDIS__URL", "not a url")]).expect_err("bad url");
+        assert!(err.to_string().contains("redis.url"), "{err}");
+        assert!(err.to_string().contains("REDIS__URL"), "{err}");
+    }
+
+    #[test]
+    fn invalid_yaml_names_the_file() {
+        let err = load_yaml("app: [unclosed", &[]).expect_err("bad yaml");
+        assert!(matches!(err, SettingsError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn config_argument_is_parsed() {
+        let path = parse_config_arg(["--config".to_string(), "x.yaml".to_string()]);
+        assert_eq!(path, Ok(Some(PathBuf::from("x.yaml"))));
+        assert!(parse_config_arg(["--bogus".to_string()]).is_err());
+        assert!(parse_config_arg(["--config".to_string()]).is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! Builds the application from settings: cache manager, routes and a bound listener.
+//!
+//! Tests call [`Application::build`] with port 0 and read [`Application::port`]; `main` does the
+//! same with the configured port, then [`Application::run_until`] a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use warp::Filter;
+
+use crate::cache::CacheManager;
+use crate::error::handle_rejection;
+use crate::routes;
+use crate::settings::Settings;
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The Redis client could not be built.
+    #[error(transparent)]
+    Redis(#[from] crate::cache::redis::InvalidRedisUrl),
+}
+
+/// A built, bound, not yet serving application.
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    cache: CacheManager,
+    settings: Settings,
+}
+
+impl Application {
+    /// Connects the cache and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let cache = CacheManager::connect(&settings.cache, &settings.redis).await?;
+        let ip = settings
+            .app
+            .host
+            .parse()
+            .expect("settings validation checked app.host");
+        let addr = SocketAddr::new(ip, settings.app.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr, source })?
+            .port();
+        Ok(Self {
+            listener,
+            port,
+            cache,
+            settings,
+        })
+    }
+
+    /// The port the listener is bound to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The cache manager the routes use.
+    pub fn cache(&self) -> &CacheManager {
+        &self.cache
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish for at most the
+    /// configured grace period.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let grace = self.settings.app.shutdown_grace();
+        let routes = routes::health::routes(self.cache.clone())
+            .recover(handle_rejection)
+            .with(warp::log("warp_redis_cache::access"));
+        let (begin_drain, drain_started) = tokio::sync::oneshot::channel::<()>();
+        let server = warp::serve(routes)
+            .incoming(self.listener)
+            .graceful(async move {
+                let _ = drain_started.await;
+            })
+            .run();
+        let mut server = std::pin::pin!(server);
+        tokio::select! {
+            _ = &mut server => return,
+            _ = shutdown => {}
+        }
+        log::info!("shutting down: draining in-flight requests for up to {grace:?}");
+        let _ = begin_drain.send(());
+        if tokio::time::timeout(grace, server).await.is_err() {
+            log::warn!("grace period over; dropping requests still in flight");
+        }
+        log::info!("stopped");
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(err) => {
+                log::warn!("cannot listen for SIGTERM ({err}); only SIGINT stops the server");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
