@@ -64,6 +64,9 @@ impl BackendKind {
 }
 
 /// A cache backend.
+// One per process, behind an Arc: the size difference costs nothing, a Box would cost an
+// indirection on every call.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     /// Redis.
     Redis(RedisBackend),

@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn json_round_trips() {
-        let value = serde_json::json!({"id": 7, "tags": ["x"; 40]});
+        let value = serde_json::json!({"id": 7, "tags": vec!["x"; 40]});
         let encoded = codec().encode_json(&value).expect("encodes");
         let back: serde_json::Value = decode(&encoded.bytes)
             .and_then(Decoded::into_json)

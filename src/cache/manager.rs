@@ -41,7 +41,7 @@ pub struct CacheManager {
 }
 
 struct Inner {
-    backend: Backend,
+    backend: Arc<Backend>,
     layout: KeyLayout,
     codec: Codec,
     default_ttl: Duration,
@@ -55,7 +55,7 @@ impl CacheManager {
     pub fn new(backend: Backend, settings: &CacheSettings) -> Self {
         Self {
             inner: Arc::new(Inner {
-                backend,
+                backend: Arc::new(backend),
                 layout: KeyLayout::new(&settings.key_prefix),
                 codec: Codec::new(settings.compression_threshold_bytes, settings.gzip_level),
                 default_ttl: settings.default_ttl(),
@@ -113,6 +113,24 @@ impl CacheManager {
                 }
             }
         }
+    }
+
+    /// A manager over the same backend under another key prefix, with its own statistics:
+    /// one Redis shared by several applications or tenants, each clearing only its own keys.
+    pub fn with_key_prefix(&self, prefix: &str) -> Result<Self, String> {
+        super::key::validate_prefix(prefix)?;
+        let inner = &self.inner;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend: Arc::clone(&inner.backend),
+                layout: KeyLayout::new(prefix),
+                codec: inner.codec,
+                default_ttl: inner.default_ttl,
+                stats: CacheStats::default(),
+                error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
+                corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
+            }),
+        })
     }
 
     /// Which backend is in use.

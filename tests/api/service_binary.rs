@@ -1,0 +1,184 @@
+//! The real binary: settings errors exit non-zero with one clear line, the environment wins
+//! over the file, the backend choice is logged, and SIGTERM stops it cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::helpers::{free_port, RedisServer};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_warp-redis-cache");
+
+fn write_settings(dir: &Path, yaml: &str) -> String {
+    let path = dir.join("settings.yaml");
+    std::fs::write(&path, yaml).expect("write settings");
+    path.to_string_lossy().into_owned()
+}
+
+fn run_to_exit(config: &str, env: &[(&str, &str)]) -> Output {
+    Command::new(BINARY)
+        .args(["--config", config])
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the service binary")
+}
+
+/// Asserts the process failed with exit code 2 and exactly one stderr line containing `needles`.
+fn assert_settings_error(output: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "stderr: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr:?}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A settings file, environment variables, and what the error line must mention.
+type BadSettingsCase<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+
+#[test]
+fn settings_errors_exit_non_zero_with_one_clear_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases: &[BadSettingsCase] = &[
+        (
+            "cache:\n  ttl: 5\n",
+            &[],
+            &["unknown field `ttl`", "settings.yaml"],
+        ),
+        (
+            "app:\n  port: eighty\n",
+            &[],
+            &["app.port", "settings.yaml"],
+        ),
+        (
+            "cache:\n  default_ttl_secs: 0\n",
+            &[],
+            &["cache.default_ttl_secs", "greater than zero"],
+        ),
+        (
+            "",
+            &[("REDIS__URL", "http//nope")],
+            &["redis.url", "REDIS__URL"],
+        ),
+        ("", &[("APP__PORT", "70000")], &["app.port", "APP__PORT"]),
+        (
+            "cache:\n  backend: disk\n",
+            &[],
+            &["cache.backend", "unknown variant"],
+        ),
+        ("app: [", &[], &["settings.yaml"]),
+    ];
+    for (yaml, env, needles) in cases {
+        let config = write_settings(dir.path(), yaml);
+        assert_settings_error(&run_to_exit(&config, env), needles);
+    }
+    let missing = run_to_exit("/nonexistent/settings.yaml", &[]);
+    assert_settings_error(&missing, &["/nonexistent/settings.yaml"]);
+}
+
+/// A running service whose log lines arrive on a channel.
+struct RunningService {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl RunningService {
+    fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(BINARY)
+            .args(["--config", config])
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the service binary");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    fn wait_for_line(&self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("no log line containing {needle:?}"),
+            }
+        }
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "could not send SIGTERM");
+        self.child.wait().expect("wait for exit")
+    }
+}
+
+#[test]
+fn environment_overrides_file_and_backend_choice_is_logged() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let yaml = format!(
+        "app:\n  port: 0\nredis:\n  url: {}\ncache:\n  backend: redis\n",
+        server.url()
+    );
+    let config = write_settings(dir.path(), &yaml);
+
+    let with_file = RunningService::start(&config, &[]);
+    with_file.wait_for_line("cache backend: redis");
+    assert!(with_file.terminate().success());
+
+    let overridden = RunningService::start(&config, &[("CACHE__BACKEND", "memory")]);
+    overridden.wait_for_line("cache backend: memory (cache.backend = memory)");
+    overridden.wait_for_line("listening on port");
+    assert!(overridden.terminate().success());
+}
+
+#[test]
+fn serves_from_memory_when_redis_is_unreachable_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let yaml = format!(
+        "app:\n  port: 0\nredis:\n  url: redis://127.0.0.1:{}/0\n  connect_timeout_ms: 200\n",
+        free_port()
+    );
+    let config = write_settings(dir.path(), &yaml);
+    let service = RunningService::start(&config, &[]);
+    service.wait_for_line("cache backend: memory (auto");
+    let line = service.wait_for_line("listening on port");
+    let port: u16 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port in log line");
+    let body = http_get(port, "/health/ready");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("\"backend\":\"memory\""), "{body}");
+    let status = service.terminate();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// A minimal HTTP/1.1 GET over a plain socket, returning the whole response.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
