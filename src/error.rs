@@ -147,3 +147,64 @@ fn rejection_response(rejection: &Rejection) -> warp::reply::Response {
         "internal server error",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warp::Filter;
+
+    async fn error_of(
+        route: impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + Send + Sync + 'static,
+        request: warp::test::RequestBuilder,
+    ) -> (StatusCode, serde_json::Value) {
+        let response = request.reply(&route.recover(handle_rejection)).await;
+        let body = serde_json::from_slice(response.body()).expect("JSON error body");
+        (response.status(), body)
+    }
+
+    #[tokio::test]
+    async fn unknown_route_and_wrong_method_are_404_and_405() {
+        let route = || warp::path("x").and(warp::get()).map(|| "x");
+        let (status, body) = error_of(route(), warp::test::request().path("/y")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["code"], "not_found");
+        let (status, body) =
+            error_of(route(), warp::test::request().method("POST").path("/x")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+    }
+
+    #[tokio::test]
+    async fn bad_bodies_are_400_and_413() {
+        let route = || {
+            warp::body::content_length_limit(16)
+                .and(warp::body::json())
+                .map(|value: serde_json::Value| warp::reply::json(&value))
+        };
+        let malformed = warp::test::request().method("POST").body("{nope");
+        let (status, body) = error_of(route(), malformed).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "malformed_body");
+        let oversized = warp::test::request().method("POST").body("x".repeat(17));
+        let (status, _) = error_of(route(), oversized).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn api_errors_keep_their_status_and_internal_errors_hide_details() {
+        let failing = |err: ApiError| {
+            warp::any().and_then(move || {
+                let err = err.clone();
+                async move { Err::<String, Rejection>(warp::reject::custom(err)) }
+            })
+        };
+        let invalid = ApiError::Validation("name must not be empty".into());
+        let (status, body) = error_of(failing(invalid), warp::test::request()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["error"]["message"], "name must not be empty");
+        let internal = ApiError::Internal("disk on fire at /var/secret".into());
+        let (status, body) = error_of(failing(internal), warp::test::request()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["message"], "internal server error");
+    }
+}
