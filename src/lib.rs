@@ -29,6 +29,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod filters;
 pub mod routes;
 pub mod settings;
 pub mod startup;

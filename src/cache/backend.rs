@@ -102,6 +102,26 @@ impl Backend {
         dispatch!(self, b => b.set(key, value, ttl).await)
     }
 
+    /// The values under two keys, in one round trip.
+    pub async fn get_pair(
+        &self,
+        first: &str,
+        second: &str,
+    ) -> Result<(Option<Bytes>, Option<Bytes>), BackendError> {
+        dispatch!(self, b => b.get_pair(first, second).await)
+    }
+
+    /// Stores `value` under `key` with no expiry.
+    pub async fn set_persistent(&self, key: &str, value: Bytes) -> Result<(), BackendError> {
+        dispatch!(self, b => b.set_persistent(key, value).await)
+    }
+
+    /// Stores `value` under `key` (no expiry) unless the key exists; returns the value the key
+    /// holds afterwards, in one round trip.
+    pub async fn set_if_absent(&self, key: &str, value: Bytes) -> Result<Bytes, BackendError> {
+        dispatch!(self, b => b.set_if_absent(key, value).await)
+    }
+
     /// Deletes `keys`; returns how many existed.
     pub async fn delete(&self, keys: &[String]) -> Result<u64, BackendError> {
         dispatch!(self, b => b.delete(keys).await)

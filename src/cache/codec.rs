@@ -1,7 +1,12 @@
-//! The stored format of a cache value: a 3-byte header, then the payload, gzip-compressed when
-//! it is larger than the threshold.
+//! The stored format of a cache value: a 3-byte header, optional sections, then the payload,
+//! gzip-compressed when it is larger than the threshold.
 //!
-//! Header: magic byte `0xC7`, format version `1`, flags (bit 0: gzip). A reader that finds
+//! Header: magic byte `0xC7`, format version `1`, flags (bit 0: gzip payload; bit 1: a
+//! namespace generation follows as 8 bytes big-endian; bit 2: a metadata section follows as a
+//! 4-byte big-endian length and that many bytes). The generation lets a reader tell, in the
+//! same round trip, whether a namespace was invalidated after the value was written; metadata
+//! (an HTTP status and headers, say) is never compressed, so it can be read without touching
+//! the payload. A reader that finds
 //! anything else (a foreign value under our key, an old format, a truncated body) gets
 //! [`CodecError`] and treats the entry as a miss. Decoding never copies an uncompressed payload
 //! and never decompresses unless asked ([`Decoded::into_plain`]), so a compressed HTTP body can be
@@ -17,7 +22,9 @@ use flate2::Compression;
 const MAGIC: u8 = 0xC7;
 const VERSION: u8 = 1;
 const FLAG_GZIP: u8 = 0b0000_0001;
-const KNOWN_FLAGS: u8 = FLAG_GZIP;
+const FLAG_GENERATION: u8 = 0b0000_0010;
+const FLAG_META: u8 = 0b0000_0100;
+const KNOWN_FLAGS: u8 = FLAG_GZIP | FLAG_GENERATION | FLAG_META;
 /// Length of the header in front of every stored value.
 pub const HEADER_LEN: usize = 3;
 /// Refuse to inflate a payload past this size: a corrupt or hostile entry cannot exhaust memory.
@@ -35,6 +42,9 @@ pub enum CodecError {
     /// Flags this version does not know.
     #[error("unknown flags {0:#04x}")]
     Flags(u8),
+    /// A section is cut short.
+    #[error("truncated value")]
+    Truncated,
     /// The gzip stream is damaged.
     #[error("damaged gzip payload: {0}")]
     Gzip(String),
@@ -59,13 +69,26 @@ pub struct Codec {
     level: Compression,
 }
 
-/// Stored bytes, checked and split: the payload is a zero-copy slice of what was read.
+/// Stored bytes, checked and split: every part is a zero-copy slice of what was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
     /// How [`Self::payload`] is encoded.
     pub encoding: PayloadEncoding,
+    /// The namespace generation the value was written under, if any.
+    pub generation: Option<u64>,
+    /// The metadata section (empty when there is none).
+    pub meta: Bytes,
     /// The payload as stored (compressed when `encoding` is gzip).
     pub payload: Bytes,
+}
+
+/// What goes into a frame besides the payload.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sections<'a> {
+    /// The namespace generation to record.
+    pub generation: Option<u64>,
+    /// Metadata stored uncompressed in front of the payload.
+    pub meta: Option<&'a [u8]>,
 }
 
 /// The result of encoding: the bytes to store and their sizes, for statistics.
@@ -89,27 +112,51 @@ impl Codec {
     /// Wraps `payload` in the header, compressing it when it is over the threshold and
     /// compression actually makes it smaller.
     pub fn encode(&self, payload: &[u8]) -> Encoded {
-        if payload.len() > self.threshold {
+        self.encode_with(Sections::default(), payload)
+    }
+
+    /// Like [`Self::encode`], with a generation and/or metadata section in front.
+    pub fn encode_with(&self, sections: Sections<'_>, payload: &[u8]) -> Encoded {
+        if self.should_compress(payload.len()) {
             let compressed = self.gzip(payload);
             if compressed.len() < payload.len() {
                 return Encoded {
-                    bytes: frame(FLAG_GZIP, &compressed),
+                    bytes: frame(FLAG_GZIP, sections, &compressed),
                     plain_len: payload.len(),
                 };
             }
         }
         Encoded {
-            bytes: frame(0, payload),
+            bytes: frame(0, sections, payload),
             plain_len: payload.len(),
         }
     }
 
     /// Wraps a payload that is already gzip-compressed, without compressing it again.
-    pub fn encode_precompressed(&self, gzip_payload: &[u8], plain_len: usize) -> Encoded {
+    pub fn encode_precompressed(
+        &self,
+        sections: Sections<'_>,
+        gzip_payload: &[u8],
+        plain_len: usize,
+    ) -> Encoded {
         Encoded {
-            bytes: frame(FLAG_GZIP, gzip_payload),
+            bytes: frame(FLAG_GZIP, sections, gzip_payload),
             plain_len,
         }
+    }
+
+    /// Whether a payload of `len` bytes is over the compression threshold.
+    pub fn should_compress(&self, len: usize) -> bool {
+        len > self.threshold
+    }
+
+    /// gzip-compresses `payload` at the configured level.
+    pub fn gzip(&self, payload: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::with_capacity(payload.len() / 2), self.level);
+        encoder
+            .write_all(payload)
+            .expect("writing to a Vec cannot fail");
+        encoder.finish().expect("writing to a Vec cannot fail")
     }
 
     /// Serialises `value` as JSON and encodes it.
@@ -120,21 +167,29 @@ impl Codec {
         let json = serde_json::to_vec(value).map_err(|e| CodecError::Json(e.to_string()))?;
         Ok(self.encode(&json))
     }
-
-    fn gzip(&self, payload: &[u8]) -> Vec<u8> {
-        let mut encoder = GzEncoder::new(Vec::with_capacity(payload.len() / 2), self.level);
-        encoder
-            .write_all(payload)
-            .expect("writing to a Vec cannot fail");
-        encoder.finish().expect("writing to a Vec cannot fail")
-    }
 }
 
-fn frame(flags: u8, payload: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(HEADER_LEN + payload.len());
+fn frame(mut flags: u8, sections: Sections<'_>, payload: &[u8]) -> Bytes {
+    let meta_len = sections.meta.map_or(0, |meta| 4 + meta.len());
+    let generation_len = if sections.generation.is_some() { 8 } else { 0 };
+    let mut out = BytesMut::with_capacity(HEADER_LEN + generation_len + meta_len + payload.len());
+    if sections.generation.is_some() {
+        flags |= FLAG_GENERATION;
+    }
+    if sections.meta.is_some() {
+        flags |= FLAG_META;
+    }
     out.put_u8(MAGIC);
     out.put_u8(VERSION);
     out.put_u8(flags);
+    if let Some(generation) = sections.generation {
+        out.put_u64(generation);
+    }
+    if let Some(meta) = sections.meta {
+        let len = u32::try_from(meta.len()).expect("metadata is far below 4 GiB");
+        out.put_u32(len);
+        out.put_slice(meta);
+    }
     out.put_slice(payload);
     out.freeze()
 }
@@ -156,9 +211,29 @@ pub fn decode(stored: &Bytes) -> Result<Decoded, CodecError> {
     } else {
         PayloadEncoding::Identity
     };
+    let mut at = HEADER_LEN;
+    let mut generation = None;
+    if flags & FLAG_GENERATION != 0 {
+        let bytes = stored.get(at..at + 8).ok_or(CodecError::Truncated)?;
+        generation = Some(u64::from_be_bytes(bytes.try_into().expect("8 bytes")));
+        at += 8;
+    }
+    let mut meta = Bytes::new();
+    if flags & FLAG_META != 0 {
+        let bytes = stored.get(at..at + 4).ok_or(CodecError::Truncated)?;
+        let len = u32::from_be_bytes(bytes.try_into().expect("4 bytes")) as usize;
+        at += 4;
+        if stored.len() < at + len {
+            return Err(CodecError::Truncated);
+        }
+        meta = stored.slice(at..at + len);
+        at += len;
+    }
     Ok(Decoded {
         encoding,
-        payload: stored.slice(HEADER_LEN..),
+        generation,
+        meta,
+        payload: stored.slice(at..),
     })
 }
 
@@ -226,6 +301,21 @@ mod tests {
     }
 
     #[test]
+    fn sections_round_trip_and_stay_uncompressed() {
+        let payload = "body ".repeat(100);
+        let sections = Sections {
+            generation: Some(0xDEAD_BEEF_0102_0304),
+            meta: Some(b"{\"status\":200}"),
+        };
+        let encoded = codec().encode_with(sections, payload.as_bytes());
+        let decoded = decode(&encoded.bytes).expect("decodes");
+        assert_eq!(decoded.generation, Some(0xDEAD_BEEF_0102_0304));
+        assert_eq!(decoded.meta, &b"{\"status\":200}"[..]);
+        assert_eq!(decoded.encoding, PayloadEncoding::Gzip);
+        assert_eq!(decoded.into_plain().expect("plain"), payload.as_bytes());
+    }
+
+    #[test]
     fn json_round_trips() {
         let value = serde_json::json!({"id": 7, "tags": vec!["x"; 40]});
         let encoded = codec().encode_json(&value).expect("encodes");
@@ -249,6 +339,22 @@ mod tests {
         assert_eq!(
             decode(&Bytes::from_static(&[MAGIC, VERSION, 0x80])),
             Err(CodecError::Flags(0x80))
+        );
+        assert_eq!(
+            decode(&Bytes::from_static(&[
+                MAGIC,
+                VERSION,
+                FLAG_GENERATION,
+                1,
+                2
+            ])),
+            Err(CodecError::Truncated)
+        );
+        assert_eq!(
+            decode(&Bytes::from_static(&[
+                MAGIC, VERSION, FLAG_META, 0, 0, 0, 9, 1
+            ])),
+            Err(CodecError::Truncated)
         );
         let damaged = Bytes::from_static(&[MAGIC, VERSION, FLAG_GZIP, 1, 2, 3]);
         let result = decode(&damaged).and_then(Decoded::into_plain);

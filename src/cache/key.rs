@@ -70,18 +70,24 @@ fn is_namespace_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
 }
 
-/// Checks a key prefix: the namespace alphabet plus `:`, 1 to 64 characters.
+/// Checks a key prefix: the namespace alphabet, 1 to 64 characters.
+///
+/// No `:`: with prefixes `a` and `a:b` on one Redis, `a:b:ns:key` would belong to both.
 pub fn validate_prefix(prefix: &str) -> Result<(), String> {
     if prefix.is_empty() || prefix.len() > MAX_PREFIX_LEN {
         return Err("must be 1 to 64 characters".into());
     }
-    if !prefix.bytes().all(|b| is_namespace_byte(b) || b == b':') {
+    if !prefix.bytes().all(is_namespace_byte) {
         return Err(format!(
-            "{prefix:?} may only contain ASCII letters, digits, '_', '.', '-' and ':'"
+            "{prefix:?} may only contain ASCII letters, digits, '_', '.' and '-'"
         ));
     }
     Ok(())
 }
+
+/// The segment that marks a namespace's generation key; `#` is outside the namespace alphabet,
+/// so no namespace's entries can collide with it or be matched by its clear pattern.
+const GENERATION_SEGMENT: &str = "#gen";
 
 /// Builds full keys and SCAN patterns under one prefix.
 #[derive(Debug, Clone)]
@@ -112,6 +118,11 @@ impl KeyLayout {
         full.push(':');
         full.push_str(key);
         full
+    }
+
+    /// `<prefix>:#gen:<namespace>`: where the namespace's current generation is kept.
+    pub fn generation_key(&self, namespace: &Namespace) -> String {
+        format!("{}:{GENERATION_SEGMENT}:{}", self.prefix, namespace)
     }
 
     /// The SCAN pattern matching every key of `namespace`, and only those.
@@ -185,6 +196,9 @@ mod tests {
         assert_eq!(layout.prefix_pattern(), "wrc:*");
         assert_eq!(layout.split("wrc:items:GET:/x"), Some(("items", "GET:/x")));
         assert_eq!(layout.split("other:items:x"), None);
+        assert_eq!(layout.generation_key(&ns), "wrc:#gen:items");
+        assert!(validate_prefix("my-app.v2").is_ok());
+        assert!(validate_prefix("a:b").is_err());
     }
 
     #[test]

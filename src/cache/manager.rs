@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::backend::{Backend, BackendError, BackendKind, KeyTtl};
 use super::codec::{self, Codec, CodecError, Decoded, Encoded};
+use super::generations::PendingBusts;
 use super::key::{KeyLayout, Namespace};
 use super::memory::MemoryBackend;
 use super::redis::RedisBackend;
@@ -48,6 +49,7 @@ struct Inner {
     stats: CacheStats,
     error_log: ThrottledLog,
     corrupt_log: ThrottledLog,
+    pending_busts: PendingBusts,
 }
 
 impl CacheManager {
@@ -62,6 +64,7 @@ impl CacheManager {
                 stats: CacheStats::default(),
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
+                pending_busts: PendingBusts::default(),
             }),
         }
     }
@@ -129,6 +132,7 @@ impl CacheManager {
                 stats: CacheStats::default(),
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
+                pending_busts: PendingBusts::default(),
             }),
         })
     }
@@ -281,7 +285,11 @@ impl CacheManager {
     }
 
     /// Deletes every key of `ns` (SCAN + UNLINK in batches); returns how many.
+    ///
+    /// The namespace's generation is bumped first, so a response that an in-flight request
+    /// stores after the scan has passed is dead on arrival.
     pub async fn clear_namespace(&self, ns: &Namespace) -> Result<u64, CacheError> {
+        self.bust_namespace(ns).await?;
         let layout = &self.inner.layout;
         let result = self
             .inner
@@ -314,7 +322,19 @@ impl CacheManager {
         self.observe_global(result)
     }
 
-    fn observe<T>(&self, ns: &Namespace, result: Result<T, BackendError>) -> Result<T, CacheError> {
+    pub(super) fn pending_busts(&self) -> &PendingBusts {
+        &self.inner.pending_busts
+    }
+
+    pub(super) fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
+    pub(super) fn observe<T>(
+        &self,
+        ns: &Namespace,
+        result: Result<T, BackendError>,
+    ) -> Result<T, CacheError> {
         result.map_err(|err| {
             self.inner.stats.record(Some(ns), CacheEvent::Error);
             self.inner
@@ -334,7 +354,7 @@ impl CacheManager {
         })
     }
 
-    async fn drop_corrupt(&self, ns: &Namespace, full_key: String, err: &CodecError) {
+    pub(super) async fn drop_corrupt(&self, ns: &Namespace, full_key: String, err: &CodecError) {
         self.inner.stats.record(Some(ns), CacheEvent::Miss);
         self.inner.stats.record(Some(ns), CacheEvent::Corrupt);
         self.inner

@@ -19,7 +19,14 @@ const ENTRY_OVERHEAD_BYTES: usize = 64;
 #[derive(Clone)]
 struct MemoryEntry {
     value: Bytes,
-    expires_at: Instant,
+    /// `None`: never expires (namespace generations).
+    expires_at: Option<Instant>,
+}
+
+impl MemoryEntry {
+    fn is_live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
 }
 
 struct EntryDeadline;
@@ -31,7 +38,9 @@ impl Expiry<String, MemoryEntry> for EntryDeadline {
         entry: &MemoryEntry,
         created_at: Instant,
     ) -> Option<Duration> {
-        Some(entry.expires_at.saturating_duration_since(created_at))
+        entry
+            .expires_at
+            .map(|at| at.saturating_duration_since(created_at))
     }
 
     fn expire_after_update(
@@ -41,7 +50,9 @@ impl Expiry<String, MemoryEntry> for EntryDeadline {
         updated_at: Instant,
         _remaining: Option<Duration>,
     ) -> Option<Duration> {
-        Some(entry.expires_at.saturating_duration_since(updated_at))
+        entry
+            .expires_at
+            .map(|at| at.saturating_duration_since(updated_at))
     }
 }
 
@@ -67,7 +78,7 @@ impl MemoryBackend {
     fn live(&self, key: &str) -> Option<MemoryEntry> {
         self.entries
             .get(key)
-            .filter(|entry| entry.expires_at > Instant::now())
+            .filter(|entry| entry.is_live(Instant::now()))
     }
 
     pub(super) async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
@@ -82,17 +93,62 @@ impl MemoryBackend {
     ) -> Result<(), BackendError> {
         let entry = MemoryEntry {
             value,
-            expires_at: Instant::now() + ttl,
+            expires_at: Some(Instant::now() + ttl),
         };
         self.entries.insert(key.to_string(), entry);
         Ok(())
+    }
+
+    pub(super) async fn get_pair(
+        &self,
+        first: &str,
+        second: &str,
+    ) -> Result<(Option<Bytes>, Option<Bytes>), BackendError> {
+        let value = |key| self.live(key).map(|entry| entry.value);
+        Ok((value(first), value(second)))
+    }
+
+    pub(super) async fn set_persistent(&self, key: &str, value: Bytes) -> Result<(), BackendError> {
+        let entry = MemoryEntry {
+            value,
+            expires_at: None,
+        };
+        self.entries.insert(key.to_string(), entry);
+        Ok(())
+    }
+
+    pub(super) async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Bytes,
+    ) -> Result<Bytes, BackendError> {
+        let now = Instant::now();
+        let entry =
+            self.entries
+                .entry(key.to_string())
+                .and_compute_with(|existing| match existing {
+                    Some(entry) if entry.value().is_live(now) => moka::ops::compute::Op::Nop,
+                    _ => moka::ops::compute::Op::Put(MemoryEntry {
+                        value,
+                        expires_at: None,
+                    }),
+                });
+        match entry {
+            moka::ops::compute::CompResult::Inserted(entry)
+            | moka::ops::compute::CompResult::ReplacedWith(entry)
+            | moka::ops::compute::CompResult::Unchanged(entry) => Ok(entry.into_value().value),
+            moka::ops::compute::CompResult::StillNone(_)
+            | moka::ops::compute::CompResult::Removed(_) => Err(BackendError::Command(
+                "memory backend lost a value it just stored".into(),
+            )),
+        }
     }
 
     pub(super) async fn delete(&self, keys: &[String]) -> Result<u64, BackendError> {
         let removed = keys
             .iter()
             .filter_map(|key| self.entries.remove(key))
-            .filter(|entry| entry.expires_at > Instant::now())
+            .filter(|entry| entry.is_live(Instant::now()))
             .count();
         Ok(removed as u64)
     }
@@ -102,11 +158,10 @@ impl MemoryBackend {
     }
 
     pub(super) async fn ttl(&self, key: &str) -> Result<KeyTtl, BackendError> {
-        Ok(match self.live(key) {
+        Ok(match self.live(key).map(|entry| entry.expires_at) {
             None => KeyTtl::Missing,
-            Some(entry) => {
-                KeyTtl::ExpiresIn(entry.expires_at.saturating_duration_since(Instant::now()))
-            }
+            Some(None) => KeyTtl::Persistent,
+            Some(Some(at)) => KeyTtl::ExpiresIn(at.saturating_duration_since(Instant::now())),
         })
     }
 

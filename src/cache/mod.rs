@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod codec;
+pub mod generations;
 pub mod key;
 pub mod manager;
 pub mod memory;
@@ -12,6 +13,7 @@ pub mod stats;
 pub mod throttled_log;
 
 pub use backend::{Backend, BackendError, BackendKind, KeyTtl};
+pub use generations::{Generation, Lookup, StorePayload};
 pub use key::{InvalidNamespace, Namespace};
 pub use manager::{CacheError, CacheManager};
 pub use stats::{CacheEvent, CacheStats, StatsSnapshot};

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use mobc::Pool;
 use mobc_redis::RedisConnectionManager;
 use redis::aio::MultiplexedConnection;
-use redis::{Cmd, FromRedisValue, RedisError};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
 
 use super::backend::{BackendError, KeyTtl};
 use crate::settings::RedisSettings;
@@ -144,7 +144,24 @@ impl RedisBackend {
     /// Runs `cmd` on the shared connection within the command timeout.
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, BackendError> {
         let (id, mut conn) = self.connection().await?;
-        match tokio::time::timeout(self.command_timeout, cmd.query_async(&mut conn)).await {
+        let result = tokio::time::timeout(self.command_timeout, cmd.query_async(&mut conn)).await;
+        self.settle(id, result)
+    }
+
+    /// Runs `pipe` on the shared connection within the command timeout.
+    async fn run_pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, BackendError> {
+        let (id, mut conn) = self.connection().await?;
+        let result = tokio::time::timeout(self.command_timeout, pipe.query_async(&mut conn)).await;
+        self.settle(id, result)
+    }
+
+    /// Turns a timed call's outcome into ours, replacing the connection when it broke.
+    fn settle<T>(
+        &self,
+        id: u64,
+        result: Result<Result<T, RedisError>, tokio::time::error::Elapsed>,
+    ) -> Result<T, BackendError> {
+        match result {
             Ok(Ok(value)) => {
                 self.consecutive_timeouts.store(0, Ordering::Relaxed);
                 Ok(value)
@@ -198,6 +215,41 @@ impl RedisBackend {
                 .arg(millis),
         )
         .await
+    }
+
+    pub(super) async fn get_pair(
+        &self,
+        first: &str,
+        second: &str,
+    ) -> Result<(Option<Bytes>, Option<Bytes>), BackendError> {
+        let (a, b): (Option<Vec<u8>>, Option<Vec<u8>>) =
+            self.run(redis::cmd("MGET").arg(first).arg(second)).await?;
+        Ok((a.map(Bytes::from), b.map(Bytes::from)))
+    }
+
+    pub(super) async fn set_persistent(&self, key: &str, value: Bytes) -> Result<(), BackendError> {
+        self.run(redis::cmd("SET").arg(key).arg(value.as_ref()))
+            .await
+    }
+
+    /// `SET key value NX` then `GET key`, pipelined: one round trip, any Redis version.
+    pub(super) async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Bytes,
+    ) -> Result<Bytes, BackendError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(value.as_ref())
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(key);
+        let (current,): (Option<Vec<u8>>,) = self.run_pipeline(&pipe).await?;
+        current
+            .map(Bytes::from)
+            .ok_or_else(|| BackendError::Command(format!("{key} vanished right after SET NX")))
     }
 
     pub(super) async fn delete(&self, keys: &[String]) -> Result<u64, BackendError> {

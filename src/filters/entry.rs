@@ -1,0 +1,256 @@
+//! A stored HTTP response: the metadata kept beside the body, and the rules for what may be
+//! stored at all.
+//!
+//! The metadata (status, representation headers, when it was stored, its TTL and ETag) lives in
+//! the codec's uncompressed metadata section as compact JSON; the body is the payload, stored
+//! gzip-compressed above the threshold so it can be sent to gzip-accepting clients as is.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use warp::http::header::{self, HeaderMap, HeaderName};
+use warp::http::StatusCode;
+
+use super::policy::CachePolicy;
+use super::request::{header_tokens, header_tokens_raw};
+
+/// What is kept about a response besides its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryMeta {
+    /// HTTP status.
+    #[serde(rename = "s")]
+    pub status: u16,
+    /// Representation headers worth replaying (content type, language, ...).
+    #[serde(rename = "h")]
+    pub headers: Vec<(String, String)>,
+    /// When it was stored, in milliseconds since the Unix epoch.
+    #[serde(rename = "t")]
+    pub stored_at_ms: u64,
+    /// How long it is fresh, in milliseconds.
+    #[serde(rename = "l")]
+    pub ttl_ms: u64,
+    /// Its entity tag, quoted.
+    #[serde(rename = "e")]
+    pub etag: String,
+}
+
+impl EntryMeta {
+    /// Seconds since it was stored (the `Age` header).
+    pub fn age(&self, now_ms: u64) -> Duration {
+        Duration::from_millis(now_ms.saturating_sub(self.stored_at_ms))
+    }
+
+    /// Freshness left (for `Cache-Control: max-age`), zero when none.
+    pub fn remaining(&self, now_ms: u64) -> Duration {
+        Duration::from_millis(self.ttl_ms).saturating_sub(self.age(now_ms))
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Headers the cache sets itself or that describe the connection, not the representation.
+const NOT_REPLAYED: [HeaderName; 13] = [
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_ENCODING,
+    header::DATE,
+    header::AGE,
+    header::ETAG,
+    header::CACHE_CONTROL,
+    header::VARY,
+    header::SET_COOKIE,
+];
+
+/// The headers of `headers` to store with the entry; `None` when one is not text (such a
+/// response is not stored rather than stored damaged).
+pub fn replayable_headers(headers: &HeaderMap) -> Option<Vec<(String, String)>> {
+    let mut kept = Vec::new();
+    for (name, value) in headers {
+        let lower = name.as_str();
+        if NOT_REPLAYED.contains(name)
+            || lower.starts_with("x-cache")
+            || lower == "cache-status"
+            || lower == "keep-alive"
+            || lower.starts_with("proxy-")
+        {
+            continue;
+        }
+        kept.push((lower.to_string(), value.to_str().ok()?.to_string()));
+    }
+    Some(kept)
+}
+
+/// Why a response is not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotStorable {
+    /// Its status is not one the policy stores.
+    Status,
+    /// It sets a cookie: it belongs to one client.
+    SetCookie,
+    /// Its `Cache-Control` says `no-store`, `private` or `no-cache`.
+    Directive,
+    /// It is encoded with something other than gzip.
+    Encoding,
+    /// It varies on request headers the key does not include.
+    Vary,
+    /// Its body is larger than the policy allows.
+    TooLarge,
+}
+
+impl NotStorable {
+    /// A token for the `detail` parameter of `Cache-Status`.
+    pub fn detail(self) -> &'static str {
+        match self {
+            NotStorable::Status => "status-not-stored",
+            NotStorable::SetCookie => "set-cookie",
+            NotStorable::Directive => "response-no-store",
+            NotStorable::Encoding => "content-encoding",
+            NotStorable::Vary => "vary",
+            NotStorable::TooLarge => "too-large",
+        }
+    }
+}
+
+/// Checks the status and headers of a response against the storing rules.
+pub fn check_storable(
+    status: StatusCode,
+    headers: &HeaderMap,
+    policy: &CachePolicy,
+) -> Result<(), NotStorable> {
+    if !policy.statuses.contains(&status) {
+        return Err(NotStorable::Status);
+    }
+    if headers.contains_key(header::SET_COOKIE) {
+        return Err(NotStorable::SetCookie);
+    }
+    if header_tokens(headers, &header::CACHE_CONTROL)
+        .any(|t| t == "no-store" || t == "private" || t == "no-cache")
+    {
+        return Err(NotStorable::Directive);
+    }
+    if header_tokens(headers, &header::CONTENT_ENCODING).any(|t| t != "gzip" && t != "identity") {
+        return Err(NotStorable::Encoding);
+    }
+    let unkeyed_vary = header_tokens_raw(headers, &header::VARY).any(|name| {
+        name == "*"
+            || (!name.eq_ignore_ascii_case("accept-encoding")
+                && !policy
+                    .vary
+                    .iter()
+                    .any(|v| v.as_str().eq_ignore_ascii_case(name)))
+    });
+    if unkeyed_vary {
+        return Err(NotStorable::Vary);
+    }
+    Ok(())
+}
+
+/// Whether the response body is gzip-encoded already.
+pub fn is_gzip_encoded(headers: &HeaderMap) -> bool {
+    header_tokens(headers, &header::CONTENT_ENCODING).any(|t| t == "gzip")
+}
+
+/// A strong entity tag for `body`: FNV-1a 64, stable across builds and instances.
+pub fn etag_for(body: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in body {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("\"{hash:016x}{:x}\"", body.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warp::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn storing_rules() {
+        let policy = CachePolicy::namespace("t").expect("valid");
+        let ok = StatusCode::OK;
+        assert_eq!(check_storable(ok, &headers(&[]), &policy), Ok(()));
+        assert_eq!(
+            check_storable(StatusCode::NOT_FOUND, &headers(&[]), &policy),
+            Err(NotStorable::Status)
+        );
+        let cases = [
+            (("set-cookie", "a=b"), NotStorable::SetCookie),
+            (
+                ("cache-control", "private, max-age=5"),
+                NotStorable::Directive,
+            ),
+            (("cache-control", "no-store"), NotStorable::Directive),
+            (("content-encoding", "br"), NotStorable::Encoding),
+            (("vary", "Accept-Language"), NotStorable::Vary),
+            (("vary", "*"), NotStorable::Vary),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(
+                check_storable(ok, &headers(&[header]), &policy),
+                Err(expected)
+            );
+        }
+        let varying = policy.vary_on(HeaderName::from_static("accept-language"));
+        let vary = headers(&[("vary", "accept-language, Accept-Encoding")]);
+        assert_eq!(check_storable(ok, &vary, &varying), Ok(()));
+    }
+
+    #[test]
+    fn replayed_headers_skip_connection_and_cache_headers() {
+        let kept = replayable_headers(&headers(&[
+            ("content-type", "application/json"),
+            ("content-length", "5"),
+            ("x-cache", "MISS"),
+            ("etag", "\"x\""),
+            ("location", "/items/1"),
+        ]))
+        .expect("text headers");
+        assert_eq!(
+            kept,
+            vec![
+                ("content-type".to_string(), "application/json".to_string()),
+                ("location".to_string(), "/items/1".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn etags_are_stable_and_differ_by_content() {
+        assert_eq!(etag_for(b"abc"), etag_for(b"abc"));
+        assert_ne!(etag_for(b"abc"), etag_for(b"abd"));
+        assert!(etag_for(b"").starts_with('"'));
+    }
+
+    #[test]
+    fn age_and_remaining_freshness() {
+        let meta = EntryMeta {
+            status: 200,
+            headers: vec![],
+            stored_at_ms: 10_000,
+            ttl_ms: 60_000,
+            etag: "\"x\"".into(),
+        };
+        assert_eq!(meta.age(25_000), Duration::from_secs(15));
+        assert_eq!(meta.remaining(25_000), Duration::from_secs(45));
+        assert_eq!(meta.remaining(99_000), Duration::ZERO);
+    }
+}

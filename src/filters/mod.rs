@@ -1,0 +1,14 @@
+//! The reusable warp filters: [`cached`] answers GET/HEAD from the cache and stores what the
+//! wrapped route answers; [`cache_busting`] invalidates after a successful mutation.
+
+pub mod busting;
+pub mod cached;
+pub mod entry;
+pub mod policy;
+pub mod request;
+pub mod response;
+
+pub use busting::cache_busting;
+pub use cached::cached;
+pub use policy::{BustPolicy, CachePolicy, KeyFn};
+pub use request::{request_parts, RequestDirectives, RequestParts};

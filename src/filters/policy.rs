@@ -1,0 +1,164 @@
+//! What a cached route stores and for how long ([`CachePolicy`]), what a mutation route
+//! invalidates ([`BustPolicy`]), and how keys are built ([`KeyFn`]).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use warp::http::header::HeaderName;
+use warp::http::StatusCode;
+
+use super::request::RequestParts;
+use crate::cache::{InvalidNamespace, Namespace};
+
+/// Largest response body stored by default; larger responses are served but not cached.
+pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
+
+/// Builds a cache key from a request. Implemented for closures:
+///
+/// ```
+/// use warp_redis_cache::filters::{CachePolicy, RequestParts};
+/// let policy = CachePolicy::namespace("items")
+///     .unwrap()
+///     .key_with(|request: &RequestParts| format!("item:{}", request.path()));
+/// ```
+pub trait KeyFn: Send + Sync + 'static {
+    /// The key for `request`, unique within the namespace.
+    fn key(&self, request: &RequestParts) -> String;
+}
+
+impl<F> KeyFn for F
+where
+    F: Fn(&RequestParts) -> String + Send + Sync + 'static,
+{
+    fn key(&self, request: &RequestParts) -> String {
+        self(request)
+    }
+}
+
+/// How a cached route stores responses.
+#[derive(Clone)]
+pub struct CachePolicy {
+    pub(crate) namespace: Namespace,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) statuses: Vec<StatusCode>,
+    pub(crate) vary: Vec<HeaderName>,
+    pub(crate) key: Option<Arc<dyn KeyFn>>,
+    pub(crate) max_entry_bytes: usize,
+}
+
+impl fmt::Debug for CachePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachePolicy")
+            .field("namespace", &self.namespace)
+            .field("ttl", &self.ttl)
+            .field("statuses", &self.statuses)
+            .field("vary", &self.vary)
+            .field("custom_key", &self.key.is_some())
+            .field("max_entry_bytes", &self.max_entry_bytes)
+            .finish()
+    }
+}
+
+impl CachePolicy {
+    /// Stores 200 responses in `namespace` for the manager's default TTL, keyed by method,
+    /// path and sorted query parameters.
+    pub fn new(namespace: Namespace) -> Self {
+        Self {
+            namespace,
+            ttl: None,
+            statuses: vec![StatusCode::OK],
+            vary: Vec::new(),
+            key: None,
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+        }
+    }
+
+    /// [`Self::new`] with the namespace validated from text.
+    pub fn namespace(name: &str) -> Result<Self, InvalidNamespace> {
+        Namespace::new(name).map(Self::new)
+    }
+
+    /// Entries live this long.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Stores responses with these statuses (default: 200 only).
+    pub fn statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
+        self.statuses = statuses.into_iter().collect();
+        self
+    }
+
+    /// Keys entries also by this request header's value. Varying on `Authorization` or
+    /// `Cookie` is what allows requests carrying them to be cached, per user.
+    pub fn vary_on(mut self, header: HeaderName) -> Self {
+        if !self.vary.contains(&header) {
+            self.vary.push(header);
+        }
+        self
+    }
+
+    /// Builds keys with `key` instead of method + path + sorted query. Vary headers are still
+    /// appended.
+    pub fn key_with(mut self, key: impl KeyFn) -> Self {
+        self.key = Some(Arc::new(key));
+        self
+    }
+
+    /// Responses with larger bodies are served but not stored.
+    pub fn max_entry_bytes(mut self, bytes: usize) -> Self {
+        self.max_entry_bytes = bytes;
+        self
+    }
+
+    /// The namespace entries go to.
+    pub fn namespace_name(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// Whether requests are keyed by `header`.
+    pub fn varies_on(&self, header: &HeaderName) -> bool {
+        self.vary.contains(header)
+    }
+}
+
+/// What a successful mutation invalidates: whole namespaces (O(1) each) and/or single keys
+/// computed from the request.
+#[derive(Clone, Default)]
+pub struct BustPolicy {
+    pub(crate) namespaces: Vec<Namespace>,
+    pub(crate) keys: Vec<(Namespace, Arc<dyn KeyFn>)>,
+}
+
+impl fmt::Debug for BustPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BustPolicy")
+            .field("namespaces", &self.namespaces)
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+impl BustPolicy {
+    /// Invalidates all of `namespace`.
+    pub fn namespace(namespace: Namespace) -> Self {
+        Self::default().and_namespace(namespace)
+    }
+
+    /// Also invalidates all of `namespace`.
+    pub fn and_namespace(mut self, namespace: Namespace) -> Self {
+        if !self.namespaces.contains(&namespace) {
+            self.namespaces.push(namespace);
+        }
+        self
+    }
+
+    /// Also deletes the entry `key(request)` in `namespace`, e.g. the cached `GET` of the
+    /// resource a `PUT` changed (see [`RequestParts::get_key_for`]).
+    pub fn and_key(mut self, namespace: Namespace, key: impl KeyFn) -> Self {
+        self.keys.push((namespace, Arc::new(key)));
+        self
+    }
+}

@@ -1,0 +1,212 @@
+//! Building what the cache filters answer: the body in the encoding the client accepts, and
+//! the cache headers (`X-Cache`, RFC 9211 `Cache-Status`, `Age`, `ETag`, `Cache-Control`,
+//! `Vary`), or a bodiless 304 when `If-None-Match` matches.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use warp::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::request::RequestParts;
+use crate::cache::codec::gunzip;
+
+/// The name this cache reports under in `Cache-Status`.
+pub const CACHE_NAME: &str = "warp-redis-cache";
+/// The `X-Cache` header.
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+/// The RFC 9211 `Cache-Status` header.
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// How the cache took part in answering a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered from the cache, with this much freshness left.
+    Hit {
+        /// Freshness left.
+        remaining: Duration,
+    },
+    /// Answered by the origin after a lookup found nothing usable.
+    Miss {
+        /// Whether the response was stored.
+        stored: bool,
+        /// Why it was not stored, when it was not.
+        detail: Option<&'static str>,
+    },
+    /// Answered by the origin because the request asked for a fresh copy (`no-cache`).
+    Refresh {
+        /// Whether the response was stored.
+        stored: bool,
+    },
+    /// The cache was not used.
+    Bypass {
+        /// Why (`cache-unavailable`, `credentials`, `no-store`).
+        detail: &'static str,
+    },
+}
+
+impl Outcome {
+    fn x_cache(self) -> &'static str {
+        match self {
+            Outcome::Hit { .. } => "HIT",
+            Outcome::Miss { .. } | Outcome::Refresh { .. } => "MISS",
+            Outcome::Bypass { .. } => "BYPASS",
+        }
+    }
+
+    fn cache_status(self) -> String {
+        match self {
+            Outcome::Hit { remaining } => format!("{CACHE_NAME}; hit; ttl={}", remaining.as_secs()),
+            Outcome::Miss { stored: true, .. } => format!("{CACHE_NAME}; fwd=miss; stored"),
+            Outcome::Miss {
+                stored: false,
+                detail,
+            } => match detail {
+                Some(detail) => format!("{CACHE_NAME}; fwd=miss; detail={detail}"),
+                None => format!("{CACHE_NAME}; fwd=miss"),
+            },
+            Outcome::Refresh { stored: true } => format!("{CACHE_NAME}; fwd=request; stored"),
+            Outcome::Refresh { stored: false } => format!("{CACHE_NAME}; fwd=request"),
+            Outcome::Bypass { detail } => format!("{CACHE_NAME}; fwd=bypass; detail={detail}"),
+        }
+    }
+}
+
+/// A body as the cache holds it: plain, or gzip with the plain form known or not.
+#[derive(Debug, Clone)]
+pub enum Representation {
+    /// Uncompressed.
+    Plain(Bytes),
+    /// gzip-compressed; `plain` is the uncompressed form when it is already at hand.
+    Gzip {
+        /// The gzip stream.
+        compressed: Bytes,
+        /// The same body uncompressed, if known.
+        plain: Option<Bytes>,
+    },
+}
+
+/// Everything needed to answer with a cached or fresh representation.
+pub struct Answer<'a> {
+    /// The request being answered.
+    pub request: &'a RequestParts,
+    /// Response status.
+    pub status: StatusCode,
+    /// Representation headers (content type, ...).
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Representation,
+    /// Entity tag, quoted.
+    pub etag: &'a str,
+    /// Freshness to advertise in `Cache-Control: max-age`.
+    pub max_age: Duration,
+    /// `Age`, for answers from the cache.
+    pub age: Option<Duration>,
+    /// Request headers the key varies on.
+    pub vary: &'a [HeaderName],
+    /// How the cache took part.
+    pub outcome: Outcome,
+}
+
+impl Answer<'_> {
+    /// The response: 304 when `If-None-Match` matches, else the body in an encoding the
+    /// client accepts (gzip as stored, inflated only for clients that do not accept it).
+    pub fn into_response(self) -> Result<Response, crate::cache::codec::CodecError> {
+        let compressed = matches!(self.body, Representation::Gzip { .. });
+        let not_modified = self.status.is_success() && self.request.if_none_match(self.etag);
+        let (status, mut headers, body) = if not_modified {
+            (StatusCode::NOT_MODIFIED, HeaderMap::new(), Bytes::new())
+        } else {
+            let mut headers = self.headers;
+            let body = match self.body {
+                Representation::Plain(body) => body,
+                Representation::Gzip { compressed, .. } if self.request.accepts_gzip() => {
+                    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    compressed
+                }
+                Representation::Gzip {
+                    plain: Some(plain), ..
+                } => plain,
+                Representation::Gzip {
+                    compressed,
+                    plain: None,
+                } => Bytes::from(gunzip(&compressed)?),
+            };
+            (self.status, headers, body)
+        };
+        set(&mut headers, header::ETAG, self.etag);
+        set(
+            &mut headers,
+            header::CACHE_CONTROL,
+            &format!("max-age={}", self.max_age.as_secs()),
+        );
+        if let Some(age) = self.age {
+            set(&mut headers, header::AGE, &age.as_secs().to_string());
+        }
+        let mut vary: Vec<&str> = self.vary.iter().map(HeaderName::as_str).collect();
+        if compressed {
+            vary.push("accept-encoding");
+        }
+        if !vary.is_empty() {
+            set(&mut headers, header::VARY, &vary.join(", "));
+        }
+        mark(&mut headers, self.outcome);
+        let mut response = Response::new(body.into());
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        Ok(response)
+    }
+}
+
+/// Adds `X-Cache` and `Cache-Status` for `outcome`.
+pub fn mark(headers: &mut HeaderMap, outcome: Outcome) {
+    headers.insert(X_CACHE, HeaderValue::from_static(outcome.x_cache()));
+    set(headers, CACHE_STATUS, &outcome.cache_status());
+}
+
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// Rebuilds stored header pairs into a map, skipping any that no longer parse.
+pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(pairs.len() + 6);
+    for (name, value) in pairs {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_status_follows_rfc_9211_syntax() {
+        let hit = Outcome::Hit {
+            remaining: Duration::from_secs(42),
+        };
+        assert_eq!(hit.cache_status(), "warp-redis-cache; hit; ttl=42");
+        let bypass = Outcome::Bypass {
+            detail: "cache-unavailable",
+        };
+        assert_eq!(
+            bypass.cache_status(),
+            "warp-redis-cache; fwd=bypass; detail=cache-unavailable"
+        );
+        assert_eq!(bypass.x_cache(), "BYPASS");
+        let stored = Outcome::Miss {
+            stored: true,
+            detail: None,
+        };
+        assert_eq!(stored.cache_status(), "warp-redis-cache; fwd=miss; stored");
+    }
+}
