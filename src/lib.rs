@@ -8,6 +8,8 @@
 //! - [`cache::CacheManager`]: the only code that talks to a backend (Redis through a mobc pool,
 //!   or process memory), with key layout ([`cache::key`]), codec ([`cache::codec`]) and
 //!   statistics ([`cache::stats`]);
+//! - [`items`]: the item model, its validation and the SQLite [`items::ItemStore`] that the
+//!   cache sits in front of;
 //! - [`settings`]: typed settings from `settings.yaml` and the environment;
 //! - [`startup`]: builds and runs the application.
 //!
@@ -30,6 +32,7 @@
 pub mod cache;
 pub mod error;
 pub mod filters;
+pub mod items;
 pub mod routes;
 pub mod settings;
 pub mod startup;
