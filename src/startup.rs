@@ -11,6 +11,7 @@ use warp::Filter;
 
 use crate::cache::CacheManager;
 use crate::error::handle_rejection;
+use crate::items::ItemStore;
 use crate::routes;
 use crate::settings::Settings;
 
@@ -28,6 +29,14 @@ pub enum StartupError {
     /// The Redis client could not be built.
     #[error(transparent)]
     Redis(#[from] crate::cache::redis::InvalidRedisUrl),
+    /// The item store could not be opened.
+    #[error("cannot open the item store at {path}: {source}")]
+    Store {
+        /// The database path.
+        path: String,
+        /// What went wrong.
+        source: crate::items::StoreError,
+    },
 }
 
 /// A built, bound, not yet serving application.
@@ -35,12 +44,24 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     cache: CacheManager,
+    store: ItemStore,
     settings: Settings,
 }
 
 impl Application {
     /// Connects the cache and binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let path = settings.database.path.clone();
+        let store = tokio::task::spawn_blocking(move || ItemStore::open(&path))
+            .await
+            .map_err(|e| StartupError::Store {
+                path: settings.database.path.clone(),
+                source: crate::items::StoreError::Task(e.to_string()),
+            })?
+            .map_err(|source| StartupError::Store {
+                path: settings.database.path.clone(),
+                source,
+            })?;
         let cache = CacheManager::connect(&settings.cache, &settings.redis).await?;
         let ip = settings
             .app
@@ -59,6 +80,7 @@ impl Application {
             listener,
             port,
             cache,
+            store,
             settings,
         })
     }
@@ -66,6 +88,11 @@ impl Application {
     /// The port the listener is bound to.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The item store the routes use.
+    pub fn store(&self) -> &ItemStore {
+        &self.store
     }
 
     /// The cache manager the routes use.
@@ -77,7 +104,8 @@ impl Application {
     /// configured grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let grace = self.settings.app.shutdown_grace();
-        let routes = routes::health::routes(self.cache.clone())
+        let max_body = self.settings.app.max_body_bytes;
+        let routes = routes::all(self.cache.clone(), self.store.clone(), max_body)
             .recover(handle_rejection)
             .with(warp::log("warp_redis_cache::access"));
         let (begin_drain, drain_started) = tokio::sync::oneshot::channel::<()>();

@@ -114,14 +114,23 @@ impl Answer<'_> {
     /// client accepts (gzip as stored, inflated only for clients that do not accept it).
     pub fn into_response(self) -> Result<Response, crate::cache::codec::CodecError> {
         let compressed = matches!(self.body, Representation::Gzip { .. });
-        let not_modified = self.status.is_success() && self.request.if_none_match(self.etag);
+        let send_gzip = compressed && self.request.accepts_gzip();
+        // Each content coding is its own representation, so it gets its own strong tag.
+        let etag = if send_gzip {
+            gzip_etag(self.etag)
+        } else {
+            self.etag.to_string()
+        };
+        let not_modified = self.status.is_success()
+            && (self.request.if_none_match(self.etag)
+                || self.request.if_none_match(&gzip_etag(self.etag)));
         let (status, mut headers, body) = if not_modified {
             (StatusCode::NOT_MODIFIED, HeaderMap::new(), Bytes::new())
         } else {
             let mut headers = self.headers;
             let body = match self.body {
                 Representation::Plain(body) => body,
-                Representation::Gzip { compressed, .. } if self.request.accepts_gzip() => {
+                Representation::Gzip { compressed, .. } if send_gzip => {
                     headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                     compressed
                 }
@@ -135,7 +144,7 @@ impl Answer<'_> {
             };
             (self.status, headers, body)
         };
-        set(&mut headers, header::ETAG, self.etag);
+        set(&mut headers, header::ETAG, &etag);
         set(
             &mut headers,
             header::CACHE_CONTROL,
@@ -156,6 +165,15 @@ impl Answer<'_> {
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         Ok(response)
+    }
+}
+
+/// The tag of the gzip-encoded variant of the representation tagged `etag`: `"abc"` becomes
+/// `"abc-gzip"` (as Apache does).
+pub fn gzip_etag(etag: &str) -> String {
+    match etag.strip_suffix('"') {
+        Some(open) if !open.ends_with("-gzip") => format!("{open}-gzip\""),
+        _ => etag.to_string(),
     }
 }
 
@@ -188,6 +206,13 @@ pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_variant_has_its_own_tag() {
+        assert_eq!(gzip_etag("\"abc\""), "\"abc-gzip\"");
+        assert_eq!(gzip_etag("W/\"abc\""), "W/\"abc-gzip\"");
+        assert_eq!(gzip_etag("\"abc-gzip\""), "\"abc-gzip\"");
+    }
 
     #[test]
     fn cache_status_follows_rfc_9211_syntax() {
