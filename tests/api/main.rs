@@ -1,6 +1,8 @@
 //! All integration tests, compiled into one binary (one link step, shared harness).
 
+mod cache_filters;
 mod helpers;
+mod item_cache;
 mod manager_suite;
 mod redis_backend;
 mod service_binary;

@@ -1,0 +1,522 @@
+//! The item API through the cache, end to end: a real redis-server, the service in this process
+//! on a free port, and an HTTP client.
+
+use std::io::Read;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    app_settings, command_calls, data_command_calls, eventually, header, spawn_app, spawn_app_with,
+    x_cache, RedisServer,
+};
+
+fn lamp() -> Value {
+    json!({"name": "Lamp", "price": 12.5, "tags": ["home"], "description": "A lamp"})
+}
+
+fn long_item() -> Value {
+    json!({"name": "Encyclopedia", "price": 99.0, "description": "volume ".repeat(250)})
+}
+
+#[tokio::test]
+async fn get_is_a_miss_then_a_hit_with_cache_headers() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    let item = app.create_item(lamp()).await;
+
+    let first = app.get("/items/1").await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(x_cache(&first), "MISS");
+    assert_eq!(
+        header(&first, "cache-status"),
+        "warp-redis-cache; fwd=miss; stored"
+    );
+    assert_eq!(header(&first, "cache-control"), "max-age=300");
+    let etag = header(&first, "etag");
+    assert!(etag.starts_with('"'), "{etag}");
+    assert_eq!(first.json::<Value>().await.expect("json"), item);
+
+    let second = app.get("/items/1").await;
+    assert_eq!(x_cache(&second), "HIT");
+    assert!(header(&second, "cache-status").starts_with("warp-redis-cache; hit; ttl=29"));
+    assert_eq!(header(&second, "etag"), etag);
+    assert_eq!(header(&second, "age"), "0");
+    assert!(header(&second, "cache-control").starts_with("max-age=29"));
+    assert_eq!(header(&second, "content-type"), "application/json");
+    assert_eq!(second.json::<Value>().await.expect("json"), item);
+}
+
+#[tokio::test]
+async fn a_hit_costs_exactly_one_redis_command() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    app.create_item(lamp()).await;
+    assert_eq!(x_cache(&app.get("/items/1").await), "MISS");
+    for _ in 0..3 {
+        let before = data_command_calls(&redis);
+        let mget_before = command_calls(&redis, "mget");
+        assert_eq!(x_cache(&app.get("/items/1").await), "HIT");
+        assert_eq!(data_command_calls(&redis) - before, 1, "commands per hit");
+        assert_eq!(command_calls(&redis, "mget") - mget_before, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_miss_writes_once() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    app.create_item(lamp()).await;
+    app.get("/items").await;
+    let sets_before = command_calls(&redis, "set");
+    assert_eq!(x_cache(&app.get("/items/1").await), "MISS");
+    assert_eq!(command_calls(&redis, "set") - sets_before, 1);
+}
+
+#[tokio::test]
+async fn matching_if_none_match_gets_304_without_a_body() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    app.create_item(lamp()).await;
+    let etag = header(&app.get("/items/1").await, "etag");
+    for _ in 0..2 {
+        let revalidated = app.get_with("/items/1", &[("if-none-match", &etag)]).await;
+        assert_eq!(revalidated.status(), 304);
+        assert_eq!(header(&revalidated, "etag"), etag);
+        assert!(revalidated.bytes().await.expect("body").is_empty());
+    }
+    let other = app
+        .get_with("/items/1", &[("if-none-match", "\"other\"")])
+        .await;
+    assert_eq!(other.status(), 200);
+}
+
+#[tokio::test]
+async fn large_body_is_stored_gzip_and_sent_as_stored_or_inflated() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    let item = app.create_item(long_item()).await;
+
+    let miss = app
+        .get_with("/items/1", &[("accept-encoding", "gzip")])
+        .await;
+    assert_eq!(header(&miss, "content-encoding"), "gzip");
+    let hit = app
+        .get_with("/items/1", &[("accept-encoding", "gzip")])
+        .await;
+    assert_eq!(x_cache(&hit), "HIT");
+    assert_eq!(header(&hit, "content-encoding"), "gzip");
+    assert!(header(&hit, "vary").contains("accept-encoding"));
+    assert!(header(&hit, "etag").ends_with("-gzip\""));
+    let sent = hit.bytes().await.expect("body");
+
+    let stored: Vec<u8> = redis.command(redis::cmd("GET").arg("wrc:items:GET:/items/1"));
+    assert_eq!(stored[2] & 1, 1, "stored with the gzip flag");
+    assert!(
+        stored.ends_with(&sent),
+        "hit sent bytes other than those stored"
+    );
+    let mut inflated = String::new();
+    flate2::read::GzDecoder::new(&sent[..])
+        .read_to_string(&mut inflated)
+        .expect("valid gzip");
+    assert_eq!(
+        serde_json::from_str::<Value>(&inflated).expect("json"),
+        item
+    );
+
+    let plain = app.get("/items/1").await;
+    assert_eq!(x_cache(&plain), "HIT");
+    assert_eq!(header(&plain, "content-encoding"), "");
+    assert_eq!(plain.json::<Value>().await.expect("json"), item);
+}
+
+#[tokio::test]
+async fn query_parameter_order_shares_one_entry() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    app.create_item(lamp()).await;
+    assert_eq!(
+        x_cache(&app.get("/items?limit=5&offset=0&tag=home").await),
+        "MISS"
+    );
+    assert_eq!(
+        x_cache(&app.get("/items?tag=home&offset=0&limit=5").await),
+        "HIT"
+    );
+    assert_eq!(x_cache(&app.get("/items?offset=0&limit=5").await), "MISS");
+}
+
+#[tokio::test]
+async fn errors_are_not_cached() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    for _ in 0..2 {
+        let missing = app.get("/items/41").await;
+        assert_eq!(missing.status(), 404);
+        assert_ne!(x_cache(&missing), "HIT");
+    }
+    let exists: u64 = redis.command(redis::cmd("EXISTS").arg("wrc:items:GET:/items/41"));
+    assert_eq!(exists, 0);
+    let created = app.create_item(lamp()).await;
+    assert_eq!(created["id"], 1);
+    assert_eq!(app.get("/items/1").await.status(), 200);
+}
+
+#[tokio::test]
+async fn requests_with_credentials_or_no_store_bypass_the_cache() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    app.create_item(lamp()).await;
+    for headers in [
+        [("authorization", "Bearer alice")],
+        [("cookie", "session=alice")],
+        [("cache-control", "no-store")],
+    ] {
+        let response = app.get_with("/items/1", &headers).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(x_cache(&response), "BYPASS", "{headers:?}");
+    }
+    let exists: u64 = redis.command(redis::cmd("EXISTS").arg("wrc:items:GET:/items/1"));
+    assert_eq!(exists, 0, "a bypassed response was stored");
+}
+
+#[tokio::test]
+async fn no_cache_request_refreshes_the_entry() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    app.create_item(lamp()).await;
+    app.get("/items/1").await;
+    let changed = warp_redis_cache::items::NewItem {
+        name: "Changed behind the cache".into(),
+        description: String::new(),
+        price: 1.0,
+        tags: vec![],
+    };
+    app.store
+        .replace(1, changed)
+        .await
+        .expect("store write")
+        .expect("exists");
+    let stale: Value = app.get("/items/1").await.json().await.expect("json");
+    assert_eq!(stale["name"], "Lamp", "the entry is served until refreshed");
+
+    let refreshed = app
+        .get_with("/items/1", &[("cache-control", "no-cache")])
+        .await;
+    assert_eq!(x_cache(&refreshed), "MISS");
+    assert_eq!(
+        header(&refreshed, "cache-status"),
+        "warp-redis-cache; fwd=request; stored"
+    );
+    let after = app.get("/items/1").await;
+    assert_eq!(x_cache(&after), "HIT");
+    assert_eq!(
+        after.json::<Value>().await.expect("json")["name"],
+        "Changed behind the cache"
+    );
+}
+
+#[tokio::test]
+async fn every_kind_of_successful_mutation_busts_and_failed_ones_do_not() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    app.create_item(lamp()).await;
+
+    let warm = |path: &'static str| {
+        let app = &app;
+        async move {
+            app.get(path).await;
+            assert_eq!(x_cache(&app.get(path).await), "HIT");
+        }
+    };
+    let mutations: Vec<(Method, &str, Option<Value>)> = vec![
+        (
+            Method::POST,
+            "/items",
+            Some(json!({"name": "Chair", "price": 30})),
+        ),
+        (
+            Method::PUT,
+            "/items/1",
+            Some(json!({"name": "Desk lamp", "price": 15})),
+        ),
+        (Method::PATCH, "/items/1", Some(json!({"price": 16}))),
+        (Method::DELETE, "/items/2", None),
+    ];
+    for (method, path, body) in mutations {
+        warm("/items/1").await;
+        warm("/items").await;
+        let response = match &body {
+            Some(body) => app.send_json(method.clone(), path, body).await,
+            None => app.delete(path).await,
+        };
+        assert!(response.status().is_success(), "{method} {path}");
+        assert_eq!(
+            x_cache(&app.get("/items/1").await),
+            "MISS",
+            "after {method}"
+        );
+        assert_eq!(x_cache(&app.get("/items").await), "MISS", "after {method}");
+    }
+
+    let failures: Vec<(Method, &str, Value)> = vec![
+        (Method::POST, "/items", json!({"name": "", "price": 1})),
+        (
+            Method::PUT,
+            "/items/99",
+            json!({"name": "Ghost", "price": 1}),
+        ),
+        (Method::PATCH, "/items/1", json!({"price": -5})),
+    ];
+    for (method, path, body) in failures {
+        warm("/items/1").await;
+        let response = app.send_json(method.clone(), path, &body).await;
+        assert!(response.status().is_client_error(), "{method} {path}");
+        assert_eq!(
+            x_cache(&app.get("/items/1").await),
+            "HIT",
+            "failed {method} busted"
+        );
+    }
+    assert_eq!(app.delete("/items/99").await.status(), 404);
+    assert_eq!(
+        x_cache(&app.get("/items/1").await),
+        "HIT",
+        "failed DELETE busted"
+    );
+}
+
+#[tokio::test]
+async fn a_get_right_after_a_put_returns_the_new_value() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    app.create_item(lamp()).await;
+    for version in 0..50 {
+        app.get("/items/1").await;
+        let body = json!({"name": format!("Lamp v{version}"), "price": version});
+        let put = app.send_json(Method::PUT, "/items/1", &body).await;
+        assert_eq!(put.status(), 200);
+        let read: Value = app.get("/items/1").await.json().await.expect("json");
+        assert_eq!(read["name"], format!("Lamp v{version}"));
+    }
+}
+
+#[tokio::test]
+async fn head_is_answered_from_the_get_entry() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    app.create_item(lamp()).await;
+    let get = app.get("/items/1").await;
+    let length = header(&get, "content-length");
+    let head = reqwest::Client::new()
+        .head(format!("{}/items/1", app.base))
+        .send()
+        .await
+        .expect("HEAD answered");
+    assert_eq!(head.status(), 200);
+    assert_eq!(x_cache(&head), "HIT");
+    assert_eq!(header(&head, "content-length"), length);
+}
+
+#[tokio::test]
+async fn stopped_redis_serves_uncached_and_the_cache_returns_after_restart() {
+    let mut redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    app.create_item(lamp()).await;
+    app.get("/items/1").await;
+    assert_eq!(x_cache(&app.get("/items/1").await), "HIT");
+
+    redis.stop();
+    for _ in 0..5 {
+        let response = app.get("/items/1").await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(x_cache(&response), "BYPASS");
+        assert_eq!(
+            response.json::<Value>().await.expect("json")["name"],
+            "Lamp"
+        );
+    }
+    let put = app
+        .send_json(
+            Method::PUT,
+            "/items/1",
+            &json!({"name": "Written while down", "price": 1}),
+        )
+        .await;
+    assert_eq!(
+        put.status(),
+        200,
+        "a write must not fail because the cache is down"
+    );
+
+    redis.restart();
+    let cached_again = eventually(Duration::from_secs(3), || async {
+        app.get("/items/1").await;
+        x_cache(&app.get("/items/1").await) == "HIT"
+    })
+    .await;
+    assert!(
+        cached_again,
+        "the cache was not used again after Redis restarted"
+    );
+    let read: Value = app.get("/items/1").await.json().await.expect("json");
+    assert_eq!(read["name"], "Written while down");
+}
+
+#[tokio::test]
+async fn items_survive_a_service_restart() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = app_settings(&redis.url());
+    settings.database.path = dir
+        .path()
+        .join("items.sqlite3")
+        .to_string_lossy()
+        .into_owned();
+
+    let app = spawn_app_with(settings.clone()).await;
+    for i in 0..5 {
+        app.create_item(json!({"name": format!("Item {i}"), "price": i}))
+            .await;
+    }
+    app.stop().await;
+
+    let app = spawn_app_with(settings).await;
+    let page: Value = app
+        .get("/items?limit=100")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["total"], 5);
+    assert_eq!(page["items"][4]["name"], "Item 4");
+}
+
+/// Method, path, content type, body, expected status and error code.
+type BadRequest = (Method, &'static str, &'static str, Vec<u8>, u16, &'static str);
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    app.create_item(lamp()).await;
+    let json_type = "application/json";
+    let cases: Vec<BadRequest> = vec![
+        (
+            Method::POST,
+            "/items",
+            json_type,
+            b"{not json".to_vec(),
+            400,
+            "malformed_body",
+        ),
+        (
+            Method::POST,
+            "/items",
+            json_type,
+            br#"{"name":"x","price":"free"}"#.to_vec(),
+            400,
+            "malformed_body",
+        ),
+        (
+            Method::POST,
+            "/items",
+            json_type,
+            br#"{"name":"x","price":1,"extra":1}"#.to_vec(),
+            400,
+            "malformed_body",
+        ),
+        (
+            Method::POST,
+            "/items",
+            json_type,
+            br#"{"name":"  ","price":1}"#.to_vec(),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/items",
+            json_type,
+            br#"{"name":"x","price":-1}"#.to_vec(),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/items",
+            json_type,
+            format!(r#"{{"name":"x","price":1,"tags":{:?}}}"#, vec!["t"; 21]).into_bytes(),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/items",
+            json_type,
+            vec![b' '; 70_000],
+            413,
+            "payload_too_large",
+        ),
+        (
+            Method::POST,
+            "/items",
+            "text/plain",
+            br#"{"name":"x","price":1}"#.to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            Method::PUT,
+            "/items/abc",
+            json_type,
+            br#"{"name":"x","price":1}"#.to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            Method::PUT,
+            "/items/7",
+            json_type,
+            br#"{"name":"x","price":1}"#.to_vec(),
+            404,
+            "not_found",
+        ),
+        (
+            Method::PATCH,
+            "/items/1",
+            json_type,
+            b"{}".to_vec(),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::DELETE,
+            "/items",
+            json_type,
+            Vec::new(),
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, content_type, body, status, code) in cases {
+        let response = app.send_raw(method.clone(), path, content_type, body).await;
+        assert_eq!(response.status(), status, "{method} {path}");
+        let error: Value = response.json().await.expect("JSON error body");
+        assert_eq!(error["error"]["code"], code, "{method} {path}: {error}");
+        assert!(error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    for path in ["/items/abc", "/items/0", "/items/-3"] {
+        assert_eq!(app.get(path).await.status(), 400, "{path}");
+    }
+    assert_eq!(app.get("/items?limit=abc").await.status(), 400);
+    assert_eq!(app.get("/items?limit=1000").await.status(), 400);
+    let page: Value = app.get("/items").await.json().await.expect("json");
+    assert_eq!(page["total"], 1, "bad input changed the store");
+    let item: Value = app.get("/items/1").await.json().await.expect("json");
+    assert_eq!(item["name"], "Lamp");
+}
