@@ -52,6 +52,9 @@ pub struct AppSettings {
     pub max_body_bytes: u64,
     /// How long in-flight requests may run after SIGINT/SIGTERM before the server stops.
     pub shutdown_grace_ms: u64,
+    /// `Strict-Transport-Security: max-age` in seconds; 0 sends no HSTS header (set it when
+    /// the service is reached over HTTPS).
+    pub hsts_max_age_secs: u64,
 }
 
 /// `redis:` section: where Redis is and how much a call may cost.
@@ -130,6 +133,7 @@ impl Default for AppSettings {
             log_level: "info".into(),
             max_body_bytes: 64 * 1024,
             shutdown_grace_ms: 10_000,
+            hsts_max_age_secs: 0,
         }
     }
 }

@@ -5,14 +5,18 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use warp::Filter;
+use warp::{Filter, Reply};
 
 use crate::cache::CacheManager;
 use crate::error::handle_rejection;
 use crate::items::ItemStore;
+use crate::metrics::Metrics;
+use crate::observe::{observed, SecurityHeaders};
 use crate::routes;
+use crate::routes::auth::AdminAccess;
 use crate::settings::Settings;
 
 /// Why the application could not start.
@@ -104,10 +108,21 @@ impl Application {
     /// configured grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let grace = self.settings.app.shutdown_grace();
-        let max_body = self.settings.app.max_body_bytes;
-        let routes = routes::all(self.cache.clone(), self.store.clone(), max_body)
-            .recover(handle_rejection)
-            .with(warp::log("warp_redis_cache::access"));
+        let access = AdminAccess::from_token(self.settings.admin.token.as_deref());
+        log::info!("{}", access.describe());
+        let metrics = Arc::new(Metrics::new());
+        let app = &self.settings.app;
+        let routes = routes::all(
+            self.cache.clone(),
+            self.store.clone(),
+            Arc::clone(&metrics),
+            access,
+            app.max_body_bytes,
+        )
+        .map(Reply::into_response)
+        .recover(handle_rejection)
+        .unify();
+        let routes = observed(routes, metrics, SecurityHeaders::new(app.hsts_max_age_secs));
         let (begin_drain, drain_started) = tokio::sync::oneshot::channel::<()>();
         let server = warp::serve(routes)
             .incoming(self.listener)

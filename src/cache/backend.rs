@@ -43,6 +43,39 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
     s.serialize_u128(d.as_millis())
 }
 
+/// A key with its remaining lifetime and stored size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// The full key.
+    pub key: String,
+    /// Remaining lifetime.
+    pub ttl: KeyTtl,
+    /// Bytes stored under it.
+    pub size: u64,
+}
+
+/// One page of a key listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyPage {
+    /// The keys on this page.
+    pub keys: Vec<KeyInfo>,
+    /// Where the next page starts; 0 when the listing is complete.
+    pub next_cursor: u64,
+}
+
+/// Connection pool occupancy (Redis backend only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PoolState {
+    /// Most connections the pool opens.
+    pub max_open: u64,
+    /// Connections open (in use and idle).
+    pub connections: u64,
+    /// Connections checked out (the shared one included).
+    pub in_use: u64,
+    /// Idle connections.
+    pub idle: u64,
+}
+
 /// Which backend is in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,6 +174,26 @@ impl Backend {
     /// returns how many were deleted.
     pub async fn delete_matching(&self, start: &str, pattern: &str) -> Result<u64, BackendError> {
         dispatch!(self, b => b.delete_matching(start, pattern).await)
+    }
+
+    /// One page of keys matching `pattern` (Redis SCAN semantics: a cursor of 0 starts and ends
+    /// the iteration), with their TTL and stored size.
+    pub async fn scan_page(
+        &self,
+        start: &str,
+        pattern: &str,
+        cursor: u64,
+        count: usize,
+    ) -> Result<KeyPage, BackendError> {
+        dispatch!(self, b => b.scan_page(start, pattern, cursor, count).await)
+    }
+
+    /// The connection pool's occupancy, for backends that have one.
+    pub async fn pool_state(&self) -> Option<PoolState> {
+        match self {
+            Backend::Redis(redis) => Some(redis.pool_state().await),
+            Backend::Memory(_) => None,
+        }
     }
 
     /// One round trip to the backend; returns how long it took.

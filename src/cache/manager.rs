@@ -316,6 +316,11 @@ impl CacheManager {
         Ok(deleted)
     }
 
+    /// The Redis pool's occupancy (`None` for the memory backend).
+    pub async fn pool_state(&self) -> Option<super::backend::PoolState> {
+        self.inner.backend.pool_state().await
+    }
+
     /// One round trip to the backend; returns its latency.
     pub async fn ping(&self) -> Result<Duration, CacheError> {
         let result = self.inner.backend.ping().await;
@@ -344,7 +349,10 @@ impl CacheManager {
         })
     }
 
-    fn observe_global<T>(&self, result: Result<T, BackendError>) -> Result<T, CacheError> {
+    pub(super) fn observe_global<T>(
+        &self,
+        result: Result<T, BackendError>,
+    ) -> Result<T, CacheError> {
         result.map_err(|err| {
             self.inner.stats.record(None, CacheEvent::Error);
             self.inner

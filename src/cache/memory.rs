@@ -11,7 +11,7 @@ use bytes::Bytes;
 use moka::sync::Cache;
 use moka::Expiry;
 
-use super::backend::{BackendError, KeyTtl};
+use super::backend::{BackendError, KeyInfo, KeyPage, KeyTtl};
 
 /// Per-entry bookkeeping added to the weight of each entry.
 const ENTRY_OVERHEAD_BYTES: usize = 64;
@@ -177,6 +177,41 @@ impl MemoryBackend {
             .map(|(key, _)| key.as_ref().clone())
             .collect();
         self.delete(&doomed).await
+    }
+
+    /// The cursor is an offset into the matching keys in sorted order.
+    pub(super) async fn scan_page(
+        &self,
+        start: &str,
+        _pattern: &str,
+        cursor: u64,
+        count: usize,
+    ) -> Result<KeyPage, BackendError> {
+        let now = Instant::now();
+        let mut matching: Vec<(String, MemoryEntry)> = self
+            .entries
+            .iter()
+            .filter(|(key, entry)| key.starts_with(start) && entry.is_live(now))
+            .map(|(key, entry)| (key.as_ref().clone(), entry))
+            .collect();
+        matching.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let from = usize::try_from(cursor)
+            .unwrap_or(usize::MAX)
+            .min(matching.len());
+        let to = from.saturating_add(count).min(matching.len());
+        let keys = matching[from..to]
+            .iter()
+            .map(|(key, entry)| KeyInfo {
+                key: key.clone(),
+                ttl: match entry.expires_at {
+                    None => KeyTtl::Persistent,
+                    Some(at) => KeyTtl::ExpiresIn(at.saturating_duration_since(now)),
+                },
+                size: entry.value.len() as u64,
+            })
+            .collect();
+        let next_cursor = if to >= matching.len() { 0 } else { to as u64 };
+        Ok(KeyPage { keys, next_cursor })
     }
 
     pub(super) async fn ping(&self) -> Result<Duration, BackendError> {

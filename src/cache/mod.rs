@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod codec;
 pub mod generations;
+pub mod inspect;
 pub mod key;
 pub mod manager;
 pub mod memory;
@@ -12,8 +13,9 @@ pub mod redis;
 pub mod stats;
 pub mod throttled_log;
 
-pub use backend::{Backend, BackendError, BackendKind, KeyTtl};
+pub use backend::{Backend, BackendError, BackendKind, KeyInfo, KeyPage, KeyTtl, PoolState};
 pub use generations::{Generation, Lookup, StorePayload};
+pub use inspect::EntryView;
 pub use key::{InvalidNamespace, Namespace};
 pub use manager::{CacheError, CacheManager};
 pub use stats::{CacheEvent, CacheStats, StatsSnapshot};

@@ -22,7 +22,7 @@ use mobc_redis::RedisConnectionManager;
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
 
-use super::backend::{BackendError, KeyTtl};
+use super::backend::{BackendError, KeyInfo, KeyPage, KeyTtl, PoolState};
 use crate::settings::RedisSettings;
 
 /// After a failed reconnect, calls fail at once for this long instead of each dialling again.
@@ -306,6 +306,59 @@ impl RedisBackend {
                 return Ok(deleted);
             }
             cursor = next;
+        }
+    }
+
+    /// One SCAN step, then PTTL and STRLEN of each key found, pipelined.
+    pub(super) async fn scan_page(
+        &self,
+        _start: &str,
+        pattern: &str,
+        cursor: u64,
+        count: usize,
+    ) -> Result<KeyPage, BackendError> {
+        let scan = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count)
+            .clone();
+        let (next_cursor, keys): (u64, Vec<Vec<u8>>) = self.run(&scan).await?;
+        if keys.is_empty() {
+            return Ok(KeyPage {
+                keys: Vec::new(),
+                next_cursor,
+            });
+        }
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("PTTL").arg(key).cmd("STRLEN").arg(key);
+        }
+        let details: Vec<i64> = self.run_pipeline(&pipe).await?;
+        let keys = keys
+            .into_iter()
+            .zip(details.chunks(2))
+            .filter(|(_, detail)| detail[0] != -2)
+            .map(|(key, detail)| KeyInfo {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                ttl: match detail[0] {
+                    -1 => KeyTtl::Persistent,
+                    ms => KeyTtl::ExpiresIn(Duration::from_millis(ms.max(0) as u64)),
+                },
+                size: detail[1].max(0) as u64,
+            })
+            .collect();
+        Ok(KeyPage { keys, next_cursor })
+    }
+
+    pub(super) async fn pool_state(&self) -> PoolState {
+        let state = self.pool.state().await;
+        PoolState {
+            max_open: state.max_open,
+            connections: state.connections,
+            in_use: state.in_use,
+            idle: state.idle,
         }
     }
 

@@ -37,6 +37,8 @@ pub enum CacheEvent {
     Error,
     /// A stored value could not be decoded and was dropped.
     Corrupt,
+    /// A request was served without the cache (backend failing, or the request said so).
+    Bypass,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +49,7 @@ struct Counters {
     deletes: AtomicU64,
     errors: AtomicU64,
     corrupt: AtomicU64,
+    bypasses: AtomicU64,
     plain_bytes: AtomicU64,
     stored_bytes: AtomicU64,
 }
@@ -70,6 +73,7 @@ impl Counters {
             CacheEvent::Delete(n) => add(&self.deletes, n),
             CacheEvent::Error => add(&self.errors, 1),
             CacheEvent::Corrupt => add(&self.corrupt, 1),
+            CacheEvent::Bypass => add(&self.bypasses, 1),
         }
     }
 
@@ -90,6 +94,7 @@ impl Counters {
             deletes: get(&self.deletes),
             errors: get(&self.errors),
             corrupt_entries: get(&self.corrupt),
+            bypasses: get(&self.bypasses),
             bytes_before_compression: get(&self.plain_bytes),
             bytes_after_compression: get(&self.stored_bytes),
         }
@@ -103,6 +108,7 @@ impl Counters {
             &self.deletes,
             &self.errors,
             &self.corrupt,
+            &self.bypasses,
             &self.plain_bytes,
             &self.stored_bytes,
         ] {
@@ -112,7 +118,7 @@ impl Counters {
 }
 
 /// Counter values at one moment, with the hit rate derived.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CounterSnapshot {
     /// Lookups that found an entry.
     pub hits: u64,
@@ -128,6 +134,8 @@ pub struct CounterSnapshot {
     pub errors: u64,
     /// Undecodable entries dropped.
     pub corrupt_entries: u64,
+    /// Requests served without the cache.
+    pub bypasses: u64,
     /// Payload bytes stored, before compression.
     pub bytes_before_compression: u64,
     /// Bytes stored, after compression.
@@ -135,7 +143,7 @@ pub struct CounterSnapshot {
 }
 
 /// Totals, per-namespace counters and uptime at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StatsSnapshot {
     /// Seconds since the statistics started (or were reset).
     pub uptime_secs: f64,

@@ -50,7 +50,7 @@ use super::policy::CachePolicy;
 use super::request::{request_parts, RequestParts};
 use super::response::{header_map, mark, Answer, Outcome, Representation};
 use crate::cache::codec::{Decoded, PayloadEncoding};
-use crate::cache::{CacheManager, Generation, Lookup, StorePayload};
+use crate::cache::{CacheEvent, CacheManager, Generation, Lookup, StorePayload};
 use crate::error::ApiError;
 
 /// Wraps `route` so that GET and HEAD are answered from `cache` when a fresh entry exists,
@@ -244,6 +244,11 @@ async fn finish<R: Reply>(plan: Plan, reply: R) -> Result<Response, Rejection> {
     match plan.action {
         Action::PassThrough => Ok(response),
         Action::Bypass(detail) => {
+            let ns = &plan.state.policy.namespace;
+            plan.state
+                .cache
+                .stats()
+                .record(Some(ns), CacheEvent::Bypass);
             mark(response.headers_mut(), Outcome::Bypass { detail });
             Ok(response)
         }

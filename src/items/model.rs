@@ -28,7 +28,7 @@ pub const MAX_TAG_CHARS: usize = 50;
 ///
 /// Timestamps are RFC 3339 UTC with milliseconds (`2026-11-25T00:10:00.123Z`), written by
 /// SQLite, so they sort correctly as text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Item {
     /// Assigned by the store; never reused, even after the item is deleted.
     pub id: i64,
@@ -55,7 +55,7 @@ pub struct Item {
 /// assert!(item.validate().is_ok());
 /// assert!(item.description.is_empty() && item.tags.is_empty());
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewItem {
     /// Required; see [`Item::name`].
@@ -81,7 +81,7 @@ pub struct NewItem {
 /// assert!(patch.validate().is_ok());
 /// assert!(ItemPatch::default().validate().is_err());
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemPatch {
     /// New name, if changing.

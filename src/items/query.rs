@@ -124,7 +124,7 @@ fn parse_tag_filter(value: &str) -> Result<Option<String>, ValidationError> {
 }
 
 /// One page of `GET /items`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemPage {
     /// The items on this page, by ascending id.
     pub items: Vec<Item>,

@@ -9,9 +9,11 @@ use warp::http::{header, StatusCode};
 use warp::{Filter, Rejection, Reply};
 
 use crate::cache::{CacheManager, Namespace};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::filters::{cache_busting, cached, BustPolicy, CachePolicy};
-use crate::items::{ItemPatch, ItemStore, ListQuery, NewItem, StoreError, ValidationError};
+use crate::items::{
+    Item, ItemPage, ItemPatch, ItemStore, ListQuery, NewItem, StoreError, ValidationError,
+};
 
 /// The namespace item responses are cached in.
 pub const ITEMS_NAMESPACE: &str = "items";
@@ -63,15 +65,7 @@ fn get_item(store: ItemStore) -> impl Filter<Extract = (ItemReply,), Error = Rej
     warp::path!("items" / String)
         .and(get_or_head())
         .and(with_store(store))
-        .and_then(|id: String, store: ItemStore| async move {
-            let id = parse_id(&id)?;
-            let item = store
-                .get(id)
-                .await
-                .map_err(internal)?
-                .ok_or_else(|| not_found(id))?;
-            Ok::<_, Rejection>(warp::reply::json(&item).into_response())
-        })
+        .and_then(read_item)
 }
 
 /// GET /items?limit=20&offset=0&q=lamp&tag=garden
@@ -80,13 +74,7 @@ fn list_items(store: ItemStore) -> impl Filter<Extract = (ItemReply,), Error = R
         .and(get_or_head())
         .and(warp::query::<Vec<(String, String)>>())
         .and(with_store(store))
-        .and_then(
-            |pairs: Vec<(String, String)>, store: ItemStore| async move {
-                let query = ListQuery::from_pairs(&pairs).map_err(|e| bad_request(&e))?;
-                let page = store.list(query).await.map_err(internal)?;
-                Ok::<_, Rejection>(warp::reply::json(&page).into_response())
-            },
-        )
+        .and_then(list)
 }
 
 /// POST /items  (201 with Location)
@@ -98,15 +86,7 @@ fn create_item(
         .and(warp::post())
         .and(json_body::<NewItem>(max_body_bytes))
         .and(with_store(store))
-        .and_then(|new: NewItem, store: ItemStore| async move {
-            new.validate().map_err(invalid)?;
-            let item = store.create(new).await.map_err(internal)?;
-            let location = format!("/items/{}", item.id);
-            let reply = warp::reply::with_status(warp::reply::json(&item), StatusCode::CREATED);
-            Ok::<_, Rejection>(
-                warp::reply::with_header(reply, header::LOCATION, location).into_response(),
-            )
-        })
+        .and_then(create)
 }
 
 /// PUT /items/{id}  (full replacement)
@@ -118,16 +98,7 @@ fn replace_item(
         .and(warp::put())
         .and(json_body::<NewItem>(max_body_bytes))
         .and(with_store(store))
-        .and_then(|id: String, new: NewItem, store: ItemStore| async move {
-            let id = parse_id(&id)?;
-            new.validate().map_err(invalid)?;
-            let item = store
-                .replace(id, new)
-                .await
-                .map_err(internal)?
-                .ok_or_else(|| not_found(id))?;
-            Ok::<_, Rejection>(warp::reply::json(&item).into_response())
-        })
+        .and_then(replace)
 }
 
 /// PATCH /items/{id}  (the fields given)
@@ -139,18 +110,7 @@ fn patch_item(
         .and(warp::patch())
         .and(json_body::<ItemPatch>(max_body_bytes))
         .and(with_store(store))
-        .and_then(
-            |id: String, patch: ItemPatch, store: ItemStore| async move {
-                let id = parse_id(&id)?;
-                patch.validate().map_err(invalid)?;
-                let item = store
-                    .patch(id, patch)
-                    .await
-                    .map_err(internal)?
-                    .ok_or_else(|| not_found(id))?;
-                Ok::<_, Rejection>(warp::reply::json(&item).into_response())
-            },
-        )
+        .and_then(patch)
 }
 
 /// DELETE /items/{id}  (204)
@@ -158,13 +118,93 @@ fn delete_item(store: ItemStore) -> impl Filter<Extract = (ItemReply,), Error = 
     warp::path!("items" / String)
         .and(warp::delete())
         .and(with_store(store))
-        .and_then(|id: String, store: ItemStore| async move {
-            let id = parse_id(&id)?;
-            if !store.delete(id).await.map_err(internal)? {
-                return Err(not_found(id));
-            }
-            Ok::<_, Rejection>(StatusCode::NO_CONTENT.into_response())
-        })
+        .and_then(delete)
+}
+
+/// One item (cached in namespace `items`).
+#[utoipa::path(get, path = "/items/{id}", tag = "items",
+    params(("id" = i64, Path, description = "a positive integer")),
+    responses((status = 200, body = Item, description = "the item; X-Cache says HIT, MISS or BYPASS"),
+              (status = 304, description = "If-None-Match matched the ETag"),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn read_item(id: String, store: ItemStore) -> Result<ItemReply, Rejection> {
+    let id = parse_id(&id)?;
+    let item = store
+        .get(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found(id))?;
+    Ok(warp::reply::json(&item).into_response())
+}
+
+/// A page of items, optionally filtered (cached in namespace `items`).
+#[utoipa::path(get, path = "/items", tag = "items",
+    params(("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+           ("offset" = Option<u64>, Query, description = "0 to 1000000, default 0"),
+           ("q" = Option<String>, Query, description = "name contains this (case-insensitive)"),
+           ("tag" = Option<String>, Query, description = "has exactly this tag")),
+    responses((status = 200, body = ItemPage), (status = 400, body = ErrorBody)))]
+pub async fn list(pairs: Vec<(String, String)>, store: ItemStore) -> Result<ItemReply, Rejection> {
+    let query = ListQuery::from_pairs(&pairs).map_err(|e| bad_request(&e))?;
+    let page = store.list(query).await.map_err(internal)?;
+    Ok(warp::reply::json(&page).into_response())
+}
+
+/// Creates an item (busts namespace `items`).
+#[utoipa::path(post, path = "/items", tag = "items", request_body = NewItem,
+    responses((status = 201, body = Item, headers(("location" = String, description = "/items/{id}"))),
+              (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(new: NewItem, store: ItemStore) -> Result<ItemReply, Rejection> {
+    new.validate().map_err(invalid)?;
+    let item = store.create(new).await.map_err(internal)?;
+    let location = format!("/items/{}", item.id);
+    let reply = warp::reply::with_status(warp::reply::json(&item), StatusCode::CREATED);
+    Ok(warp::reply::with_header(reply, header::LOCATION, location).into_response())
+}
+
+/// Replaces an item (busts namespace `items`).
+#[utoipa::path(put, path = "/items/{id}", tag = "items", request_body = NewItem,
+    params(("id" = i64, Path, description = "a positive integer")),
+    responses((status = 200, body = Item), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn replace(id: String, new: NewItem, store: ItemStore) -> Result<ItemReply, Rejection> {
+    let id = parse_id(&id)?;
+    new.validate().map_err(invalid)?;
+    let item = store
+        .replace(id, new)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found(id))?;
+    Ok(warp::reply::json(&item).into_response())
+}
+
+/// Changes the given fields of an item (busts namespace `items`).
+#[utoipa::path(patch, path = "/items/{id}", tag = "items", request_body = ItemPatch,
+    params(("id" = i64, Path, description = "a positive integer")),
+    responses((status = 200, body = Item), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn patch(id: String, patch: ItemPatch, store: ItemStore) -> Result<ItemReply, Rejection> {
+    let id = parse_id(&id)?;
+    patch.validate().map_err(invalid)?;
+    let item = store
+        .patch(id, patch)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found(id))?;
+    Ok(warp::reply::json(&item).into_response())
+}
+
+/// Deletes an item (busts namespace `items`).
+#[utoipa::path(delete, path = "/items/{id}", tag = "items",
+    params(("id" = i64, Path, description = "a positive integer")),
+    responses((status = 204, description = "deleted"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(id: String, store: ItemStore) -> Result<ItemReply, Rejection> {
+    let id = parse_id(&id)?;
+    if !store.delete(id).await.map_err(internal)? {
+        return Err(not_found(id));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Ids are positive integers; anything else is a 400 on every route.

@@ -1,7 +1,10 @@
 //! The service's routes, each a warp filter tree, and the tiny filters that hand them state.
 
+pub mod admin;
+pub mod auth;
 pub mod health;
 pub mod items;
+pub mod meta;
 
 use std::convert::Infallible;
 
@@ -10,13 +13,46 @@ use warp::Filter;
 use crate::cache::CacheManager;
 
 /// Every route of the service, combined; errors are turned into JSON by the caller's
-/// `recover`. Health first (cheap, never cached), then the cached item routes.
+/// `recover`. Cheap uncached routes first, the cached item routes last (a cached route looks
+/// up every GET that reaches it).
 pub fn all(
     cache: CacheManager,
     store: crate::items::ItemStore,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    access: auth::AdminAccess,
     max_body_bytes: u64,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
-    health::routes(cache.clone()).or(items::routes(store, cache, max_body_bytes))
+    health::routes(cache.clone())
+        .or(meta::routes(cache.clone(), metrics))
+        .or(admin::routes(cache.clone(), access))
+        .or(items::routes(store, cache, max_body_bytes))
+}
+
+/// The route template a path belongs to, for metric labels: bounded whatever the path.
+pub fn route_label(path: &str) -> &'static str {
+    const EXACT: [&str; 11] = [
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/openapi.json",
+        "/items",
+        "/cache/stats",
+        "/cache/stats/reset",
+        "/cache/ping",
+        "/cache/clear",
+        "/cache/keys",
+        "/",
+    ];
+    if let Some(known) = EXACT.iter().find(|known| **known == path) {
+        return known;
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["items", _] => "/items/{id}",
+        ["cache", "clear", _] => "/cache/clear/{namespace}",
+        ["cache", "entries", _, ..] => "/cache/entries/{namespace}/{key}",
+        _ => "unmatched",
+    }
 }
 
 /// Hands a clone of the cache manager to a handler.

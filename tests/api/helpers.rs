@@ -353,3 +353,19 @@ pub fn header(response: &reqwest::Response, name: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+impl TestApp {
+    /// Sends `method` to `path` with extra headers and no body.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request is answered")
+    }
+}

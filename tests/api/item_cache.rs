@@ -395,7 +395,14 @@ async fn items_survive_a_service_restart() {
 }
 
 /// Method, path, content type, body, expected status and error code.
-type BadRequest = (Method, &'static str, &'static str, Vec<u8>, u16, &'static str);
+type BadRequest = (
+    Method,
+    &'static str,
+    &'static str,
+    Vec<u8>,
+    u16,
+    &'static str,
+);
 
 #[tokio::test]
 async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {

@@ -1,5 +1,6 @@
 //! All integration tests, compiled into one binary (one link step, shared harness).
 
+mod admin_api;
 mod cache_filters;
 mod helpers;
 mod item_cache;
