@@ -24,7 +24,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let shutdown = shutdown_signal();
     log::info!("listening on port {}", app.port());
-    app.run_until(shutdown_signal()).await;
+    app.run_until(shutdown).await;
     ExitCode::SUCCESS
 }

@@ -18,6 +18,8 @@ use serde_yaml::{Mapping, Value};
 pub const SETTINGS_FILE_ENV: &str = "SETTINGS_FILE";
 /// File read when neither `--config` nor `SETTINGS_FILE` names one.
 pub const DEFAULT_SETTINGS_FILE: &str = "settings.yaml";
+/// Longest TTL accepted anywhere: ten years.
+pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
 const SECTIONS: [&str; 5] = ["app", "redis", "cache", "admin", "database"];
 
 /// Everything the service can be configured with.
@@ -364,6 +366,19 @@ impl Settings {
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(fail(field, "must be greater than zero".into()));
         }
+        if self.redis.max_open < 2 {
+            return Err(fail(
+                "redis.max_open",
+                "must be at least 2: one connection is shared by all hits, the others do bulk work"
+                    .into(),
+            ));
+        }
+        if self.cache.default_ttl_secs > MAX_TTL_SECS {
+            return Err(fail(
+                "cache.default_ttl_secs",
+                format!("must be at most {MAX_TTL_SECS} (ten years)"),
+            ));
+        }
         if self.redis.max_idle > self.redis.max_open {
             return Err(fail(
                 "redis.max_idle",
@@ -591,6 +606,16 @@ mod tests {
         let err = load_yaml("cache:\n  default_ttl_secs: 0\n", &[]).expect_err("zero ttl");
         assert!(err.to_string().contains("cache.default_ttl_secs"), "{err}");
         assert!(err.to_string().contains("greater than zero"), "{err}");
+    }
+
+    #[test]
+    fn absurd_ttl_and_single_connection_pool_are_rejected() {
+        let err = load_yaml("cache:\n  default_ttl_secs: 18446744073709551615\n", &[])
+            .expect_err("huge ttl");
+        assert!(err.to_string().contains("at most"), "{err}");
+        let err =
+            load_yaml("redis:\n  max_open: 1\n  max_idle: 1\n", &[]).expect_err("one connection");
+        assert!(err.to_string().contains("redis.max_open"), "{err}");
     }
 
     #[test]

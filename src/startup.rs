@@ -144,27 +144,38 @@ impl Application {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Registers for SIGINT and SIGTERM now, and returns a future that completes on either.
+/// Registering before the listener is announced means a signal sent as soon as the service
+/// says it is listening is never lost to the default action (immediate termination).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {},
-                    _ = terminate.recv() => {},
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {},
+                        _ = terminate.recv() => {},
+                    }
                 }
-            }
-            Err(err) => {
-                log::warn!("cannot listen for SIGTERM ({err}); only SIGINT stops the server");
-                let _ = interrupt.await;
+                (interrupt, terminate) => {
+                    log::warn!(
+                        "cannot listen for signals ({:?}, {:?}); falling back to Ctrl-C only",
+                        interrupt.err(),
+                        terminate.err()
+                    );
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

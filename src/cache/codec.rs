@@ -253,13 +253,24 @@ impl Decoded {
     }
 }
 
-/// Inflates a gzip payload, refusing damaged streams and absurd sizes.
+/// Inflates a gzip payload, refusing damaged streams and anything larger than 256 MiB.
 pub fn gunzip(compressed: &[u8]) -> Result<Vec<u8>, CodecError> {
-    let mut plain = Vec::with_capacity(compressed.len() * 3);
+    gunzip_limited(compressed, MAX_INFLATED_BYTES as usize)
+}
+
+/// Inflates a gzip payload of at most `limit` bytes; a larger one is an error, never a
+/// silently shortened body.
+pub fn gunzip_limited(compressed: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
+    let mut plain = Vec::with_capacity(compressed.len().saturating_mul(3).min(limit));
     GzDecoder::new(compressed)
-        .take(MAX_INFLATED_BYTES)
+        .take(limit as u64 + 1)
         .read_to_end(&mut plain)
         .map_err(|e| CodecError::Gzip(e.to_string()))?;
+    if plain.len() > limit {
+        return Err(CodecError::Gzip(format!(
+            "inflates to more than {limit} bytes"
+        )));
+    }
     Ok(plain)
 }
 
@@ -313,6 +324,19 @@ mod tests {
         assert_eq!(decoded.meta, &b"{\"status\":200}"[..]);
         assert_eq!(decoded.encoding, PayloadEncoding::Gzip);
         assert_eq!(decoded.into_plain().expect("plain"), payload.as_bytes());
+    }
+
+    #[test]
+    fn inflating_past_the_limit_is_an_error() {
+        let compressed = codec().gzip(&[b'a'; 10_000]);
+        assert_eq!(
+            gunzip_limited(&compressed, 10_000).map(|p| p.len()),
+            Ok(10_000)
+        );
+        assert!(matches!(
+            gunzip_limited(&compressed, 9_999),
+            Err(CodecError::Gzip(_))
+        ));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! cannot bring old entries back: the replacement is another random value.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -41,6 +41,11 @@ impl Generation {
             .unwrap_or_default();
         hasher.write_u128(now.as_nanos());
         Self(hasher.finish())
+    }
+
+    /// The generation recorded in an entry.
+    pub fn from_value(value: u64) -> Self {
+        Self(value)
     }
 
     /// The raw value, as recorded in entries.
@@ -167,29 +172,40 @@ impl CacheManager {
 #[derive(Debug, Default)]
 pub struct PendingBusts {
     count: AtomicUsize,
-    namespaces: Mutex<HashSet<Namespace>>,
+    /// Each pending namespace with the epoch of its latest failure: a bust that succeeds
+    /// clears the mark only if no failure was recorded after that bust started.
+    namespaces: Mutex<HashMap<Namespace, u64>>,
+    epoch: AtomicU64,
 }
 
 impl PendingBusts {
     fn add(&self, ns: &Namespace) {
+        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
         let mut namespaces = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
-        if namespaces.insert(ns.clone()) {
+        if namespaces.insert(ns.clone(), epoch).is_none() {
             self.count.fetch_add(1, Ordering::Release);
         }
     }
 
-    fn contains(&self, ns: &Namespace) -> bool {
-        self.count.load(Ordering::Acquire) > 0
-            && self
-                .namespaces
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(ns)
+    /// The epoch of `ns`'s pending failure, if one is pending.
+    fn pending(&self, ns: &Namespace) -> Option<u64> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let namespaces = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        namespaces.get(ns).copied()
     }
 
-    fn remove(&self, ns: &Namespace) {
+    /// The current epoch, read before a bust starts.
+    fn now(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Clears `ns` unless a failure newer than `started` was recorded.
+    fn clear_if_not_newer(&self, ns: &Namespace, started: u64) {
         let mut namespaces = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
-        if namespaces.remove(ns) {
+        if namespaces.get(ns).is_some_and(|failed| *failed <= started) {
+            namespaces.remove(ns);
             self.count.fetch_sub(1, Ordering::Release);
         }
     }
@@ -199,9 +215,10 @@ impl CacheManager {
     /// Busts `ns`; when the backend fails, remembers the namespace so that it is not read
     /// until a later bust succeeds. Returns whether the bust happened now.
     pub async fn bust_or_remember(&self, ns: &Namespace) -> bool {
+        let started = self.pending_busts().now();
         match self.bust_namespace(ns).await {
             Ok(_) => {
-                self.pending_busts().remove(ns);
+                self.pending_busts().clear_if_not_newer(ns, started);
                 true
             }
             Err(err) => {
@@ -220,11 +237,12 @@ impl CacheManager {
 
     /// Ok when `ns` may be read: no bust of it is pending, or the pending one succeeds now.
     pub async fn settle_pending_bust(&self, ns: &Namespace) -> Result<(), CacheError> {
-        if !self.pending_busts().contains(ns) {
+        if self.pending_busts().pending(ns).is_none() {
             return Ok(());
         }
+        let started = self.pending_busts().now();
         self.bust_namespace(ns).await?;
-        self.pending_busts().remove(ns);
+        self.pending_busts().clear_if_not_newer(ns, started);
         log::info!("pending invalidation of namespace {ns} done");
         Ok(())
     }

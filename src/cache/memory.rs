@@ -91,9 +91,10 @@ impl MemoryBackend {
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), BackendError> {
+        // A TTL past what Instant can represent means "practically never".
         let entry = MemoryEntry {
             value,
-            expires_at: Some(Instant::now() + ttl),
+            expires_at: Instant::now().checked_add(ttl),
         };
         self.entries.insert(key.to_string(), entry);
         Ok(())

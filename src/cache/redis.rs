@@ -206,7 +206,9 @@ impl RedisBackend {
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), BackendError> {
-        let millis = ttl.as_millis().max(1) as u64;
+        let millis = u64::try_from(ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(1, i64::MAX as u64);
         self.run(
             redis::cmd("SET")
                 .arg(key)

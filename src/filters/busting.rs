@@ -2,10 +2,12 @@
 //! leaves, invalidates the namespaces and keys its [`BustPolicy`] names.
 //!
 //! Namespaces are busted by giving them a new generation (O(1), race-free, see
-//! [`crate::cache::generations`]); keys are deleted. A failed mutation (4xx/5xx) busts nothing.
-//! When the cache is unreachable the write still stands and the response is unchanged: the
-//! namespace is remembered and bypassed until a retried bust succeeds, so no client reads an
-//! entry from before the write.
+//! [`crate::cache::generations`]); keys are deleted (not race-free: a slow miss may store the
+//! old value again; use namespaces where that matters). A failed mutation (4xx/5xx) busts
+//! nothing. When the cache is unreachable the write still stands and the response is
+//! unchanged: the namespace is remembered and bypassed until a retried bust succeeds, so no
+//! client reads an entry from before the write. If the request is dropped while the route runs
+//! (the client went away after sending a write), the bust still happens, from a task of its own.
 
 use std::sync::Arc;
 
@@ -39,23 +41,74 @@ where
     R: Reply,
 {
     let state = Arc::new((cache, policy));
-    route
-        .and(request_parts())
-        .and(warp::any().map(move || Arc::clone(&state)))
-        .then(bust_after_success)
+    let outcome = route
+        .map(|reply: R| RouteOutcome::Replied(reply.into_response()))
+        .or_else(
+            |rejection| async move { Ok::<_, Rejection>((RouteOutcome::Rejected(rejection),)) },
+        );
+    request_parts()
+        .map(move |request| BustGuard {
+            state: Some(Arc::clone(&state)),
+            request: Arc::new(request),
+        })
+        .and(outcome)
+        .and_then(settle)
 }
 
-async fn bust_after_success<R: Reply>(
-    reply: R,
-    request: RequestParts,
-    state: Arc<(CacheManager, BustPolicy)>,
-) -> Response {
-    let response = reply.into_response();
-    if response.status().is_success() {
-        let (cache, policy) = &*state;
-        bust(cache, policy, &request).await;
+/// What the wrapped route did.
+enum RouteOutcome {
+    Replied(Response),
+    Rejected(Rejection),
+}
+
+/// Armed from before the route runs until its bust is done. If the request is dropped in
+/// between (client gone, shutdown grace over) while the route's write may have committed, the
+/// guard busts from a task of its own: a write must never outlive its invalidation.
+struct BustGuard {
+    state: Option<Arc<(CacheManager, BustPolicy)>>,
+    request: Arc<RequestParts>,
+}
+
+impl BustGuard {
+    fn disarm(&mut self) {
+        self.state = None;
     }
-    response
+}
+
+impl Drop for BustGuard {
+    fn drop(&mut self) {
+        let Some(state) = self.state.take() else {
+            return;
+        };
+        let request = Arc::clone(&self.request);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let (cache, policy) = &*state;
+                    bust(cache, policy, &request).await;
+                });
+            }
+            Err(_) => log::error!("a cancelled write could not be busted: no runtime"),
+        }
+    }
+}
+
+async fn settle(mut guard: BustGuard, outcome: RouteOutcome) -> Result<Response, Rejection> {
+    let response = match outcome {
+        RouteOutcome::Rejected(rejection) => {
+            guard.disarm();
+            return Err(rejection);
+        }
+        RouteOutcome::Replied(response) => response,
+    };
+    if response.status().is_success() {
+        if let Some(state) = guard.state.clone() {
+            let (cache, policy) = &*state;
+            bust(cache, policy, &guard.request).await;
+        }
+    }
+    guard.disarm();
+    Ok(response)
 }
 
 async fn bust(cache: &CacheManager, policy: &BustPolicy, request: &RequestParts) {

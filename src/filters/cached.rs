@@ -39,17 +39,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
-use warp::http::HeaderMap;
+use warp::http::{HeaderMap, Method};
 use warp::reject::{Reject, Rejection};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use super::body::{collect_limited, Collected};
 use super::entry::{self, EntryMeta, NotStorable};
 use super::policy::CachePolicy;
 use super::request::{request_parts, RequestParts};
 use super::response::{header_map, mark, Answer, Outcome, Representation};
-use crate::cache::codec::{Decoded, PayloadEncoding};
+use crate::cache::codec::{gunzip_limited, Decoded, PayloadEncoding};
 use crate::cache::{CacheEvent, CacheManager, Generation, Lookup, StorePayload};
 use crate::error::ApiError;
 
@@ -112,11 +112,13 @@ enum Action {
     PassThrough,
     /// Do not use the cache; say why.
     Bypass(&'static str),
-    /// Store the response under `key` (and `generation`, when the lookup read one).
+    /// Store the response under `key` with `generation` (read before the route ran). HEAD
+    /// answers are never stored (`store: false`): a handler may answer HEAD with no body.
     Store {
         key: String,
-        generation: Option<Generation>,
+        generation: Generation,
         refresh: bool,
+        store: bool,
     },
 }
 
@@ -157,40 +159,42 @@ async fn decide(request: &RequestParts, state: &CachedRoute) -> Result<Action, R
         None => request.default_key(),
     };
     let key = request.finish_key(key, &policy.vary);
-    if state
-        .cache
-        .settle_pending_bust(&policy.namespace)
-        .await
-        .is_err()
-    {
+    let ns = &policy.namespace;
+    if state.cache.settle_pending_bust(ns).await.is_err() {
         return Ok(Action::Bypass("cache-unavailable"));
     }
-    if directives.no_cache {
-        return Ok(Action::Store {
-            key,
-            generation: None,
-            refresh: true,
-        });
-    }
-    match state.cache.lookup(&policy.namespace, &key).await {
-        Ok(Lookup::Hit(decoded)) => match hit_response(request, policy, decoded) {
-            Some(response) => Err(warp::reject::custom(Hit(Mutex::new(Some(response))))),
+    let (hit, generation) = match state.cache.lookup(ns, &key).await {
+        Ok(Lookup::Hit(decoded)) => {
+            let generation = decoded.generation.map(Generation::from_value);
+            (Some(decoded), generation)
+        }
+        Ok(Lookup::Miss { generation }) => (None, generation),
+        Err(_) => return Ok(Action::Bypass("cache-unavailable")),
+    };
+    let refresh = directives.no_cache;
+    if let (Some(decoded), false) = (hit, refresh) {
+        match hit_response(request, policy, decoded) {
+            Some(response) => return Err(warp::reject::custom(Hit(Mutex::new(Some(response))))),
             None => {
-                state.cache.delete(&policy.namespace, &key).await.ok();
-                Ok(Action::Store {
-                    key,
-                    generation: None,
-                    refresh: false,
-                })
+                state.cache.delete(ns, &key).await.ok();
             }
-        },
-        Ok(Lookup::Miss { generation }) => Ok(Action::Store {
-            key,
-            generation,
-            refresh: false,
-        }),
-        Err(_) => Ok(Action::Bypass("cache-unavailable")),
+        }
     }
+    // The generation must be the one current *before* the route runs: a write that commits
+    // while the route reads must leave whatever this request stores dead on arrival.
+    let generation = match generation {
+        Some(generation) => generation,
+        None => match state.cache.current_generation(ns).await {
+            Ok(generation) => generation,
+            Err(_) => return Ok(Action::Bypass("cache-unavailable")),
+        },
+    };
+    Ok(Action::Store {
+        key,
+        generation,
+        refresh,
+        store: request.method() == Method::GET,
+    })
 }
 
 /// The response for a stored entry, or `None` when its metadata is unreadable.
@@ -210,13 +214,15 @@ fn hit_response(
         },
     };
     let remaining = meta.remaining(now);
+    // Downstream caches compute freshness as max-age minus Age, so max-age is the entry's
+    // whole lifetime, not what is left of it.
     Answer {
         request,
         status,
         headers: header_map(&meta.headers),
         body,
         etag: &meta.etag,
-        max_age: remaining,
+        max_age: Duration::from_millis(meta.ttl_ms),
         age: Some(meta.age(now)),
         vary: &policy.vary,
         outcome: Outcome::Hit { remaining },
@@ -256,16 +262,17 @@ async fn finish<R: Reply>(plan: Plan, reply: R) -> Result<Response, Rejection> {
             key,
             generation,
             refresh,
+            store: true,
         } => {
-            store_and_answer(
-                &plan.state,
-                &plan.request,
-                response,
-                key,
-                generation,
-                refresh,
-            )
-            .await
+            let (state, request) = (&plan.state, &plan.request);
+            store_and_answer(state, request, response, key, generation, refresh).await
+        }
+        Action::Store { refresh, .. } => {
+            mark(
+                response.headers_mut(),
+                miss_outcome(refresh, false, Some("head")),
+            );
+            Ok(response)
         }
     }
 }
@@ -275,7 +282,7 @@ async fn store_and_answer(
     request: &RequestParts,
     response: Response,
     key: String,
-    generation: Option<Generation>,
+    generation: Generation,
     refresh: bool,
 ) -> Result<Response, Rejection> {
     let policy = &state.policy;
@@ -285,13 +292,22 @@ async fn store_and_answer(
         mark(response.headers_mut(), not_stored(reason));
         return Ok(response);
     }
-    let (head, body) = response.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(|e| warp::reject::custom(ApiError::Internal(format!("route body failed: {e}"))))?
-        .to_bytes();
-    if body.len() > policy.max_entry_bytes {
+    let (head, body) = match collect_limited(response, policy.max_entry_bytes).await {
+        Ok(Collected::Whole(head, body)) => (head, body),
+        Ok(Collected::TooLarge(mut response)) => {
+            mark(response.headers_mut(), not_stored(NotStorable::TooLarge));
+            return Ok(response);
+        }
+        Err(e) => {
+            let message = format!("route body failed: {e}");
+            return Err(warp::reject::custom(ApiError::Internal(message)));
+        }
+    };
+    // A body the route gzip-encoded itself is checked once, here on the miss path: it must
+    // inflate within the size limit, so no hit can ever inflate something larger.
+    if entry::is_gzip_encoded(&head.headers)
+        && gunzip_limited(&body, policy.max_entry_bytes).is_err()
+    {
         let mut response = Response::from_parts(head, body.into());
         mark(response.headers_mut(), not_stored(NotStorable::TooLarge));
         return Ok(response);
@@ -368,16 +384,12 @@ fn represent(cache: &CacheManager, headers: &HeaderMap, body: Bytes) -> Represen
 async fn store(
     state: &CachedRoute,
     key: &str,
-    generation: Option<Generation>,
+    generation: Generation,
     meta: &EntryMeta,
     representation: &Representation,
     ttl: Duration,
 ) -> Result<(), ()> {
     let ns = &state.policy.namespace;
-    let generation = match generation {
-        Some(generation) => generation,
-        None => state.cache.current_generation(ns).await.map_err(|_| ())?,
-    };
     let meta = serde_json::to_vec(meta).map_err(|_| ())?;
     let payload = match representation {
         Representation::Plain(body) => StorePayload::Plain(body),

@@ -79,9 +79,10 @@ impl CachePolicy {
         Namespace::new(name).map(Self::new)
     }
 
-    /// Entries live this long.
+    /// Entries live this long (at most ten years; at least one millisecond).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
+        let most = Duration::from_secs(crate::settings::MAX_TTL_SECS);
+        self.ttl = Some(ttl.clamp(Duration::from_millis(1), most));
         self
     }
 

@@ -4,12 +4,17 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
+use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 use warp::filters::path::FullPath;
 use warp::http::header::{
     HeaderMap, HeaderName, ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, COOKIE, PRAGMA,
 };
 use warp::http::Method;
 use warp::Filter;
+
+/// Bytes escaped in vary values inside keys: separators of the key format and the escape
+/// character itself, plus everything that is not visible ASCII.
+const VARY_VALUE_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'|').add(b'=').add(b',').add(b'%');
 
 /// Keys longer than this keep a readable head and end in a hash of the whole key, so a huge
 /// query string cannot make a huge Redis key.
@@ -85,7 +90,9 @@ impl RequestParts {
         key
     }
 
-    /// Appends `|name=value` for each vary header to `base`, then bounds the length.
+    /// Appends `|name=value` for each vary header to `base`, then bounds the length. Values
+    /// are percent-encoded (`|`, `=`, `,`, `%`, and anything not visible ASCII), so no two
+    /// different sets of header values can produce the same key.
     pub(crate) fn finish_key(&self, mut key: String, vary: &[HeaderName]) -> String {
         for name in vary {
             key.push('|');
@@ -95,7 +102,7 @@ impl RequestParts {
                 if i > 0 {
                     key.push(',');
                 }
-                key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                key.extend(percent_encode(value.as_bytes(), VARY_VALUE_ESCAPES));
             }
         }
         bound_key(key)
@@ -125,18 +132,24 @@ impl RequestParts {
             .any(|name| self.headers.contains_key(name) && !vary.contains(name))
     }
 
-    /// Whether the client accepts a gzip-encoded body.
+    /// Whether the client accepts a gzip-encoded body: `gzip` (or `x-gzip`) with a non-zero
+    /// weight, or else `*` with a non-zero weight. An explicit `gzip;q=0` wins over `*`.
     pub fn accepts_gzip(&self) -> bool {
-        header_tokens(&self.headers, &ACCEPT_ENCODING).any(|token| {
+        let mut gzip = None;
+        let mut any = None;
+        for token in header_tokens(&self.headers, &ACCEPT_ENCODING) {
             let mut parts = token.split(';').map(str::trim);
-            let coding = parts.next().unwrap_or_default();
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (coding == "gzip" || coding == "x-gzip" || coding == "*") && !refused
-        })
+            let coding = parts.next().unwrap_or_default().to_string();
+            let weight = parts
+                .find_map(|p| p.strip_prefix("q="))
+                .map_or(1.0, |q| q.parse::<f32>().unwrap_or(0.0));
+            match coding.as_str() {
+                "gzip" | "x-gzip" => gzip = Some(weight),
+                "*" => any = Some(weight),
+                _ => {}
+            }
+        }
+        gzip.or(any).is_some_and(|weight| weight > 0.0)
     }
 
     /// Whether `If-None-Match` matches `etag` (weak comparison, `*` included).
@@ -234,6 +247,13 @@ mod tests {
             request.finish_key("k".into(), &vary),
             "k|accept-language=fr"
         );
+        let vary2 = [HeaderName::from_static("a"), HeaderName::from_static("b")];
+        let one = parts(Method::GET, "/x", "", &[("a", "1|b=2"), ("b", "3")]);
+        let two = parts(Method::GET, "/x", "", &[("a", "1"), ("b", "2|b=3")]);
+        assert_ne!(
+            one.finish_key("k".into(), &vary2),
+            two.finish_key("k".into(), &vary2)
+        );
         let long = request.finish_key("x".repeat(5000), &[]);
         assert!(long.len() < 240, "{}", long.len());
         assert_ne!(long, request.finish_key("x".repeat(5001), &[]));
@@ -273,6 +293,10 @@ mod tests {
         assert!(yes.accepts_gzip());
         assert!(!no.accepts_gzip());
         assert!(!parts(Method::GET, "/", "", &[]).accepts_gzip());
+        let star = parts(Method::GET, "/", "", &[("accept-encoding", "*")]);
+        assert!(star.accepts_gzip());
+        let refused = parts(Method::GET, "/", "", &[("accept-encoding", "gzip;q=0, *")]);
+        assert!(!refused.accepts_gzip());
         let inm = parts(Method::GET, "/", "", &[("if-none-match", "\"a\", W/\"b\"")]);
         assert!(inm.if_none_match("\"b\""));
         assert!(!inm.if_none_match("\"c\""));

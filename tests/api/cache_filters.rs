@@ -195,6 +195,39 @@ async fn an_origin_gzip_body_is_stored_as_is_never_compressed_twice() {
 }
 
 #[tokio::test]
+async fn bodies_over_the_entry_limit_are_sent_whole_but_not_stored() {
+    let (_server, cache, calls) = setup().await;
+    let big = "x".repeat(10_000);
+    let sized = counting_origin("sized", &calls, {
+        let big = big.clone();
+        move |_| big.clone()
+    });
+    let streamed = counting_origin("streamed", &calls, {
+        let big = big.clone();
+        move |_| {
+            let chunks: Vec<Result<bytes::Bytes, std::convert::Infallible>> = big
+                .as_bytes()
+                .chunks(1_000)
+                .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+                .collect();
+            warp::reply::stream(futures_util::stream::iter(chunks))
+        }
+    });
+    let small_limit = policy().max_entry_bytes(4_096);
+    let route = cached(cache, small_limit, sized.or(streamed).unify());
+    for path in ["/sized", "/streamed"] {
+        for _ in 0..2 {
+            let response = get(&route, path, &[]).await;
+            assert_eq!(response.body().len(), 10_000, "{path} body cut");
+            assert_eq!(x_cache(&response), "MISS", "{path}");
+            let status = response.headers()["cache-status"].to_str().expect("text");
+            assert!(status.contains("detail=too-large"), "{status}");
+        }
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
 async fn other_methods_pass_through_untouched() {
     let (_server, cache, calls) = setup().await;
     let origin = warp::path("thing").and(warp::post()).map({

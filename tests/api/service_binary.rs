@@ -134,13 +134,14 @@ fn environment_overrides_file_and_backend_choice_is_logged() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let yaml = format!(
-        "app:\n  port: 0\nredis:\n  url: {}\ncache:\n  backend: redis\n",
+        "app:\n  port: 0\nredis:\n  url: {}\ncache:\n  backend: redis\ndatabase:\n  path: \":memory:\"\n",
         server.url()
     );
     let config = write_settings(dir.path(), &yaml);
 
     let with_file = RunningService::start(&config, &[]);
     with_file.wait_for_line("cache backend: redis");
+    with_file.wait_for_line("listening on port");
     assert!(with_file.terminate().success());
 
     let overridden = RunningService::start(&config, &[("CACHE__BACKEND", "memory")]);
@@ -153,7 +154,7 @@ fn environment_overrides_file_and_backend_choice_is_logged() {
 fn serves_from_memory_when_redis_is_unreachable_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let yaml = format!(
-        "app:\n  port: 0\nredis:\n  url: redis://127.0.0.1:{}/0\n  connect_timeout_ms: 200\n",
+        "app:\n  port: 0\nredis:\n  url: redis://127.0.0.1:{}/0\n  connect_timeout_ms: 200\ndatabase:\n  path: \":memory:\"\n",
         free_port()
     );
     let config = write_settings(dir.path(), &yaml);

@@ -1,0 +1,219 @@
+//! Interleavings that delete-based busting gets wrong, made deterministic: an origin that
+//! pauses between reading its data and answering, and a write that lands in that pause.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use warp::Filter;
+use warp_redis_cache::cache::{CacheManager, Namespace};
+use warp_redis_cache::filters::{cache_busting, cached, BustPolicy, CachePolicy};
+
+use crate::helpers::{eventually, redis_manager, RedisServer};
+
+/// A versioned resource at `/v`: GET answers `v<version>`, PUT increments the version.
+struct Rig {
+    version: Arc<AtomicUsize>,
+    pause_next_read: Arc<AtomicBool>,
+    read_done: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+impl Rig {
+    fn new() -> Self {
+        Self {
+            version: Arc::new(AtomicUsize::new(1)),
+            pause_next_read: Arc::new(AtomicBool::new(false)),
+            read_done: Arc::new(Notify::new()),
+            release: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The app; `commit_delay` makes the PUT's commit run on a task of its own for that long
+    /// (like the item store's `spawn_blocking`), so the request can be dropped mid-write.
+    fn app(
+        &self,
+        cache: CacheManager,
+        commit_delay: Option<Duration>,
+    ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection>
+           + Clone
+           + Send
+           + Sync
+           + 'static {
+        let ns = Namespace::new("t").expect("valid");
+        let (version, pause, read_done, release) = (
+            Arc::clone(&self.version),
+            Arc::clone(&self.pause_next_read),
+            Arc::clone(&self.read_done),
+            Arc::clone(&self.release),
+        );
+        let read = warp::path("v").and(warp::get()).and_then(move || {
+            let (version, pause, read_done, release) = (
+                version.clone(),
+                pause.clone(),
+                read_done.clone(),
+                release.clone(),
+            );
+            async move {
+                let seen = version.load(Ordering::SeqCst);
+                if pause.swap(false, Ordering::SeqCst) {
+                    read_done.notify_one();
+                    release.notified().await;
+                }
+                Ok::<_, warp::Rejection>(format!("v{seen}"))
+            }
+        });
+        let version = Arc::clone(&self.version);
+        let write = warp::path("v").and(warp::put()).and_then(move || {
+            let version = version.clone();
+            async move {
+                match commit_delay {
+                    Some(delay) => {
+                        let version = version.clone();
+                        let commit = tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            version.fetch_add(1, Ordering::SeqCst);
+                        });
+                        commit.await.expect("commit task");
+                    }
+                    None => {
+                        version.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                Ok::<_, warp::Rejection>("saved")
+            }
+        });
+        cached(cache.clone(), CachePolicy::new(ns.clone()), read).or(cache_busting(
+            cache,
+            BustPolicy::namespace(ns),
+            write,
+        ))
+    }
+}
+
+async fn get(
+    app: &(impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection>
+          + Clone
+          + Send
+          + Sync
+          + 'static),
+    headers: &[(&str, &str)],
+) -> (String, String) {
+    let mut request = warp::test::request().path("/v");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.reply(app).await;
+    let x_cache = response
+        .headers()
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (
+        String::from_utf8_lossy(response.body()).into_owned(),
+        x_cache,
+    )
+}
+
+/// What the cache holds when the race starts.
+#[derive(Clone, Copy)]
+enum Before {
+    /// Nothing, not even a generation for the namespace.
+    FreshNamespace,
+    /// A generation, but no live entry for `/v` (so the GET misses).
+    NoEntry,
+    /// A live entry for `/v` (the GET must skip it to reach the origin).
+    LiveEntry,
+}
+
+/// A GET reads v1 and pauses; a PUT commits v2 and returns; the GET resumes and stores what it
+/// read. Returns what a GET after all that sees.
+async fn read_write_race(
+    headers: &'static [(&'static str, &'static str)],
+    before: Before,
+) -> (String, String) {
+    let server = RedisServer::start();
+    let cache = redis_manager(&server).await;
+    let rig = Rig::new();
+    let app = rig.app(cache.clone(), None);
+    match before {
+        Before::FreshNamespace => {}
+        Before::NoEntry => {
+            let ns = Namespace::new("t").expect("valid");
+            cache
+                .bust_namespace(&ns)
+                .await
+                .expect("create a generation");
+        }
+        Before::LiveEntry => {
+            get(&app, &[]).await;
+            assert_eq!(get(&app, &[]).await, ("v1".into(), "HIT".into()));
+        }
+    }
+    rig.pause_next_read.store(true, Ordering::SeqCst);
+    let slow_app = app.clone();
+    let slow_get = tokio::spawn(async move { get(&slow_app, headers).await });
+    rig.read_done.notified().await;
+    let put = warp::test::request()
+        .method("PUT")
+        .path("/v")
+        .reply(&app)
+        .await;
+    assert_eq!(put.status(), 200);
+    rig.release.notify_one();
+    assert_eq!(slow_get.await.expect("slow GET").0, "v1");
+    get(&app, &[]).await
+}
+
+#[tokio::test]
+async fn a_miss_that_read_before_a_write_never_stores_a_live_entry() {
+    let after = read_write_race(&[], Before::NoEntry).await;
+    assert_eq!(
+        after.0, "v2",
+        "stale entry served after a completed write: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_first_miss_of_a_fresh_namespace_is_race_free_too() {
+    let after = read_write_race(&[], Before::FreshNamespace).await;
+    assert_eq!(
+        after.0, "v2",
+        "stale entry served after a completed write: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_no_cache_refresh_racing_a_write_is_race_free() {
+    let after = read_write_race(&[("cache-control", "no-cache")], Before::LiveEntry).await;
+    assert_eq!(
+        after.0, "v2",
+        "stale entry served after a completed write: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_write_whose_request_is_dropped_mid_commit_still_busts() {
+    let server = RedisServer::start();
+    let cache = redis_manager(&server).await;
+    let rig = Rig::new();
+    let app = rig.app(cache, Some(Duration::from_millis(100)));
+    get(&app, &[]).await;
+    assert_eq!(get(&app, &[]).await, ("v1".into(), "HIT".into()));
+
+    let put = warp::test::request().method("PUT").path("/v").reply(&app);
+    let dropped = tokio::time::timeout(Duration::from_millis(10), put).await;
+    assert!(dropped.is_err(), "the PUT should still have been running");
+    let committed = eventually(Duration::from_secs(2), || async {
+        rig.version.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    assert!(committed, "the write never committed");
+    let fresh = eventually(Duration::from_secs(2), || async {
+        get(&app, &[]).await.0 == "v2"
+    })
+    .await;
+    assert!(fresh, "a stale entry outlived a committed write");
+}
