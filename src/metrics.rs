@@ -12,7 +12,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
-use crate::cache::{CacheManager, StatsSnapshot};
+use crate::cache::{CacheManager, CircuitState, StatsSnapshot};
 
 /// Latency buckets in seconds: a cache hit is well under a millisecond.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -90,6 +90,32 @@ impl Metrics {
             "Whether the cache backend answers a PING",
             &[(&format!("backend=\"{backend}\""), up as f64)],
         );
+        if let Some((state, opened)) = cache.circuit() {
+            let states = [
+                (
+                    "state=\"closed\"",
+                    f64::from(u8::from(state == CircuitState::Closed)),
+                ),
+                (
+                    "state=\"open\"",
+                    f64::from(u8::from(state == CircuitState::Open)),
+                ),
+                (
+                    "state=\"half_open\"",
+                    f64::from(u8::from(state == CircuitState::HalfOpen)),
+                ),
+            ];
+            gauge(
+                &mut text,
+                "cache_circuit_state",
+                "The cache circuit breaker's state (1 = current)",
+                &states,
+            );
+            let _ = writeln!(
+                text,
+                "# HELP cache_circuit_opened_total Times the circuit opened\n# TYPE cache_circuit_opened_total counter\ncache_circuit_opened_total {opened}"
+            );
+        }
         if let Some(pool) = cache.pool_state().await {
             let states = [
                 ("state=\"max_open\"", pool.max_open as f64),

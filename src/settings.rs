@@ -76,6 +76,10 @@ pub struct RedisSettings {
     pub pool_get_timeout_ms: u64,
     /// Budget for one command's round trip.
     pub command_timeout_ms: u64,
+    /// Consecutive failures after which the cache is skipped for a cool-down.
+    pub breaker_failures: u32,
+    /// How long the cache is skipped once the breaker opens, before one probe decides.
+    pub breaker_cooldown_ms: u64,
 }
 
 /// `cache:` section: which backend, key layout, lifetimes and compression.
@@ -149,6 +153,8 @@ impl Default for RedisSettings {
             connect_timeout_ms: 500,
             pool_get_timeout_ms: 500,
             command_timeout_ms: 250,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 500,
         }
     }
 }
@@ -360,6 +366,11 @@ impl Settings {
             ("redis.connect_timeout_ms", self.redis.connect_timeout_ms),
             ("redis.pool_get_timeout_ms", self.redis.pool_get_timeout_ms),
             ("redis.command_timeout_ms", self.redis.command_timeout_ms),
+            (
+                "redis.breaker_failures",
+                u64::from(self.redis.breaker_failures),
+            ),
+            ("redis.breaker_cooldown_ms", self.redis.breaker_cooldown_ms),
             ("cache.default_ttl_secs", self.cache.default_ttl_secs),
             ("cache.memory_max_bytes", self.cache.memory_max_bytes),
         ];

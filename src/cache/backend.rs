@@ -25,6 +25,9 @@ pub enum BackendError {
     /// The backend answered with an error.
     #[error("cache backend error: {0}")]
     Command(String),
+    /// The circuit breaker is open: the backend was not called.
+    #[error("cache circuit open: the backend is skipped for a cool-down")]
+    CircuitOpen,
 }
 
 /// Remaining lifetime of a key.
@@ -186,6 +189,14 @@ impl Backend {
         count: usize,
     ) -> Result<KeyPage, BackendError> {
         dispatch!(self, b => b.scan_page(start, pattern, cursor, count).await)
+    }
+
+    /// The circuit breaker's state and how often it opened, for backends that have one.
+    pub fn circuit(&self) -> Option<(super::breaker::CircuitState, u64)> {
+        match self {
+            Backend::Redis(redis) => Some(redis.circuit()),
+            Backend::Memory(_) => None,
+        }
     }
 
     /// The connection pool's occupancy, for backends that have one.

@@ -316,6 +316,11 @@ impl CacheManager {
         Ok(deleted)
     }
 
+    /// The circuit breaker's state and how often it opened (`None` for the memory backend).
+    pub fn circuit(&self) -> Option<(super::breaker::CircuitState, u64)> {
+        self.inner.backend.circuit()
+    }
+
     /// The Redis pool's occupancy (`None` for the memory backend).
     pub async fn pool_state(&self) -> Option<super::backend::PoolState> {
         self.inner.backend.pool_state().await
@@ -341,6 +346,10 @@ impl CacheManager {
         result: Result<T, BackendError>,
     ) -> Result<T, CacheError> {
         result.map_err(|err| {
+            // A call the open circuit skipped is not a backend failure (the breaker logs it).
+            if err == BackendError::CircuitOpen {
+                return CacheError::Backend(err);
+            }
             self.inner.stats.record(Some(ns), CacheEvent::Error);
             self.inner
                 .error_log
@@ -354,6 +363,9 @@ impl CacheManager {
         result: Result<T, BackendError>,
     ) -> Result<T, CacheError> {
         result.map_err(|err| {
+            if err == BackendError::CircuitOpen {
+                return CacheError::Backend(err);
+            }
             self.inner.stats.record(None, CacheEvent::Error);
             self.inner
                 .error_log

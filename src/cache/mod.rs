@@ -3,6 +3,7 @@
 //! Only [`CacheManager`] talks to a backend; the warp filters and admin routes go through it.
 
 pub mod backend;
+pub mod breaker;
 pub mod codec;
 pub mod generations;
 pub mod inspect;
@@ -14,6 +15,7 @@ pub mod stats;
 pub mod throttled_log;
 
 pub use backend::{Backend, BackendError, BackendKind, KeyInfo, KeyPage, KeyTtl, PoolState};
+pub use breaker::CircuitState;
 pub use generations::{Generation, Lookup, StorePayload};
 pub use inspect::EntryView;
 pub use key::{InvalidNamespace, Namespace};

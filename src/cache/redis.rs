@@ -23,6 +23,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
 
 use super::backend::{BackendError, KeyInfo, KeyPage, KeyTtl, PoolState};
+use super::breaker::{Admission, CircuitBreaker, CircuitState};
 use crate::settings::RedisSettings;
 
 /// After a failed reconnect, calls fail at once for this long instead of each dialling again.
@@ -46,6 +47,7 @@ pub struct RedisBackend {
     reconnect: tokio::sync::Mutex<Option<Instant>>,
     next_id: AtomicU64,
     consecutive_timeouts: AtomicU32,
+    breaker: CircuitBreaker,
     connect_timeout: Duration,
     command_timeout: Duration,
 }
@@ -72,6 +74,10 @@ impl RedisBackend {
             reconnect: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
             consecutive_timeouts: AtomicU32::new(0),
+            breaker: CircuitBreaker::new(
+                settings.breaker_failures,
+                Duration::from_millis(settings.breaker_cooldown_ms),
+            ),
             connect_timeout: settings.connect_timeout(),
             command_timeout: settings.command_timeout(),
         })
@@ -141,18 +147,49 @@ impl RedisBackend {
         }
     }
 
+    /// Runs `call` if the circuit breaker admits it, and tells the breaker how it went.
+    async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let admission = self.breaker.admit();
+        if admission == Admission::Rejected {
+            return Err(BackendError::CircuitOpen);
+        }
+        let result = call.await;
+        let failed = matches!(
+            result,
+            Err(BackendError::Timeout(_) | BackendError::Unavailable(_))
+        );
+        self.breaker.record(admission, !failed);
+        result
+    }
+
     /// Runs `cmd` on the shared connection within the command timeout.
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, BackendError> {
-        let (id, mut conn) = self.connection().await?;
-        let result = tokio::time::timeout(self.command_timeout, cmd.query_async(&mut conn)).await;
-        self.settle(id, result)
+        self.guarded(async {
+            let (id, mut conn) = self.connection().await?;
+            let result =
+                tokio::time::timeout(self.command_timeout, cmd.query_async(&mut conn)).await;
+            self.settle(id, result)
+        })
+        .await
     }
 
     /// Runs `pipe` on the shared connection within the command timeout.
     async fn run_pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, BackendError> {
-        let (id, mut conn) = self.connection().await?;
-        let result = tokio::time::timeout(self.command_timeout, pipe.query_async(&mut conn)).await;
-        self.settle(id, result)
+        self.guarded(async {
+            let (id, mut conn) = self.connection().await?;
+            let result =
+                tokio::time::timeout(self.command_timeout, pipe.query_async(&mut conn)).await;
+            self.settle(id, result)
+        })
+        .await
+    }
+
+    /// The circuit breaker's state.
+    pub(super) fn circuit(&self) -> (CircuitState, u64) {
+        (self.breaker.state(), self.breaker.times_opened())
     }
 
     /// Turns a timed call's outcome into ours, replacing the connection when it broke.
@@ -166,12 +203,11 @@ impl RedisBackend {
                 self.consecutive_timeouts.store(0, Ordering::Relaxed);
                 Ok(value)
             }
-            Ok(Err(err)) => {
-                if breaks_connection(&err) {
-                    self.discard(id);
-                }
-                Err(BackendError::Command(err.to_string()))
+            Ok(Err(err)) if breaks_connection(&err) => {
+                self.discard(id);
+                Err(BackendError::Unavailable(err.to_string()))
             }
+            Ok(Err(err)) => Err(BackendError::Command(err.to_string())),
             Err(_) => {
                 let timeouts = self.consecutive_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
                 if timeouts >= TIMEOUTS_BEFORE_RECONNECT {
@@ -282,10 +318,13 @@ impl RedisBackend {
         pattern: &str,
     ) -> Result<u64, BackendError> {
         let lease = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+            .guarded(async {
+                self.pool
+                    .get()
+                    .await
+                    .map_err(|e| BackendError::Unavailable(e.to_string()))
+            })
+            .await?;
         let mut conn = (*lease).clone();
         let mut cursor: u64 = 0;
         let mut deleted = 0;

@@ -11,7 +11,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::auth::{admin_only, AdminAccess};
 use super::with_cache;
-use crate::cache::{CacheManager, KeyTtl, Namespace, StatsSnapshot};
+use crate::cache::{CacheManager, CircuitState, KeyTtl, Namespace, StatsSnapshot};
 use crate::error::ApiError;
 
 /// Most keys one listing page returns.
@@ -89,6 +89,17 @@ pub struct BackendStatus {
     pub latency_ms: Option<f64>,
     /// Why it did not answer.
     pub error: Option<String>,
+    /// The circuit breaker (Redis backend only).
+    pub circuit: Option<CircuitReport>,
+}
+
+/// The circuit breaker's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CircuitReport {
+    /// `closed`, `open` or `half_open`.
+    pub state: CircuitState,
+    /// How many times it has opened since startup.
+    pub opened_total: u64,
 }
 
 /// A PING answered.
@@ -196,19 +207,17 @@ fn unavailable(err: crate::cache::CacheError) -> Rejection {
               (status = 403, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn stats(cache: CacheManager) -> Result<impl Reply, Rejection> {
-    let backend = match cache.ping().await {
-        Ok(latency) => BackendStatus {
-            kind: cache.backend_kind().as_str(),
-            healthy: true,
-            latency_ms: Some(latency.as_secs_f64() * 1000.0),
-            error: None,
-        },
-        Err(err) => BackendStatus {
-            kind: cache.backend_kind().as_str(),
-            healthy: false,
-            latency_ms: None,
-            error: Some(err.to_string()),
-        },
+    let ping = cache.ping().await;
+    let circuit = cache.circuit().map(|(state, opened_total)| CircuitReport {
+        state,
+        opened_total,
+    });
+    let backend = BackendStatus {
+        kind: cache.backend_kind().as_str(),
+        healthy: ping.is_ok(),
+        latency_ms: ping.as_ref().ok().map(|l| l.as_secs_f64() * 1000.0),
+        error: ping.err().map(|e| e.to_string()),
+        circuit,
     };
     let stats = cache.stats().snapshot();
     Ok(warp::reply::json(&StatsResponse { backend, stats }))

@@ -217,3 +217,106 @@ async fn a_write_whose_request_is_dropped_mid_commit_still_busts() {
     .await;
     assert!(fresh, "a stale entry outlived a committed write");
 }
+
+/// A few versioned keys; reads are slowed by a random 0-3 ms between reading the version and
+/// answering, writes increment a key's version.
+fn history_app(
+    cache: CacheManager,
+    versions: Arc<Vec<AtomicUsize>>,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone + Send + Sync + 'static
+{
+    let ns = Namespace::new("h").expect("valid");
+    let read_versions = Arc::clone(&versions);
+    let read = warp::path!("h" / usize)
+        .and(warp::get())
+        .and_then(move |k: usize| {
+            let versions = Arc::clone(&read_versions);
+            async move {
+                let seen = versions[k].load(Ordering::SeqCst);
+                let pause = (seen as u64 * 2_654_435_761 + k as u64) % 4;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                Ok::<_, warp::Rejection>(seen.to_string())
+            }
+        });
+    let write = warp::path!("h" / usize)
+        .and(warp::put())
+        .map(move |k: usize| (versions[k].fetch_add(1, Ordering::SeqCst) + 1).to_string());
+    cached(cache.clone(), CachePolicy::new(ns.clone()), read).or(cache_busting(
+        cache,
+        BustPolicy::namespace(ns),
+        write,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_read_that_starts_after_a_write_returned_sees_an_older_value() {
+    const KEYS: usize = 3;
+    const TASKS: usize = 12;
+    const OPS_PER_TASK: usize = 250;
+    let server = RedisServer::start();
+    let base = redis_manager(&server).await;
+    for round in 0..3 {
+        let cache = base
+            .with_key_prefix(&format!("round{round}"))
+            .expect("prefix");
+        let versions: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..KEYS).map(|_| AtomicUsize::new(0)).collect());
+        let app = history_app(cache, Arc::clone(&versions));
+        // Per key: the highest version whose write has returned, and when it returned.
+        let acknowledged: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..KEYS).map(|_| AtomicUsize::new(0)).collect());
+        let mut tasks = Vec::new();
+        for task in 0..TASKS {
+            let (app, acknowledged) = (app.clone(), Arc::clone(&acknowledged));
+            tasks.push(tokio::spawn(async move {
+                let mut stale = Vec::new();
+                let mut state = (task as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                for _ in 0..OPS_PER_TASK {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let k = (state % KEYS as u64) as usize;
+                    if state % 5 == 0 {
+                        let response = warp::test::request()
+                            .method("PUT")
+                            .path(&format!("/h/{k}"))
+                            .reply(&app)
+                            .await;
+                        let written: usize = String::from_utf8_lossy(response.body())
+                            .parse()
+                            .expect("version");
+                        acknowledged[k].fetch_max(written, Ordering::SeqCst);
+                    } else {
+                        let floor = acknowledged[k].load(Ordering::SeqCst);
+                        let response = warp::test::request()
+                            .path(&format!("/h/{k}"))
+                            .reply(&app)
+                            .await;
+                        let seen: usize = String::from_utf8_lossy(response.body())
+                            .parse()
+                            .expect("version");
+                        if seen < floor {
+                            stale.push((k, floor, seen));
+                        }
+                    }
+                }
+                stale
+            }));
+        }
+        let mut stale = Vec::new();
+        for task in tasks {
+            stale.extend(task.await.expect("task"));
+        }
+        let writes: usize = versions.iter().map(|v| v.load(Ordering::SeqCst)).sum();
+        assert!(
+            writes > 100,
+            "round {round}: too few writes ({writes}) to mean anything"
+        );
+        assert!(
+            stale.is_empty(),
+            "round {round}: {} stale reads, e.g. (key, acknowledged, seen) {:?}",
+            stale.len(),
+            &stale[..stale.len().min(5)]
+        );
+    }
+}

@@ -3,6 +3,7 @@
 mod admin_api;
 mod busting_races;
 mod cache_filters;
+mod faults;
 mod helpers;
 mod item_cache;
 mod manager_suite;
