@@ -276,7 +276,7 @@ async fn no_read_that_starts_after_a_write_returned_sees_an_older_value() {
                     state ^= state >> 7;
                     state ^= state << 17;
                     let k = (state % KEYS as u64) as usize;
-                    if state % 5 == 0 {
+                    if state.is_multiple_of(5) {
                         let response = warp::test::request()
                             .method("PUT")
                             .path(&format!("/h/{k}"))
