@@ -99,6 +99,10 @@ pub struct CacheSettings {
     pub gzip_level: u32,
     /// Upper bound on the memory backend's size (keys plus values), in bytes.
     pub memory_max_bytes: u64,
+    /// After an entry's TTL, how long it may be served while one request refreshes it.
+    pub stale_while_revalidate_secs: u64,
+    /// After an entry's TTL, how long it may be served when the origin fails.
+    pub stale_if_error_secs: u64,
 }
 
 /// `admin:` section: who may use the cache admin routes.
@@ -168,6 +172,8 @@ impl Default for CacheSettings {
             compression_threshold_bytes: 1024,
             gzip_level: 6,
             memory_max_bytes: 64 * 1024 * 1024,
+            stale_while_revalidate_secs: 0,
+            stale_if_error_secs: 0,
         }
     }
 }
@@ -389,6 +395,20 @@ impl Settings {
                 "cache.default_ttl_secs",
                 format!("must be at most {MAX_TTL_SECS} (ten years)"),
             ));
+        }
+        for (field, secs) in [
+            (
+                "cache.stale_while_revalidate_secs",
+                self.cache.stale_while_revalidate_secs,
+            ),
+            ("cache.stale_if_error_secs", self.cache.stale_if_error_secs),
+        ] {
+            if secs > MAX_TTL_SECS {
+                return Err(fail(
+                    field,
+                    format!("must be at most {MAX_TTL_SECS} (ten years)"),
+                ));
+            }
         }
         if self.redis.max_idle > self.redis.max_open {
             return Err(fail(

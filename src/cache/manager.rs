@@ -46,6 +46,7 @@ struct Inner {
     layout: KeyLayout,
     codec: Codec,
     default_ttl: Duration,
+    default_stale_windows: (Duration, Duration),
     stats: CacheStats,
     error_log: ThrottledLog,
     corrupt_log: ThrottledLog,
@@ -61,6 +62,10 @@ impl CacheManager {
                 layout: KeyLayout::new(&settings.key_prefix),
                 codec: Codec::new(settings.compression_threshold_bytes, settings.gzip_level),
                 default_ttl: settings.default_ttl(),
+                default_stale_windows: (
+                    Duration::from_secs(settings.stale_while_revalidate_secs),
+                    Duration::from_secs(settings.stale_if_error_secs),
+                ),
                 stats: CacheStats::default(),
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
@@ -129,6 +134,7 @@ impl CacheManager {
                 layout: KeyLayout::new(prefix),
                 codec: inner.codec,
                 default_ttl: inner.default_ttl,
+                default_stale_windows: inner.default_stale_windows,
                 stats: CacheStats::default(),
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
@@ -155,6 +161,11 @@ impl CacheManager {
     /// The TTL applied when none is given.
     pub fn default_ttl(&self) -> Duration {
         self.inner.default_ttl
+    }
+
+    /// Default stale-while-revalidate and stale-if-error windows.
+    pub fn default_stale_windows(&self) -> (Duration, Duration) {
+        self.inner.default_stale_windows
     }
 
     /// Hit, miss and error counters.

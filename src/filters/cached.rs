@@ -11,10 +11,16 @@
 //!   methods pass through untouched.
 //! - A hit is one round trip (`MGET` of the entry and its namespace generation) and answers
 //!   with the stored status, headers and body, plus `X-Cache: HIT`, `Cache-Status`, `Age`,
-//!   `ETag` and `Cache-Control: max-age=<freshness left>`. `If-None-Match` matching the ETag
-//!   gets 304 with no body.
-//! - A miss runs the route and stores its response (one write) under the generation read by
-//!   the lookup, so a response computed before a concurrent bust is never served after it.
+//!   `ETag` and `Cache-Control: max-age=<lifetime>`. `If-None-Match` matching the ETag gets 304
+//!   with no body.
+//! - A miss runs the route and stores its response (one write) under the generation read
+//!   before the route ran, so a response computed before a concurrent bust is never served
+//!   after it. Concurrent misses of one key in this process run the route once: the others
+//!   wait for it and answer with its entry (`Cache-Status: ...; collapsed`).
+//! - Past its TTL, an entry inside its stale-while-revalidate window is answered at once
+//!   (`X-Cache: STALE`) while one background request refreshes it; inside its stale-if-error
+//!   window, the route is asked first (bounded by the origin timeout) and the stale entry is
+//!   answered only if the route fails with a 5xx or does not answer in time.
 //! - Never stored: statuses the policy does not list (default: 200 only); responses with
 //!   `Set-Cookie`, `Cache-Control: no-store`, `private` or `no-cache`, a `Content-Encoding`
 //!   other than gzip, a `Vary` on headers the key does not include, or a body over the
@@ -36,21 +42,21 @@
 //! costs one lookup, even if the route then rejects it.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use bytes::Bytes;
-use warp::http::{HeaderMap, Method};
+use warp::http::{Method, StatusCode};
 use warp::reject::{Reject, Rejection};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::body::{collect_limited, Collected};
-use super::entry::{self, EntryMeta, NotStorable};
+use super::entry::{self, EntryMeta, Freshness};
+use super::flights::{follow, Flights, Leader, Role, SharedEntry};
+use super::origin::{detached, origin_request, Origin};
 use super::policy::CachePolicy;
 use super::request::{request_parts, RequestParts};
 use super::response::{header_map, mark, Answer, Outcome, Representation};
-use crate::cache::codec::{gunzip_limited, Decoded, PayloadEncoding};
-use crate::cache::{CacheEvent, CacheManager, Generation, Lookup, StorePayload};
+use super::storing::{self, Preparation, Prepared};
+use crate::cache::codec::{Decoded, PayloadEncoding};
+use crate::cache::{CacheEvent, CacheManager, Generation, Lookup};
 use crate::error::ApiError;
 
 /// Wraps `route` so that GET and HEAD are answered from `cache` when a fresh entry exists,
@@ -85,7 +91,12 @@ where
     F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
     R: Reply,
 {
-    let state = Arc::new(CachedRoute { cache, policy });
+    let state = Arc::new(CachedRoute {
+        cache,
+        policy,
+        flights: Arc::new(Flights::default()),
+        origin: detached(route.clone()),
+    });
     request_parts()
         .and(warp::any().map(move || Arc::clone(&state)))
         .and_then(prepare)
@@ -98,6 +109,8 @@ where
 struct CachedRoute {
     cache: CacheManager,
     policy: CachePolicy,
+    flights: Arc<Flights>,
+    origin: Origin,
 }
 
 /// What to do once the route has answered.
@@ -119,10 +132,12 @@ enum Action {
         generation: Generation,
         refresh: bool,
         store: bool,
+        leader: Option<Leader>,
     },
 }
 
-/// A hit travels to [`answer_hit`] as a rejection: the only way in warp to skip the route.
+/// An answer made before the route ran travels to [`answer_hit`] as a rejection: the only way
+/// in warp to skip the route.
 struct Hit(Mutex<Option<Response>>);
 
 impl std::fmt::Debug for Hit {
@@ -133,6 +148,10 @@ impl std::fmt::Debug for Hit {
 
 impl Reject for Hit {}
 
+fn answered(response: Response) -> Rejection {
+    warp::reject::custom(Hit(Mutex::new(Some(response))))
+}
+
 async fn prepare(request: RequestParts, state: Arc<CachedRoute>) -> Result<Plan, Rejection> {
     let action = decide(&request, &state).await?;
     Ok(Plan {
@@ -142,7 +161,7 @@ async fn prepare(request: RequestParts, state: Arc<CachedRoute>) -> Result<Plan,
     })
 }
 
-async fn decide(request: &RequestParts, state: &CachedRoute) -> Result<Action, Rejection> {
+async fn decide(request: &RequestParts, state: &Arc<CachedRoute>) -> Result<Action, Rejection> {
     let policy = &state.policy;
     if !request.is_cacheable_method() {
         return Ok(Action::PassThrough);
@@ -172,9 +191,15 @@ async fn decide(request: &RequestParts, state: &CachedRoute) -> Result<Action, R
         Err(_) => return Ok(Action::Bypass("cache-unavailable")),
     };
     let refresh = directives.no_cache;
-    if let (Some(decoded), false) = (hit, refresh) {
-        match hit_response(request, policy, decoded) {
-            Some(response) => return Err(warp::reject::custom(Hit(Mutex::new(Some(response))))),
+    if let (Some(decoded), false, Some(generation)) = (hit, refresh, generation) {
+        match StoredEntry::read(decoded) {
+            Some(stored) => {
+                if let Some(response) =
+                    answer_stored(state, request, &key, generation, stored).await?
+                {
+                    return Err(answered(response));
+                }
+            }
             None => {
                 state.cache.delete(ns, &key).await.ok();
             }
@@ -189,46 +214,187 @@ async fn decide(request: &RequestParts, state: &CachedRoute) -> Result<Action, R
             Err(_) => return Ok(Action::Bypass("cache-unavailable")),
         },
     };
+    let is_get = request.method() == Method::GET;
+    let leader = if is_get && !refresh {
+        match state.flights.join(&flight_key(generation, &key)) {
+            Role::Leader(leader) => Some(leader),
+            Role::Follower(receiver) => {
+                if let Some(shared) = follow(receiver, policy.origin_timeout).await {
+                    return Err(answered(answer_shared(state, request, &shared)?));
+                }
+                None
+            }
+        }
+    } else {
+        None
+    };
     Ok(Action::Store {
         key,
         generation,
         refresh,
-        store: request.method() == Method::GET,
+        store: is_get,
+        leader,
     })
 }
 
-/// The response for a stored entry, or `None` when its metadata is unreadable.
-fn hit_response(
+/// A decoded entry with its metadata.
+struct StoredEntry {
+    meta: EntryMeta,
+    representation: Representation,
+}
+
+impl StoredEntry {
+    fn read(decoded: Decoded) -> Option<Self> {
+        let meta: EntryMeta = serde_json::from_slice(&decoded.meta).ok()?;
+        StatusCode::from_u16(meta.status).ok()?;
+        let representation = match decoded.encoding {
+            PayloadEncoding::Identity => Representation::Plain(decoded.payload),
+            PayloadEncoding::Gzip => Representation::Gzip {
+                compressed: decoded.payload,
+                plain: None,
+            },
+        };
+        Some(Self {
+            meta,
+            representation,
+        })
+    }
+}
+
+/// Answers from a stored entry according to its freshness; `None` when it is of no use and
+/// the request should go on as a miss.
+async fn answer_stored(
+    state: &Arc<CachedRoute>,
+    request: &RequestParts,
+    key: &str,
+    generation: Generation,
+    stored: StoredEntry,
+) -> Result<Option<Response>, Rejection> {
+    let now = entry::now_ms();
+    let outcome = match stored.meta.freshness(now) {
+        Freshness::Fresh => Outcome::Hit {
+            remaining: stored.meta.remaining(now),
+        },
+        Freshness::Revalidate => {
+            revalidate_in_background(state, request, key, generation);
+            Outcome::StaleWhileRevalidate {
+                stale_for: stored.meta.staleness(now),
+            }
+        }
+        Freshness::OnlyIfError => {
+            let origin = (state.origin)(origin_request(request));
+            match tokio::time::timeout(state.policy.origin_timeout, origin).await {
+                Ok(Some(response)) if !response.status().is_server_error() => {
+                    let response =
+                        store_and_answer(state, request, response, key, generation, false, None)
+                            .await?;
+                    return Ok(Some(response));
+                }
+                Ok(Some(response)) => Outcome::StaleIfError {
+                    origin_status: Some(response.status().as_u16()),
+                },
+                Ok(None) | Err(_) => Outcome::StaleIfError {
+                    origin_status: None,
+                },
+            }
+        }
+        Freshness::Dead => return Ok(None),
+    };
+    let answer = answer_from(
+        request,
+        &state.policy,
+        &stored.meta,
+        stored.representation,
+        now,
+        outcome,
+    );
+    Ok(Some(answer?))
+}
+
+fn answer_from(
     request: &RequestParts,
     policy: &CachePolicy,
-    decoded: Decoded,
-) -> Option<Response> {
-    let meta: EntryMeta = serde_json::from_slice(&decoded.meta).ok()?;
-    let status = warp::http::StatusCode::from_u16(meta.status).ok()?;
-    let now = entry::now_ms();
-    let body = match decoded.encoding {
-        PayloadEncoding::Identity => Representation::Plain(decoded.payload),
-        PayloadEncoding::Gzip => Representation::Gzip {
-            compressed: decoded.payload,
-            plain: None,
-        },
-    };
-    let remaining = meta.remaining(now);
+    meta: &EntryMeta,
+    representation: Representation,
+    now: u64,
+    outcome: Outcome,
+) -> Result<Response, Rejection> {
+    let status = StatusCode::from_u16(meta.status).unwrap_or(StatusCode::OK);
     // Downstream caches compute freshness as max-age minus Age, so max-age is the entry's
     // whole lifetime, not what is left of it.
     Answer {
         request,
         status,
         headers: header_map(&meta.headers),
-        body,
+        body: representation,
         etag: &meta.etag,
-        max_age: Duration::from_millis(meta.ttl_ms),
+        max_age: std::time::Duration::from_millis(meta.ttl_ms),
         age: Some(meta.age(now)),
         vary: &policy.vary,
-        outcome: Outcome::Hit { remaining },
+        outcome,
     }
     .into_response()
-    .ok()
+    .map_err(|e| warp::reject::custom(ApiError::Internal(format!("cached body: {e}"))))
+}
+
+fn answer_shared(
+    state: &CachedRoute,
+    request: &RequestParts,
+    shared: &SharedEntry,
+) -> Result<Response, Rejection> {
+    let representation = shared.representation.clone();
+    answer_from(
+        request,
+        &state.policy,
+        &shared.meta,
+        representation,
+        entry::now_ms(),
+        Outcome::Collapsed,
+    )
+}
+
+/// Refreshes `key` from the origin on a task of its own, unless a refresh or miss of the same
+/// key is already under way in this process.
+fn revalidate_in_background(
+    state: &Arc<CachedRoute>,
+    request: &RequestParts,
+    key: &str,
+    generation: Generation,
+) {
+    let Role::Leader(leader) = state.flights.join(&flight_key(generation, key)) else {
+        return;
+    };
+    let (state, key) = (Arc::clone(state), key.to_string());
+    let origin = (state.origin)(origin_request(request));
+    tokio::spawn(async move {
+        let Ok(Some(response)) = tokio::time::timeout(state.policy.origin_timeout, origin).await
+        else {
+            return;
+        };
+        if response.status().is_server_error() {
+            return;
+        }
+        if let Ok(Preparation::Storable(prepared)) =
+            storing::prepare(&state.cache, &state.policy, response).await
+        {
+            if storing::store(&state.cache, &state.policy, &key, generation, &prepared).await {
+                leader.publish(share(&prepared));
+            }
+        }
+    });
+}
+
+/// Flights are per generation: a request that saw a newer generation (it started after a
+/// write) must never take the answer of an origin read that began before the write.
+fn flight_key(generation: Generation, key: &str) -> String {
+    format!("{:016x}:{key}", generation.value())
+}
+
+fn share(prepared: &Prepared) -> Arc<SharedEntry> {
+    Arc::new(SharedEntry {
+        meta: prepared.meta.clone(),
+        representation: prepared.representation.clone(),
+    })
 }
 
 async fn answer_hit(rejection: Rejection) -> Result<Response, Rejection> {
@@ -263,9 +429,10 @@ async fn finish<R: Reply>(plan: Plan, reply: R) -> Result<Response, Rejection> {
             generation,
             refresh,
             store: true,
+            leader,
         } => {
             let (state, request) = (&plan.state, &plan.request);
-            store_and_answer(state, request, response, key, generation, refresh).await
+            store_and_answer(state, request, response, &key, generation, refresh, leader).await
         }
         Action::Store { refresh, .. } => {
             mark(
@@ -281,69 +448,44 @@ async fn store_and_answer(
     state: &CachedRoute,
     request: &RequestParts,
     response: Response,
-    key: String,
+    key: &str,
     generation: Generation,
     refresh: bool,
+    leader: Option<Leader>,
 ) -> Result<Response, Rejection> {
-    let policy = &state.policy;
-    let not_stored = |detail: NotStorable| miss_outcome(refresh, false, Some(detail.detail()));
-    if let Err(reason) = entry::check_storable(response.status(), response.headers(), policy) {
-        let mut response = response;
-        mark(response.headers_mut(), not_stored(reason));
-        return Ok(response);
-    }
-    let (head, body) = match collect_limited(response, policy.max_entry_bytes).await {
-        Ok(Collected::Whole(head, body)) => (head, body),
-        Ok(Collected::TooLarge(mut response)) => {
-            mark(response.headers_mut(), not_stored(NotStorable::TooLarge));
+    let (cache, policy) = (&state.cache, &state.policy);
+    let prepared = match storing::prepare(cache, policy, response).await {
+        Ok(Preparation::Storable(prepared)) => prepared,
+        Ok(Preparation::NotStorable(mut response, reason)) => {
+            mark(
+                response.headers_mut(),
+                miss_outcome(refresh, false, Some(reason.detail())),
+            );
             return Ok(response);
         }
-        Err(e) => {
-            let message = format!("route body failed: {e}");
-            return Err(warp::reject::custom(ApiError::Internal(message)));
-        }
+        Err(err) => return Err(warp::reject::custom(err)),
     };
-    // A body the route gzip-encoded itself is checked once, here on the miss path: it must
-    // inflate within the size limit, so no hit can ever inflate something larger.
-    if entry::is_gzip_encoded(&head.headers)
-        && gunzip_limited(&body, policy.max_entry_bytes).is_err()
-    {
-        let mut response = Response::from_parts(head, body.into());
-        mark(response.headers_mut(), not_stored(NotStorable::TooLarge));
-        return Ok(response);
+    let stored = storing::store(cache, policy, key, generation, &prepared).await;
+    if let Some(leader) = &leader {
+        leader.publish(share(&prepared));
     }
-    let Some(replayed) = entry::replayable_headers(&head.headers) else {
-        let mut response = Response::from_parts(head, body.into());
-        mark(response.headers_mut(), not_stored(NotStorable::Encoding));
-        return Ok(response);
+    let outcome = if stored {
+        miss_outcome(refresh, true, None)
+    } else {
+        miss_outcome(refresh, false, Some("cache-unavailable"))
     };
-    let etag = head
-        .headers
-        .get(warp::http::header::ETAG)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| entry::etag_for(&body));
-    let representation = represent(&state.cache, &head.headers, body);
-    let ttl = policy.ttl.unwrap_or_else(|| state.cache.default_ttl());
-    let meta = EntryMeta {
-        status: head.status.as_u16(),
-        headers: replayed,
-        stored_at_ms: entry::now_ms(),
-        ttl_ms: ttl.as_millis() as u64,
-        etag: etag.clone(),
-    };
-    let stored = store(state, &key, generation, &meta, &representation, ttl).await;
-    let outcome = match stored {
-        Ok(()) => miss_outcome(refresh, true, None),
-        Err(()) => miss_outcome(refresh, false, Some("cache-unavailable")),
-    };
+    let Prepared {
+        head,
+        meta,
+        representation,
+    } = prepared;
     Answer {
         request,
         status: head.status,
         headers: header_map(&meta.headers),
         body: representation,
-        etag: &etag,
-        max_age: ttl,
+        etag: &meta.etag,
+        max_age: std::time::Duration::from_millis(meta.ttl_ms),
         age: None,
         vary: &policy.vary,
         outcome,
@@ -358,49 +500,4 @@ fn miss_outcome(refresh: bool, stored: bool, detail: Option<&'static str>) -> Ou
     } else {
         Outcome::Miss { stored, detail }
     }
-}
-
-/// The body as it will be stored: compressed once here when over the threshold (the same
-/// bytes then go to gzip-accepting clients), or kept as the route gzip-encoded it.
-fn represent(cache: &CacheManager, headers: &HeaderMap, body: Bytes) -> Representation {
-    if entry::is_gzip_encoded(headers) {
-        return Representation::Gzip {
-            compressed: body,
-            plain: None,
-        };
-    }
-    if cache.codec().should_compress(body.len()) {
-        let compressed = cache.codec().gzip(&body);
-        if compressed.len() < body.len() {
-            return Representation::Gzip {
-                compressed: Bytes::from(compressed),
-                plain: Some(body),
-            };
-        }
-    }
-    Representation::Plain(body)
-}
-
-async fn store(
-    state: &CachedRoute,
-    key: &str,
-    generation: Generation,
-    meta: &EntryMeta,
-    representation: &Representation,
-    ttl: Duration,
-) -> Result<(), ()> {
-    let ns = &state.policy.namespace;
-    let meta = serde_json::to_vec(meta).map_err(|_| ())?;
-    let payload = match representation {
-        Representation::Plain(body) => StorePayload::Plain(body),
-        Representation::Gzip { compressed, plain } => StorePayload::Gzip {
-            compressed,
-            plain_len: plain.as_ref().map_or(compressed.len(), Bytes::len),
-        },
-    };
-    state
-        .cache
-        .store(ns, key, generation, &meta, payload, Some(ttl))
-        .await
-        .map_err(|_| ())
 }

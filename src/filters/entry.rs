@@ -32,6 +32,25 @@ pub struct EntryMeta {
     /// Its entity tag, quoted.
     #[serde(rename = "e")]
     pub etag: String,
+    /// After its fresh lifetime, how long it may be served while a refresh runs (RFC 5861).
+    #[serde(rename = "w", default)]
+    pub stale_while_revalidate_ms: u64,
+    /// After its fresh lifetime, how long it may be served when the origin fails (RFC 5861).
+    #[serde(rename = "x", default)]
+    pub stale_if_error_ms: u64,
+}
+
+/// How usable an entry is at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Within its fresh lifetime.
+    Fresh,
+    /// Stale, but within the stale-while-revalidate window: serve it and refresh behind.
+    Revalidate,
+    /// Stale, and usable only if the origin fails (stale-if-error window).
+    OnlyIfError,
+    /// Past every window.
+    Dead,
 }
 
 impl EntryMeta {
@@ -43,6 +62,32 @@ impl EntryMeta {
     /// Freshness left (for `Cache-Control: max-age`), zero when none.
     pub fn remaining(&self, now_ms: u64) -> Duration {
         Duration::from_millis(self.ttl_ms).saturating_sub(self.age(now_ms))
+    }
+
+    /// Seconds past its fresh lifetime (zero while fresh).
+    pub fn staleness(&self, now_ms: u64) -> Duration {
+        self.age(now_ms)
+            .saturating_sub(Duration::from_millis(self.ttl_ms))
+    }
+
+    /// How usable it is at `now_ms`.
+    pub fn freshness(&self, now_ms: u64) -> Freshness {
+        let age = now_ms.saturating_sub(self.stored_at_ms);
+        if age < self.ttl_ms {
+            Freshness::Fresh
+        } else if age < self.ttl_ms.saturating_add(self.stale_while_revalidate_ms) {
+            Freshness::Revalidate
+        } else if age < self.ttl_ms.saturating_add(self.stale_if_error_ms) {
+            Freshness::OnlyIfError
+        } else {
+            Freshness::Dead
+        }
+    }
+
+    /// How long the backend must keep it: fresh lifetime plus the longer stale window.
+    pub fn retention(&self) -> Duration {
+        let stale = self.stale_while_revalidate_ms.max(self.stale_if_error_ms);
+        Duration::from_millis(self.ttl_ms.saturating_add(stale))
     }
 }
 
@@ -248,7 +293,15 @@ mod tests {
             stored_at_ms: 10_000,
             ttl_ms: 60_000,
             etag: "\"x\"".into(),
+            stale_while_revalidate_ms: 10_000,
+            stale_if_error_ms: 30_000,
         };
+        assert_eq!(meta.freshness(69_999), Freshness::Fresh);
+        assert_eq!(meta.freshness(70_000), Freshness::Revalidate);
+        assert_eq!(meta.freshness(80_000), Freshness::OnlyIfError);
+        assert_eq!(meta.freshness(100_000), Freshness::Dead);
+        assert_eq!(meta.retention(), Duration::from_secs(90));
+        assert_eq!(meta.staleness(75_000), Duration::from_secs(5));
         assert_eq!(meta.age(25_000), Duration::from_secs(15));
         assert_eq!(meta.remaining(25_000), Duration::from_secs(45));
         assert_eq!(meta.remaining(99_000), Duration::ZERO);

@@ -5,9 +5,12 @@ pub mod body;
 pub mod busting;
 pub mod cached;
 pub mod entry;
+pub mod flights;
+pub mod origin;
 pub mod policy;
 pub mod request;
 pub mod response;
+pub mod storing;
 
 pub use busting::cache_busting;
 pub use cached::cached;

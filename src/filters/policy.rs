@@ -45,7 +45,24 @@ pub struct CachePolicy {
     pub(crate) vary: Vec<HeaderName>,
     pub(crate) key: Option<Arc<dyn KeyFn>>,
     pub(crate) max_entry_bytes: usize,
+    pub(crate) stale_while_revalidate: Option<Duration>,
+    pub(crate) stale_if_error: Option<Duration>,
+    pub(crate) origin_timeout: Duration,
 }
+
+/// The lifetimes an entry is stored with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Served as fresh.
+    pub fresh: Duration,
+    /// Then served while a refresh runs behind.
+    pub stale_while_revalidate: Duration,
+    /// Then (counting from the end of `fresh`) served when the origin fails.
+    pub stale_if_error: Duration,
+}
+
+/// How long a stale-if-error origin call, or a follower of a collapsed miss, waits by default.
+pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl fmt::Debug for CachePolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -56,6 +73,9 @@ impl fmt::Debug for CachePolicy {
             .field("vary", &self.vary)
             .field("custom_key", &self.key.is_some())
             .field("max_entry_bytes", &self.max_entry_bytes)
+            .field("stale_while_revalidate", &self.stale_while_revalidate)
+            .field("stale_if_error", &self.stale_if_error)
+            .field("origin_timeout", &self.origin_timeout)
             .finish()
     }
 }
@@ -71,6 +91,42 @@ impl CachePolicy {
             vary: Vec::new(),
             key: None,
             max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+            stale_while_revalidate: None,
+            stale_if_error: None,
+            origin_timeout: DEFAULT_ORIGIN_TIMEOUT,
+        }
+    }
+
+    /// After the fresh lifetime, serve the stale entry at once for up to `window` while one
+    /// background request refreshes it (RFC 5861). Default: `cache.stale_while_revalidate_secs`.
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale_while_revalidate = Some(window);
+        self
+    }
+
+    /// After the fresh lifetime, serve the stale entry for up to `window` when the origin
+    /// answers 5xx or does not answer within the origin timeout (RFC 5861). Default:
+    /// `cache.stale_if_error_secs`.
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = Some(window);
+        self
+    }
+
+    /// How long an origin call made to refresh a stale entry may take before the stale entry
+    /// is served instead, and how long a collapsed miss waits for its leader (default 10 s).
+    pub fn origin_timeout(mut self, timeout: Duration) -> Self {
+        self.origin_timeout = timeout;
+        self
+    }
+
+    /// The lifetimes entries are stored with: this policy's, else the manager's defaults.
+    pub fn lifetimes(&self, cache: &crate::cache::CacheManager) -> Lifetimes {
+        let (default_swr, default_sie) = cache.default_stale_windows();
+        let most = Duration::from_secs(crate::settings::MAX_TTL_SECS);
+        Lifetimes {
+            fresh: self.ttl.unwrap_or_else(|| cache.default_ttl()),
+            stale_while_revalidate: self.stale_while_revalidate.unwrap_or(default_swr).min(most),
+            stale_if_error: self.stale_if_error.unwrap_or(default_sie).min(most),
         }
     }
 

@@ -39,6 +39,18 @@ pub enum Outcome {
         /// Whether the response was stored.
         stored: bool,
     },
+    /// Answered with a stale entry while one request refreshes it (stale-while-revalidate).
+    StaleWhileRevalidate {
+        /// How long past its fresh lifetime it is.
+        stale_for: Duration,
+    },
+    /// Answered with a stale entry because the origin failed (stale-if-error).
+    StaleIfError {
+        /// The origin's status, or `None` when it did not answer in time.
+        origin_status: Option<u16>,
+    },
+    /// Answered with the entry another request for the same key fetched meanwhile.
+    Collapsed,
     /// The cache was not used.
     Bypass {
         /// Why (`cache-unavailable`, `credentials`, `no-store`).
@@ -49,7 +61,8 @@ pub enum Outcome {
 impl Outcome {
     fn x_cache(self) -> &'static str {
         match self {
-            Outcome::Hit { .. } => "HIT",
+            Outcome::Hit { .. } | Outcome::Collapsed => "HIT",
+            Outcome::StaleWhileRevalidate { .. } | Outcome::StaleIfError { .. } => "STALE",
             Outcome::Miss { .. } | Outcome::Refresh { .. } => "MISS",
             Outcome::Bypass { .. } => "BYPASS",
         }
@@ -69,6 +82,17 @@ impl Outcome {
             Outcome::Refresh { stored: true } => format!("{CACHE_NAME}; fwd=request; stored"),
             Outcome::Refresh { stored: false } => format!("{CACHE_NAME}; fwd=request"),
             Outcome::Bypass { detail } => format!("{CACHE_NAME}; fwd=bypass; detail={detail}"),
+            Outcome::StaleWhileRevalidate { stale_for } => format!(
+                "{CACHE_NAME}; hit; ttl=-{}; detail=stale-while-revalidate",
+                stale_for.as_secs()
+            ),
+            Outcome::StaleIfError {
+                origin_status: Some(status),
+            } => format!("{CACHE_NAME}; fwd=stale; fwd-status={status}; detail=stale-if-error"),
+            Outcome::StaleIfError {
+                origin_status: None,
+            } => format!("{CACHE_NAME}; fwd=stale; detail=stale-if-error-timeout"),
+            Outcome::Collapsed => format!("{CACHE_NAME}; fwd=miss; collapsed"),
         }
     }
 }

@@ -1,0 +1,110 @@
+//! Single-flight: concurrent misses for the same key in one process run the origin once.
+//!
+//! The first miss becomes the leader and runs the route; later ones follow, waiting (up to a
+//! bound) for the leader's entry and answering with it. If the leader's response cannot be
+//! shared (not storable) or the leader goes away, followers run the route themselves.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::entry::EntryMeta;
+use super::response::Representation;
+
+/// What a leader hands its followers.
+#[derive(Debug)]
+pub struct SharedEntry {
+    /// Stored metadata.
+    pub meta: EntryMeta,
+    /// The body.
+    pub representation: Representation,
+}
+
+type Slot = Option<Arc<SharedEntry>>;
+
+/// The misses in flight, by key.
+#[derive(Debug, Default)]
+pub struct Flights {
+    in_flight: Mutex<HashMap<String, (u64, watch::Receiver<Slot>)>>,
+    next_id: AtomicU64,
+}
+
+/// This request's part in a flight.
+pub enum Role {
+    /// Run the origin and publish what it answered.
+    Leader(Leader),
+    /// Wait for the leader.
+    Follower(watch::Receiver<Slot>),
+}
+
+/// The request running the origin for a key; leaving (on drop) ends the flight.
+pub struct Leader {
+    flights: Arc<Flights>,
+    key: String,
+    id: u64,
+    sender: watch::Sender<Slot>,
+}
+
+impl Flights {
+    /// Joins the flight for `key`, leading it when there is none.
+    pub fn join(self: &Arc<Self>, key: &str) -> Role {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, receiver)) = in_flight.get(key) {
+            return Role::Follower(receiver.clone());
+        }
+        let (sender, receiver) = watch::channel(None);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        in_flight.insert(key.to_string(), (id, receiver));
+        Role::Leader(Leader {
+            flights: Arc::clone(self),
+            key: key.to_string(),
+            id,
+            sender,
+        })
+    }
+
+    /// Whether a flight for `key` is under way.
+    pub fn is_flying(&self, key: &str) -> bool {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        in_flight.contains_key(key)
+    }
+}
+
+impl Leader {
+    /// Hands `entry` to every follower.
+    pub fn publish(&self, entry: Arc<SharedEntry>) {
+        self.sender.send_replace(Some(entry));
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .flights
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if in_flight
+            .get(&self.key)
+            .is_some_and(|(id, _)| *id == self.id)
+        {
+            in_flight.remove(&self.key);
+        }
+    }
+}
+
+/// Waits up to `bound` for the leader's entry; `None` when it has none to share, went away, or
+/// took too long.
+pub async fn follow(
+    mut receiver: watch::Receiver<Slot>,
+    bound: Duration,
+) -> Option<Arc<SharedEntry>> {
+    let waited = tokio::time::timeout(bound, receiver.wait_for(Option::is_some)).await;
+    match waited {
+        Ok(Ok(slot)) => slot.clone(),
+        _ => None,
+    }
+}

@@ -1,0 +1,73 @@
+//! Running the wrapped route without a client waiting on it: background revalidation of
+//! stale entries, and origin calls bounded by a timeout for stale-if-error.
+//!
+//! The route is turned into a service (`warp::service`) and called with a GET built from the
+//! original request, on a task of its own (warp does not allow one route to run inside
+//! another's poll).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use tower_service::Service;
+use warp::http::header;
+use warp::http::{Method, Request};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use super::request::RequestParts;
+
+/// Calls the route for a request; `None` when the call itself failed (the task panicked).
+pub type Origin = Arc<
+    dyn Fn(Request<Empty<Bytes>>) -> Pin<Box<dyn Future<Output = Option<Response>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// An [`Origin`] for `route`.
+pub fn detached<F, R>(route: F) -> Origin
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
+    Arc::new(move |request| {
+        let route = route.clone();
+        Box::pin(async move {
+            let call = tokio::spawn(async move {
+                let mut service = warp::service(route);
+                match service.call(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            });
+            call.await.ok()
+        })
+    })
+}
+
+/// A GET for the same resource as `request`, without its conditional headers (the origin must
+/// answer in full).
+pub fn origin_request(request: &RequestParts) -> Request<Empty<Bytes>> {
+    let uri = if request.query().is_empty() {
+        request.path().to_string()
+    } else {
+        format!("{}?{}", request.path(), request.query())
+    };
+    let mut built = Request::new(Empty::new());
+    *built.method_mut() = Method::GET;
+    if let Ok(uri) = uri.parse() {
+        *built.uri_mut() = uri;
+    }
+    let headers = built.headers_mut();
+    for (name, value) in request.headers() {
+        if name != header::IF_NONE_MATCH
+            && name != header::IF_MODIFIED_SINCE
+            && name != header::CACHE_CONTROL
+        {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    built
+}

@@ -1,0 +1,140 @@
+//! Turning a route's response into a stored entry: the storing rules, reading the body within
+//! the size limit, compressing once, and writing it under the generation read before the route
+//! ran.
+
+use bytes::Bytes;
+use warp::http::response::Parts;
+use warp::http::HeaderMap;
+use warp::reply::Response;
+
+use super::body::{collect_limited, Collected};
+use super::entry::{self, EntryMeta, NotStorable};
+use super::policy::CachePolicy;
+use super::response::Representation;
+use crate::cache::codec::gunzip_limited;
+use crate::cache::{CacheManager, Generation, StorePayload};
+use crate::error::ApiError;
+
+/// A response ready to store and to answer with.
+pub struct Prepared {
+    /// Status and headers as the route answered.
+    pub head: Parts,
+    /// What is stored beside the body.
+    pub meta: EntryMeta,
+    /// The body as stored.
+    pub representation: Representation,
+}
+
+/// What [`prepare`] made of a response.
+pub enum Preparation {
+    /// It may be stored.
+    Storable(Prepared),
+    /// It may not; here it is to send as it is, and why.
+    NotStorable(Response, NotStorable),
+}
+
+/// Applies the storing rules to `response` and reads its body within the policy's limit.
+pub async fn prepare(
+    cache: &CacheManager,
+    policy: &CachePolicy,
+    response: Response,
+) -> Result<Preparation, ApiError> {
+    if let Err(reason) = entry::check_storable(response.status(), response.headers(), policy) {
+        return Ok(Preparation::NotStorable(response, reason));
+    }
+    let (head, body) = match collect_limited(response, policy.max_entry_bytes).await {
+        Ok(Collected::Whole(head, body)) => (head, body),
+        Ok(Collected::TooLarge(response)) => {
+            return Ok(Preparation::NotStorable(response, NotStorable::TooLarge))
+        }
+        Err(e) => return Err(ApiError::Internal(format!("route body failed: {e}"))),
+    };
+    // A body the route gzip-encoded itself is checked once, here: it must inflate within the
+    // size limit, so no hit can ever inflate something larger.
+    if entry::is_gzip_encoded(&head.headers)
+        && gunzip_limited(&body, policy.max_entry_bytes).is_err()
+    {
+        let response = Response::from_parts(head, body.into());
+        return Ok(Preparation::NotStorable(response, NotStorable::TooLarge));
+    }
+    let Some(replayed) = entry::replayable_headers(&head.headers) else {
+        let response = Response::from_parts(head, body.into());
+        return Ok(Preparation::NotStorable(response, NotStorable::Encoding));
+    };
+    let etag = head
+        .headers
+        .get(warp::http::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| entry::etag_for(&body));
+    let lifetimes = policy.lifetimes(cache);
+    let meta = EntryMeta {
+        status: head.status.as_u16(),
+        headers: replayed,
+        stored_at_ms: entry::now_ms(),
+        ttl_ms: lifetimes.fresh.as_millis() as u64,
+        etag,
+        stale_while_revalidate_ms: lifetimes.stale_while_revalidate.as_millis() as u64,
+        stale_if_error_ms: lifetimes.stale_if_error.as_millis() as u64,
+    };
+    let representation = represent(cache, &head.headers, body);
+    Ok(Preparation::Storable(Prepared {
+        head,
+        meta,
+        representation,
+    }))
+}
+
+/// The body as it will be stored: compressed once here when over the threshold (the same
+/// bytes then go to gzip-accepting clients), or kept as the route gzip-encoded it.
+fn represent(cache: &CacheManager, headers: &HeaderMap, body: Bytes) -> Representation {
+    if entry::is_gzip_encoded(headers) {
+        return Representation::Gzip {
+            compressed: body,
+            plain: None,
+        };
+    }
+    if cache.codec().should_compress(body.len()) {
+        let compressed = cache.codec().gzip(&body);
+        if compressed.len() < body.len() {
+            return Representation::Gzip {
+                compressed: Bytes::from(compressed),
+                plain: Some(body),
+            };
+        }
+    }
+    Representation::Plain(body)
+}
+
+/// Writes `prepared` under `key`, recording `generation`; the backend keeps it for its fresh
+/// lifetime plus its stale windows. Returns whether it was stored.
+pub async fn store(
+    cache: &CacheManager,
+    policy: &CachePolicy,
+    key: &str,
+    generation: Generation,
+    prepared: &Prepared,
+) -> bool {
+    let Ok(meta) = serde_json::to_vec(&prepared.meta) else {
+        return false;
+    };
+    let payload = match &prepared.representation {
+        Representation::Plain(body) => StorePayload::Plain(body),
+        Representation::Gzip { compressed, plain } => StorePayload::Gzip {
+            compressed,
+            plain_len: plain.as_ref().map_or(compressed.len(), Bytes::len),
+        },
+    };
+    let keep_for = prepared.meta.retention();
+    cache
+        .store(
+            &policy.namespace,
+            key,
+            generation,
+            &meta,
+            payload,
+            Some(keep_for),
+        )
+        .await
+        .is_ok()
+}
