@@ -172,8 +172,8 @@ impl Default for CacheSettings {
             compression_threshold_bytes: 1024,
             gzip_level: 6,
             memory_max_bytes: 64 * 1024 * 1024,
-            stale_while_revalidate_secs: 0,
-            stale_if_error_secs: 0,
+            stale_while_revalidate_secs: 30,
+            stale_if_error_secs: 300,
         }
     }
 }

@@ -9,3 +9,4 @@ mod item_cache;
 mod manager_suite;
 mod redis_backend;
 mod service_binary;
+mod stale_and_stampede;

@@ -1,0 +1,213 @@
+//! Stampede control and stale serving: concurrent misses run the origin once, a stale entry is
+//! answered at once and refreshed once in the background, and a failing origin is covered by
+//! a stale entry.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use warp::http::StatusCode;
+use warp::Filter;
+use warp_redis_cache::filters::{cached, CachePolicy};
+
+use crate::helpers::{eventually, redis_manager, RedisServer};
+
+/// An origin at `/r` that counts its calls, waits `delay` (so calls overlap), and answers
+/// `v<call>` or, while `failing` is set, 503.
+fn origin(
+    calls: &Arc<AtomicUsize>,
+    failing: &Arc<AtomicBool>,
+    delay: Duration,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    let (calls, failing) = (Arc::clone(calls), Arc::clone(failing));
+    warp::path("r").and(warp::get()).then(move || {
+        let (calls, failing) = (Arc::clone(&calls), Arc::clone(&failing));
+        async move {
+            use warp::Reply;
+            let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(delay).await;
+            if failing.load(Ordering::SeqCst) {
+                return warp::reply::with_status("down", StatusCode::SERVICE_UNAVAILABLE)
+                    .into_response();
+            }
+            format!("v{call}").into_response()
+        }
+    })
+}
+
+async fn get(
+    route: &(impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
+          + Clone
+          + Send
+          + Sync
+          + 'static),
+) -> (StatusCode, String, String, String) {
+    let response = warp::test::request().path("/r").reply(route).await;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (x_cache, status_header) = (header("x-cache"), header("cache-status"));
+    (
+        response.status(),
+        String::from_utf8_lossy(response.body()).into_owned(),
+        x_cache,
+        status_header,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_on_a_cold_key_run_the_origin_once() {
+    let server = RedisServer::start();
+    let cache = redis_manager(&server).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let failing = Arc::new(AtomicBool::new(false));
+    let route = cached(
+        cache,
+        CachePolicy::namespace("s").expect("valid"),
+        origin(&calls, &failing, Duration::from_millis(200)),
+    );
+    let requests: Vec<_> = (0..50)
+        .map(|_| {
+            let route = route.clone();
+            tokio::spawn(async move { get(&route).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for request in requests {
+        answers.push(request.await.expect("request"));
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the origin ran more than once"
+    );
+    assert!(answers
+        .iter()
+        .all(|(status, body, _, _)| *status == 200 && body == "v1"));
+    let collapsed = answers
+        .iter()
+        .filter(|(_, _, _, s)| s.contains("collapsed"))
+        .count();
+    assert_eq!(collapsed, 49, "followers should say they were collapsed");
+}
+
+#[tokio::test]
+async fn a_stale_entry_is_answered_at_once_and_refreshed_once_in_the_background() {
+    let server = RedisServer::start();
+    let cache = redis_manager(&server).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let failing = Arc::new(AtomicBool::new(false));
+    let policy = CachePolicy::namespace("s")
+        .expect("valid")
+        .ttl(Duration::from_millis(300))
+        .stale_while_revalidate(Duration::from_secs(30));
+    let route = cached(
+        cache,
+        policy,
+        origin(&calls, &failing, Duration::from_millis(100)),
+    );
+    assert_eq!(get(&route).await.1, "v1");
+    let stale = eventually(Duration::from_secs(3), || async {
+        get(&route).await.2 == "STALE"
+    })
+    .await;
+    assert!(stale, "the entry never went stale");
+
+    let mut answers = Vec::new();
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let answer = get(&route).await;
+        assert!(
+            started.elapsed() < Duration::from_millis(90),
+            "a stale answer waited for the origin"
+        );
+        answers.push(answer);
+    }
+    assert!(answers
+        .iter()
+        .all(|(_, body, _, _)| body == "v1" || body == "v2"));
+    let refreshed = eventually(Duration::from_secs(3), || async {
+        get(&route).await.1 == "v2"
+    })
+    .await;
+    assert!(refreshed, "the background refresh never landed");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the stale entry was refreshed more than once"
+    );
+    let (_, _, x_cache, status) = get(&route).await;
+    assert_eq!(x_cache, "HIT");
+    assert!(status.contains("; hit; ttl="), "{status}");
+}
+
+#[tokio::test]
+async fn a_failing_origin_is_covered_by_a_stale_entry_and_a_healthy_one_refreshes_it() {
+    let server = RedisServer::start();
+    let cache = redis_manager(&server).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let failing = Arc::new(AtomicBool::new(false));
+    let policy = CachePolicy::namespace("s")
+        .expect("valid")
+        .ttl(Duration::from_millis(200))
+        .stale_if_error(Duration::from_secs(60))
+        .origin_timeout(Duration::from_millis(300));
+    let slow = Arc::new(AtomicBool::new(false));
+    let route = cached(cache, policy, {
+        let slow = Arc::clone(&slow);
+        origin(&calls, &failing, Duration::ZERO)
+            .and(warp::any().map(move || Arc::clone(&slow)))
+            .and_then(
+                |response: warp::reply::Response, slow: Arc<AtomicBool>| async move {
+                    if slow.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    Ok::<_, warp::Rejection>(response)
+                },
+            )
+    });
+    assert_eq!(get(&route).await.1, "v1");
+    // Let the fresh lifetime (200 ms) run out without touching the entry: any request would
+    // refresh it. The clock is the condition here, so there is nothing to poll.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    failing.store(true, Ordering::SeqCst);
+    let (status, body, x_cache, cache_status) = get(&route).await;
+    assert_eq!(
+        (status, body.as_str(), x_cache.as_str()),
+        (StatusCode::OK, "v1", "STALE")
+    );
+    assert!(
+        cache_status.contains("fwd-status=503; detail=stale-if-error"),
+        "{cache_status}"
+    );
+
+    failing.store(false, Ordering::SeqCst);
+    slow.store(true, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let (status, body, _, cache_status) = get(&route).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "v1"));
+    assert!(
+        cache_status.contains("stale-if-error-timeout"),
+        "{cache_status}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "waited past the origin timeout"
+    );
+
+    slow.store(false, Ordering::SeqCst);
+    let (_, body, x_cache, _) = get(&route).await;
+    assert_eq!(x_cache, "MISS");
+    assert!(body.starts_with('v') && body != "v1", "{body}");
+    assert_eq!(get(&route).await.2, "HIT");
+}
