@@ -159,6 +159,7 @@ async fn a_failing_origin_is_covered_by_a_stale_entry_and_a_healthy_one_refreshe
     let policy = CachePolicy::namespace("s")
         .expect("valid")
         .ttl(Duration::from_millis(200))
+        .stale_while_revalidate(Duration::ZERO)
         .stale_if_error(Duration::from_secs(60))
         .origin_timeout(Duration::from_millis(300));
     let slow = Arc::new(AtomicBool::new(false));
