@@ -564,3 +564,67 @@ async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
     let item: Value = app.get("/items/1").await.json().await.expect("json");
     assert_eq!(item["name"], "Lamp");
 }
+
+#[tokio::test]
+async fn malformed_headers_and_query_strings_get_4xx_never_5xx() {
+    let redis = RedisServer::start();
+    let app = spawn_app(&redis).await;
+    app.create_item(lamp()).await;
+    let queries = [
+        "/items?limit=%ZZ",
+        "/items?%%%",
+        "/items?limit=1&limit=2",
+        "/items?offset=-1",
+        "/items?q=%00",
+        &format!("/items?q={}", "x".repeat(5_000)),
+        &format!("/items?{}", "a=1&".repeat(2_000)),
+    ];
+    for path in queries {
+        let status = app.get(path).await.status();
+        assert!(
+            status.is_client_error() || status.is_success(),
+            "{path}: {status}"
+        );
+        assert!(!status.is_server_error(), "{path}: {status}");
+    }
+    let weird =
+        reqwest::header::HeaderValue::from_bytes(b"\xff\xfe gzip;q=\x80").expect("obs-text");
+    for name in [
+        "accept-encoding",
+        "cache-control",
+        "if-none-match",
+        "x-request-id",
+        "pragma",
+        "cookie",
+    ] {
+        let response = reqwest::Client::new()
+            .get(format!("{}/items/1", app.base))
+            .header(name, weird.clone())
+            .send()
+            .await
+            .expect("answered");
+        assert!(
+            !response.status().is_server_error(),
+            "{name}: {}",
+            response.status()
+        );
+    }
+    let huge = "x".repeat(1_000_000);
+    let response = reqwest::Client::new()
+        .get(format!("{}/items/1", app.base))
+        .header("x-padding", huge)
+        .send()
+        .await;
+    if let Ok(response) = response {
+        assert!(
+            response.status().is_client_error(),
+            "oversized header: {}",
+            response.status()
+        );
+    }
+    assert_eq!(
+        app.get("/items/1").await.status(),
+        200,
+        "the service survived"
+    );
+}

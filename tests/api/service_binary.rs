@@ -4,7 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use crate::helpers::{free_port, RedisServer};
@@ -182,4 +183,125 @@ fn http_get(port: u16, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     response
+}
+
+/// The port a running service announced.
+fn announced_port(service: &RunningService) -> u16 {
+    let line = service.wait_for_line("listening on port");
+    line.rsplit(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port in log line")
+}
+
+/// Writes items as fast as `workers` clients can until `stop`, returning the ids the service
+/// acknowledged (201).
+async fn write_until(port: u16, workers: usize, stop: Arc<AtomicBool>) -> Vec<u64> {
+    let client = reqwest::Client::new();
+    let tasks: Vec<_> = (0..workers)
+        .map(|worker| {
+            let (client, stop) = (client.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let body = serde_json::json!({"name": format!("w{worker}-{n}"), "price": n});
+                    let sent = client
+                        .post(format!("http://127.0.0.1:{port}/items"))
+                        .json(&body)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) if response.status() == 201 => {
+                            let item: serde_json::Value = response.json().await.expect("item");
+                            acknowledged.push(item["id"].as_u64().expect("id"));
+                        }
+                        Ok(response) => panic!("write answered {}", response.status()),
+                        Err(_) => break,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.expect("writer"));
+    }
+    acknowledged
+}
+
+async fn assert_all_present(port: u16, ids: &[u64]) {
+    let client = reqwest::Client::new();
+    for id in ids {
+        let response = client
+            .get(format!("http://127.0.0.1:{port}/items/{id}"))
+            .header("cache-control", "no-cache")
+            .send()
+            .await
+            .expect("read back");
+        assert_eq!(response.status(), 200, "acknowledged item {id} was lost");
+    }
+}
+
+fn durable_config(dir: &Path) -> String {
+    let db = dir.join("items.sqlite3");
+    let yaml = format!(
+        "app:\n  port: 0\n  shutdown_grace_ms: 5000\ncache:\n  backend: memory\ndatabase:\n  path: {}\n",
+        db.display()
+    );
+    write_settings(dir, &yaml)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_finishes_in_flight_writes_and_loses_none() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = durable_config(dir.path());
+    let service = RunningService::start(&config, &[]);
+    let port = announced_port(&service);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = tokio::spawn(write_until(port, 8, Arc::clone(&stop)));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let status = tokio::task::spawn_blocking(move || service.terminate())
+        .await
+        .expect("terminate");
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = writers.await.expect("writers");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        acknowledged.len() > 20,
+        "only {} writes before SIGTERM",
+        acknowledged.len()
+    );
+
+    let restarted = RunningService::start(&config, &[]);
+    let port = announced_port(&restarted);
+    assert_all_present(port, &acknowledged).await;
+    assert!(restarted.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = durable_config(dir.path());
+    let mut service = RunningService::start(&config, &[]);
+    let port = announced_port(&service);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = tokio::spawn(write_until(port, 8, Arc::clone(&stop)));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    service.child.kill().expect("SIGKILL");
+    service.child.wait().expect("reaped");
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = writers.await.expect("writers");
+    assert!(
+        acknowledged.len() > 20,
+        "only {} writes before SIGKILL",
+        acknowledged.len()
+    );
+
+    let restarted = RunningService::start(&config, &[]);
+    let port = announced_port(&restarted);
+    assert_all_present(port, &acknowledged).await;
+    assert!(restarted.terminate().success());
 }
