@@ -103,6 +103,8 @@ pub struct CacheSettings {
     pub stale_while_revalidate_secs: u64,
     /// After an entry's TTL, how long it may be served when the origin fails.
     pub stale_if_error_secs: u64,
+    /// Whether a miss takes a short Redis lock so one instance refills while others wait.
+    pub refill_lock: bool,
 }
 
 /// `admin:` section: who may use the cache admin routes.
@@ -174,6 +176,7 @@ impl Default for CacheSettings {
             memory_max_bytes: 64 * 1024 * 1024,
             stale_while_revalidate_secs: 30,
             stale_if_error_secs: 300,
+            refill_lock: false,
         }
     }
 }

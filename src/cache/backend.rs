@@ -158,6 +158,21 @@ impl Backend {
         dispatch!(self, b => b.set_if_absent(key, value).await)
     }
 
+    /// Sets `key` to `value` for `ttl` only if it does not exist; returns whether it was set.
+    pub async fn set_nx_px(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        dispatch!(self, b => b.set_nx_px(key, value, ttl).await)
+    }
+
+    /// Deletes `key` only if it holds `value` (atomically); returns whether it was deleted.
+    pub async fn delete_if_equals(&self, key: &str, value: &str) -> Result<bool, BackendError> {
+        dispatch!(self, b => b.delete_if_equals(key, value).await)
+    }
+
     /// Deletes `keys`; returns how many existed.
     pub async fn delete(&self, keys: &[String]) -> Result<u64, BackendError> {
         dispatch!(self, b => b.delete(keys).await)

@@ -125,6 +125,11 @@ impl KeyLayout {
         format!("{}:{GENERATION_SEGMENT}:{}", self.prefix, namespace)
     }
 
+    /// `<prefix>:#lock:<namespace>:<key>`: the refill lock of one entry.
+    pub fn lock_key(&self, namespace: &Namespace, key: &str) -> String {
+        format!("{}:#lock:{}:{key}", self.prefix, namespace)
+    }
+
     /// The SCAN pattern matching every key of `namespace`, and only those.
     pub fn namespace_pattern(&self, namespace: &Namespace) -> String {
         format!(

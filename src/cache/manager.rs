@@ -47,6 +47,7 @@ struct Inner {
     codec: Codec,
     default_ttl: Duration,
     default_stale_windows: (Duration, Duration),
+    refill_lock: bool,
     stats: CacheStats,
     error_log: ThrottledLog,
     corrupt_log: ThrottledLog,
@@ -66,6 +67,7 @@ impl CacheManager {
                     Duration::from_secs(settings.stale_while_revalidate_secs),
                     Duration::from_secs(settings.stale_if_error_secs),
                 ),
+                refill_lock: settings.refill_lock,
                 stats: CacheStats::default(),
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
@@ -135,6 +137,7 @@ impl CacheManager {
                 codec: inner.codec,
                 default_ttl: inner.default_ttl,
                 default_stale_windows: inner.default_stale_windows,
+                refill_lock: inner.refill_lock,
                 stats: CacheStats::default(),
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
@@ -166,6 +169,11 @@ impl CacheManager {
     /// Default stale-while-revalidate and stale-if-error windows.
     pub fn default_stale_windows(&self) -> (Duration, Duration) {
         self.inner.default_stale_windows
+    }
+
+    /// Whether cached routes take the cross-instance refill lock unless their policy says.
+    pub fn refill_lock_default(&self) -> bool {
+        self.inner.refill_lock
     }
 
     /// Hit, miss and error counters.

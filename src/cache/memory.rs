@@ -145,6 +145,46 @@ impl MemoryBackend {
         }
     }
 
+    pub(super) async fn set_nx_px(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        use moka::ops::compute::{CompResult, Op};
+        let now = Instant::now();
+        let result =
+            self.entries
+                .entry(key.to_string())
+                .and_compute_with(|existing| match existing {
+                    Some(entry) if entry.value().is_live(now) => Op::Nop,
+                    _ => Op::Put(MemoryEntry {
+                        value: Bytes::copy_from_slice(value.as_bytes()),
+                        expires_at: now.checked_add(ttl),
+                    }),
+                });
+        Ok(matches!(
+            result,
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+        ))
+    }
+
+    pub(super) async fn delete_if_equals(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<bool, BackendError> {
+        use moka::ops::compute::{CompResult, Op};
+        let result =
+            self.entries
+                .entry(key.to_string())
+                .and_compute_with(|existing| match existing {
+                    Some(entry) if entry.value().value == value.as_bytes() => Op::Remove,
+                    _ => Op::Nop,
+                });
+        Ok(matches!(result, CompResult::Removed(_)))
+    }
+
     pub(super) async fn delete(&self, keys: &[String]) -> Result<u64, BackendError> {
         let removed = keys
             .iter()

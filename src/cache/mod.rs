@@ -11,6 +11,7 @@ pub mod key;
 pub mod manager;
 pub mod memory;
 pub mod redis;
+pub mod refill_lock;
 pub mod stats;
 pub mod throttled_log;
 

@@ -290,6 +290,41 @@ impl RedisBackend {
             .ok_or_else(|| BackendError::Command(format!("{key} vanished right after SET NX")))
     }
 
+    pub(super) async fn set_nx_px(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let set: Option<String> = self
+            .run(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis),
+            )
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// A Lua script, so the check and the delete are one atomic step: a lock that expired and
+    /// was taken by someone else is never released by its previous holder.
+    pub(super) async fn delete_if_equals(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<bool, BackendError> {
+        const RELEASE: &str =
+            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+        let deleted: u64 = self
+            .run(redis::cmd("EVAL").arg(RELEASE).arg(1).arg(key).arg(value))
+            .await?;
+        Ok(deleted == 1)
+    }
+
     pub(super) async fn delete(&self, keys: &[String]) -> Result<u64, BackendError> {
         if keys.is_empty() {
             return Ok(0);

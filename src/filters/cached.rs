@@ -56,6 +56,7 @@ use super::request::{request_parts, RequestParts};
 use super::response::{header_map, mark, Answer, Outcome, Representation};
 use super::storing::{self, Preparation, Prepared};
 use crate::cache::codec::{Decoded, PayloadEncoding};
+use crate::cache::refill_lock::RefillLock;
 use crate::cache::{CacheEvent, CacheManager, Generation, Lookup};
 use crate::error::ApiError;
 
@@ -133,6 +134,7 @@ enum Action {
         refresh: bool,
         store: bool,
         leader: Option<Leader>,
+        refill_lock: Option<RefillLock>,
     },
 }
 
@@ -216,25 +218,89 @@ async fn decide(request: &RequestParts, state: &Arc<CachedRoute>) -> Result<Acti
     };
     let is_get = request.method() == Method::GET;
     let leader = if is_get && !refresh {
-        match state.flights.join(&flight_key(generation, &key)) {
-            Role::Leader(leader) => Some(leader),
-            Role::Follower(receiver) => {
-                if let Some(shared) = follow(receiver, policy.origin_timeout).await {
-                    return Err(answered(answer_shared(state, request, &shared)?));
-                }
-                None
-            }
-        }
+        lead_or_follow(state, request, &flight_key(generation, &key)).await?
     } else {
         None
     };
+    let mut refill_lock = None;
+    if leader.is_some() && policy.uses_refill_lock(&state.cache) {
+        match state
+            .cache
+            .try_refill_lock(ns, &key, policy.origin_timeout)
+            .await
+        {
+            Ok(Some(lock)) => refill_lock = Some(lock),
+            Ok(None) => {
+                if let Some(shared) = wait_for_refill(state, &key, generation).await {
+                    if let Some(leader) = &leader {
+                        leader.publish(Arc::clone(&shared));
+                    }
+                    return Err(answered(answer_shared(state, request, &shared)?));
+                }
+            }
+            Err(_) => {}
+        }
+    }
     Ok(Action::Store {
         key,
         generation,
         refresh,
         store: is_get,
         leader,
+        refill_lock,
     })
+}
+
+/// How often a request waiting for another instance's refill looks for the entry.
+const REFILL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Joins the flight for `flight`: returns the leader's role, or answers with the leader's
+/// entry. A follower whose leader left without one tries once more to lead or follow.
+async fn lead_or_follow(
+    state: &CachedRoute,
+    request: &RequestParts,
+    flight: &str,
+) -> Result<Option<Leader>, Rejection> {
+    for _ in 0..2 {
+        match state.flights.join(flight) {
+            Role::Leader(leader) => return Ok(Some(leader)),
+            Role::Follower(receiver) => {
+                if let Some(shared) = follow(receiver, state.policy.origin_timeout).await {
+                    return Err(answered(answer_shared(state, request, &shared)?));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Another instance holds the refill lock: wait (up to the origin timeout) for the entry it
+/// stores; `None` when it did not come in time.
+async fn wait_for_refill(
+    state: &CachedRoute,
+    key: &str,
+    generation: Generation,
+) -> Option<Arc<SharedEntry>> {
+    let deadline = tokio::time::Instant::now() + state.policy.origin_timeout;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(REFILL_POLL).await;
+        let Ok(Lookup::Hit(decoded)) = state.cache.lookup(&state.policy.namespace, key).await
+        else {
+            continue;
+        };
+        if decoded.generation != Some(generation.value()) {
+            return None;
+        }
+        let stored = StoredEntry::read(decoded)?;
+        if stored.meta.freshness(entry::now_ms()) != Freshness::Fresh {
+            continue;
+        }
+        return Some(Arc::new(SharedEntry {
+            meta: stored.meta,
+            representation: stored.representation,
+        }));
+    }
+    None
 }
 
 /// A decoded entry with its metadata.
@@ -430,9 +496,15 @@ async fn finish<R: Reply>(plan: Plan, reply: R) -> Result<Response, Rejection> {
             refresh,
             store: true,
             leader,
+            refill_lock,
         } => {
             let (state, request) = (&plan.state, &plan.request);
-            store_and_answer(state, request, response, &key, generation, refresh, leader).await
+            let answer =
+                store_and_answer(state, request, response, &key, generation, refresh, leader).await;
+            if let Some(lock) = refill_lock {
+                lock.release().await;
+            }
+            answer
         }
         Action::Store { refresh, .. } => {
             mark(

@@ -48,6 +48,7 @@ pub struct CachePolicy {
     pub(crate) stale_while_revalidate: Option<Duration>,
     pub(crate) stale_if_error: Option<Duration>,
     pub(crate) origin_timeout: Duration,
+    pub(crate) refill_lock: Option<bool>,
 }
 
 /// The lifetimes an entry is stored with.
@@ -76,6 +77,7 @@ impl fmt::Debug for CachePolicy {
             .field("stale_while_revalidate", &self.stale_while_revalidate)
             .field("stale_if_error", &self.stale_if_error)
             .field("origin_timeout", &self.origin_timeout)
+            .field("refill_lock", &self.refill_lock)
             .finish()
     }
 }
@@ -94,7 +96,22 @@ impl CachePolicy {
             stale_while_revalidate: None,
             stale_if_error: None,
             origin_timeout: DEFAULT_ORIGIN_TIMEOUT,
+            refill_lock: None,
         }
+    }
+
+    /// Whether a miss takes a short Redis lock so that, across instances, one refills the entry
+    /// while the others wait for it (up to the origin timeout). Costs a lock and an unlock per
+    /// miss. Default: `cache.refill_lock`.
+    pub fn refill_lock(mut self, enabled: bool) -> Self {
+        self.refill_lock = Some(enabled);
+        self
+    }
+
+    /// Whether misses take the refill lock.
+    pub fn uses_refill_lock(&self, cache: &crate::cache::CacheManager) -> bool {
+        self.refill_lock
+            .unwrap_or_else(|| cache.refill_lock_default())
     }
 
     /// After the fresh lifetime, serve the stale entry at once for up to `window` while one

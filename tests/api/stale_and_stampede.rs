@@ -212,3 +212,48 @@ async fn a_failing_origin_is_covered_by_a_stale_entry_and_a_healthy_one_refreshe
     assert!(body.starts_with('v') && body != "v1", "{body}");
     assert_eq!(get(&route).await.2, "HIT");
 }
+
+/// Two instances (separate filter stacks and managers, one Redis) take `requests` concurrent
+/// misses of a cold key between them; returns how often the origin ran.
+async fn origin_runs_across_two_instances(refill_lock: bool, requests: usize) -> usize {
+    let server = RedisServer::start();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let failing = Arc::new(AtomicBool::new(false));
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let cache = redis_manager(&server).await;
+        let policy = CachePolicy::namespace("s")
+            .expect("valid")
+            .refill_lock(refill_lock);
+        instances.push(cached(
+            cache,
+            policy,
+            origin(&calls, &failing, Duration::from_millis(300)),
+        ));
+    }
+    let tasks: Vec<_> = (0..requests)
+        .map(|i| {
+            let route = instances[i % 2].clone();
+            tokio::spawn(async move { get(&route).await })
+        })
+        .collect();
+    for task in tasks {
+        let (status, body, _, _) = task.await.expect("request");
+        assert_eq!((status, body.starts_with('v')), (StatusCode::OK, true));
+    }
+    calls.load(Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_lock_each_instance_refills_once_and_with_it_one_refills_for_all() {
+    assert_eq!(
+        origin_runs_across_two_instances(false, 40).await,
+        2,
+        "once per instance"
+    );
+    assert_eq!(
+        origin_runs_across_two_instances(true, 40).await,
+        1,
+        "once overall"
+    );
+}
