@@ -9,7 +9,7 @@ use std::future::Future;
 
 use futures_util::stream::{self, StreamExt};
 
-use super::client::RequestError;
+use super::error::RequestError;
 use super::progress::Progress;
 
 /// What a batch did.

@@ -6,7 +6,8 @@
 //! being stored while it runs. Needs the admin token unless run from the service's own host
 //! against a service with no `admin.token`.
 
-use super::client::{Client, RequestError};
+use super::client::Client;
+use super::error::RequestError;
 use crate::cache::Namespace;
 use crate::routes::admin::ClearResponse;
 

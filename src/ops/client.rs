@@ -1,26 +1,27 @@
 //! The HTTP client of the operator commands: timeouts, bounded retries, and error messages an
 //! operator can act on, in one place.
 //!
-//! Transient failures are retried up to `retries` times, waiting 200 ms, 400 ms, 800 ms, ...
-//! (at most 5 s, plus up to a quarter more at random so that concurrent retries spread out; a
-//! `Retry-After` of up to 10 s is honoured instead): connection errors, timeouts, 5xx and 429.
-//! Any other 4xx is final. A create (POST) is not idempotent, so before retrying one that may
-//! have reached the service (a timeout, a dropped connection, a 5xx other than 503) the client
-//! looks the name up and returns the item when it is already there.
+//! Transient failures are retried up to `retries` times, as [`retry`](super::retry) decides:
+//! connection errors, timeouts, 5xx and 429; any other 4xx is final. A create (POST) is not
+//! idempotent, so before retrying one that may have reached the service (a timeout, a dropped
+//! connection, a 5xx other than 503) the client looks the name up and returns the item when it
+//! is already there.
 //!
 //! Not a general HTTP client: it knows this service's routes and error body. The admin token
 //! goes on admin routes only, because the service neither looks up nor stores a GET that
 //! carries `Authorization`, and warming must read through the cache.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use super::error::{BadBaseUrl, RequestError};
+use super::retry::{backoff, is_transient, retry_after, status_may_have_applied};
 use crate::cache::Namespace;
 use crate::items::{Item, ItemPage, ListQuery, NewItem};
 use crate::routes::admin::ClearResponse;
@@ -29,9 +30,6 @@ use crate::routes::admin::ClearResponse;
 pub const PAGE_SIZE: u32 = ListQuery::MAX_LIMIT;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// Where the service is and how hard to try.
 #[derive(Debug, Clone)]
@@ -42,71 +40,6 @@ pub struct ClientConfig {
     pub token: Option<String>,
     /// Retries after the first attempt of a request that failed transiently.
     pub retries: u32,
-}
-
-/// A base URL this client cannot use.
-#[derive(Debug, thiserror::Error)]
-#[error("base URL {url:?}: {reason}")]
-pub struct BadBaseUrl {
-    /// The URL as given.
-    pub url: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-/// Why a request failed, after any retries.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// No answer: nothing listens there, the network is down, or the service is too slow.
-    #[error("cannot reach the service at {base}: {detail} ({attempts} {})",
-        if *.attempts == 1 { "attempt" } else { "attempts" })]
-    Unreachable {
-        /// The base URL.
-        base: String,
-        /// The innermost cause, e.g. `Connection refused (os error 111)`.
-        detail: String,
-        /// Attempts made.
-        attempts: u32,
-    },
-    /// The service answered with an error status.
-    #[error("{method} {path} answered {status}: {message}{}", status_hint(*.status))]
-    Status {
-        /// The request's method.
-        method: Method,
-        /// The request's path and query.
-        path: String,
-        /// The status of the last answer.
-        status: StatusCode,
-        /// The service's error message.
-        message: String,
-    },
-    /// A success status with a body this client does not understand.
-    #[error("{method} {path}: unexpected answer: {detail}")]
-    Unexpected {
-        /// The request's method.
-        method: Method,
-        /// The request's path and query.
-        path: String,
-        /// What did not parse.
-        detail: String,
-    },
-}
-
-impl RequestError {
-    /// Whether the service could not be reached at all (later requests would fail the same way).
-    pub fn is_unreachable(&self) -> bool {
-        matches!(self, RequestError::Unreachable { .. })
-    }
-}
-
-fn status_hint(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::UNAUTHORIZED => " (check the admin token: --token or ADMIN__TOKEN)",
-        StatusCode::FORBIDDEN => {
-            " (the service has no admin.token and answers admin calls from its own host only)"
-        }
-        _ => "",
-    }
 }
 
 /// The cache headers of a read, which say whether it left the response cached.
@@ -331,7 +264,12 @@ impl Client {
             Ok(answer) if is_transient(answer.status) => {
                 Attempt::Transient(Transient::Status(answer))
             }
-            Ok(answer) => Attempt::Final(status_error(call, &answer)),
+            Ok(answer) => Attempt::Final(RequestError::status(
+                &call.method,
+                &call.path,
+                answer.status,
+                &answer.body,
+            )),
             Err(err) => Attempt::Transient(Transient::Transport(err)),
         }
     }
@@ -358,12 +296,10 @@ impl Client {
 
     fn give_up(&self, call: &Call<'_>, failure: Transient, attempts: u32) -> RequestError {
         match failure {
-            Transient::Status(answer) => status_error(call, &answer),
-            Transient::Transport(err) => RequestError::Unreachable {
-                base: self.base.clone(),
-                detail: transport_detail(&err),
-                attempts,
-            },
+            Transient::Status(answer) => {
+                RequestError::status(&call.method, &call.path, answer.status, &answer.body)
+            }
+            Transient::Transport(err) => RequestError::unreachable(&self.base, &err, attempts),
         }
     }
 }
@@ -383,40 +319,17 @@ impl Transient {
     /// Whether the request may have taken effect although no success came back.
     fn may_have_applied(&self) -> bool {
         match self {
-            Transient::Status(answer) => !matches!(
-                answer.status,
-                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-            ),
+            Transient::Status(answer) => status_may_have_applied(answer.status),
             Transient::Transport(err) => !err.is_connect(),
         }
     }
 
     fn retry_after(&self) -> Option<Duration> {
-        let Transient::Status(answer) = self else {
-            return None;
-        };
-        let seconds = answer.headers.get(RETRY_AFTER)?.to_str().ok()?;
-        seconds.trim().parse().ok().map(Duration::from_secs)
+        match self {
+            Transient::Status(answer) => retry_after(&answer.headers),
+            Transient::Transport(_) => None,
+        }
     }
-}
-
-fn is_transient(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
-}
-
-/// The wait before retry number `retry` (from 1).
-fn backoff(retry: u32, retry_after: Option<Duration>) -> Duration {
-    if let Some(wait) = retry_after {
-        return wait.min(MAX_RETRY_AFTER);
-    }
-    let wait = FIRST_BACKOFF
-        .saturating_mul(1 << retry.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF);
-    // The clock's nanoseconds are random enough to keep concurrent retries apart.
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |now| now.subsec_nanos());
-    wait + (wait / 4).mul_f64(f64::from(nanos % 1000) / 1000.0)
 }
 
 fn cache_headers(headers: &HeaderMap) -> CacheHeaders {
@@ -440,92 +353,9 @@ fn decode<T: DeserializeOwned>(call: &Call<'_>, answer: &Answer) -> Result<T, Re
     })
 }
 
-/// The service's `{"error": {"message": ...}}`, or the start of whatever else it sent.
-fn status_error(call: &Call<'_>, answer: &Answer) -> RequestError {
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        error: ErrorDetail,
-    }
-    #[derive(Deserialize)]
-    struct ErrorDetail {
-        message: String,
-    }
-    let message = match serde_json::from_slice::<ErrorBody>(&answer.body) {
-        Ok(body) => body.error.message,
-        Err(_) => String::from_utf8_lossy(&answer.body)
-            .chars()
-            .take(200)
-            .collect(),
-    };
-    RequestError::Status {
-        method: call.method.clone(),
-        path: call.path.clone(),
-        status: answer.status,
-        message,
-    }
-}
-
-/// The innermost cause, which is the one that says what happened (`Connection refused`).
-fn transport_detail(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        return format!("no answer within {}s", REQUEST_TIMEOUT.as_secs());
-    }
-    let mut cause: &dyn std::error::Error = err;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_from_200ms_up_to_5s_with_some_jitter() {
-        for (retry, base_ms) in [(1, 200), (2, 400), (3, 800), (6, 5000), (40, 5000)] {
-            let wait = backoff(retry, None).as_millis();
-            assert!(
-                (base_ms..=base_ms * 5 / 4).contains(&wait),
-                "{retry}: {wait}"
-            );
-        }
-        let told = backoff(1, Some(Duration::from_secs(2)));
-        assert_eq!(told, Duration::from_secs(2));
-        let too_long = backoff(1, Some(Duration::from_secs(3600)));
-        assert_eq!(too_long, MAX_RETRY_AFTER);
-    }
-
-    #[test]
-    fn transient_statuses_are_429_and_5xx() {
-        for status in [429, 500, 502, 503, 504] {
-            assert!(
-                is_transient(StatusCode::from_u16(status).unwrap()),
-                "{status}"
-            );
-        }
-        for status in [400, 401, 403, 404, 409, 413, 422] {
-            assert!(
-                !is_transient(StatusCode::from_u16(status).unwrap()),
-                "{status}"
-            );
-        }
-    }
-
-    #[test]
-    fn auth_failures_say_what_to_check() {
-        let err = RequestError::Status {
-            method: Method::POST,
-            path: "/cache/clear/items".into(),
-            status: StatusCode::UNAUTHORIZED,
-            message: "the bearer token is not valid".into(),
-        };
-        assert_eq!(
-            err.to_string(),
-            "POST /cache/clear/items answered 401 Unauthorized: the bearer token is not valid \
-             (check the admin token: --token or ADMIN__TOKEN)"
-        );
-    }
 
     #[test]
     fn base_urls_must_be_plain_http() {

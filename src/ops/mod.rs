@@ -6,7 +6,8 @@
 //! service or talks to Redis: every effect goes through the same HTTP API a client uses, so
 //! these commands work against any deployment that answers HTTP.
 //!
-//! - [`client`]: the HTTP client, with timeouts, bounded retries and clear error messages;
+//! - [`client`]: the HTTP client, with timeouts; [`retry`]: which failures it retries and how
+//!   long it waits; [`error`]: its errors, worded for the operator;
 //! - [`records`]: reading a JSON array or NDJSON file, bad records located by index or line;
 //! - [`batch`]: many requests with bounded concurrency and progress, stopping when the service
 //!   is unreachable; [`progress`]: the progress lines;
@@ -15,8 +16,10 @@
 pub mod batch;
 pub mod clear;
 pub mod client;
+pub mod error;
 pub mod progress;
 pub mod records;
+pub mod retry;
 pub mod seed;
 pub mod summary;
 pub mod warm;

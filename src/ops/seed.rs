@@ -6,14 +6,15 @@
 //! name from earlier in the same file. It never changes an existing item. So a second run
 //! creates nothing, and a run that stopped halfway is finished by running it again.
 //!
-//! Bad records (see [`records`](super::records)) are reported and the others loaded; with
+//! Bad records (see [`records`](super::records::parse)) are reported and the others loaded; with
 //! `strict`, one bad record means nothing is written at all.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use super::batch;
-use super::client::{Client, RequestError};
+use super::client::Client;
+use super::error::RequestError;
 use super::records::{self, FileError, Location, Record};
 use super::summary::{HitRate, Summary};
 use super::warm::{self, WarmOptions};

@@ -7,7 +7,8 @@
 //! header: the service neither looks up nor stores requests that carry credentials.
 
 use super::batch;
-use super::client::{CacheHeaders, Client, RequestError, PAGE_SIZE};
+use super::client::{CacheHeaders, Client, PAGE_SIZE};
+use super::error::RequestError;
 use super::summary::{HitRate, Summary};
 
 /// How to warm.
