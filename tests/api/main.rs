@@ -6,5 +6,6 @@ mod cache_filters;
 mod helpers;
 mod item_cache;
 mod manager_suite;
+mod operator_scripts;
 mod redis_backend;
 mod service_binary;
