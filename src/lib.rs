@@ -11,7 +11,9 @@
 //! - [`items`]: the item model, its validation and the SQLite [`items::ItemStore`] that the
 //!   cache sits in front of;
 //! - [`settings`]: typed settings from `settings.yaml` and the environment;
-//! - [`startup`]: builds and runs the application.
+//! - [`startup`]: builds and runs the application;
+//! - [`ops`]: operator commands (seed, warm, clear) against a running service, used by the
+//!   `cachectl` binary.
 //!
 //! ```
 //! use warp_redis_cache::cache::{CacheManager, Namespace};
@@ -36,6 +38,7 @@ pub mod items;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod ops;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -112,7 +112,7 @@ pub struct PingResponse {
 }
 
 /// What a clear deleted.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ClearResponse {
     /// The namespace cleared, or none for everything under the prefix.
     pub namespace: Option<String>,

@@ -7,6 +7,7 @@ mod faults;
 mod helpers;
 mod item_cache;
 mod manager_suite;
+mod operator_scripts;
 mod properties;
 mod redis_backend;
 mod service_binary;
