@@ -1,12 +1,29 @@
 //! The warp-redis-cache service: load settings, build the application, serve until a signal.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use warp_redis_cache::settings::Settings;
 use warp_redis_cache::startup::{shutdown_signal, Application};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// After the server has drained, background work (pool tasks, a blocked SQLite call) gets this
+/// long before the process exits regardless.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(serve());
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    code
+}
+
+async fn serve() -> ExitCode {
     let settings = match Settings::load(std::env::args().skip(1)) {
         Ok(settings) => settings,
         Err(err) => {

@@ -498,8 +498,14 @@ fn apply_env(
             continue;
         }
         let field = field.to_ascii_lowercase();
-        let value =
-            serde_yaml::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.clone()));
+        // A variable holds one scalar: `9000` is a number, `true` a boolean, and anything that
+        // YAML would read as a structure (`:memory:`, `[a]`) is the text as written.
+        let value = match serde_yaml::from_str::<Value>(raw) {
+            Ok(scalar @ (Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Null)) => {
+                scalar
+            }
+            _ => Value::String(raw.clone()),
+        };
         let root = tree
             .as_mapping_mut()
             .expect("read_file only returns mappings");
@@ -606,6 +612,18 @@ mod tests {
         assert_eq!(settings.app.port, 9000);
         assert_eq!(settings.cache.backend, BackendChoice::Redis);
         assert_eq!(settings.admin.token.as_deref(), Some("12345"));
+    }
+
+    #[test]
+    fn env_values_that_look_like_structures_are_text() {
+        let settings = load_yaml(
+            "",
+            &[("DATABASE__PATH", ":memory:"), ("CACHE__KEY_PREFIX", "[x]")],
+        );
+        let err = settings.expect_err("a bracketed prefix is not a valid prefix");
+        assert!(err.to_string().contains("cache.key_prefix"), "{err}");
+        let settings = load_yaml("", &[("DATABASE__PATH", ":memory:")]).expect("valid");
+        assert_eq!(settings.database.path, ":memory:");
     }
 
     #[test]

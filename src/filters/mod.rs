@@ -1,5 +1,5 @@
-//! The reusable warp filters: [`cached`] answers GET/HEAD from the cache and stores what the
-//! wrapped route answers; [`cache_busting`] invalidates after a successful mutation.
+//! The reusable warp filters: [`cached()`] answers GET/HEAD from the cache and stores what the
+//! wrapped route answers; [`cache_busting()`] invalidates after a successful mutation.
 
 pub mod body;
 pub mod busting;

@@ -1,7 +1,7 @@
 //! The item API: the service's own resource, read through the cache and busting it on writes.
 //!
-//! `GET /items/{id}` and `GET /items` are wrapped in [`cached`] (namespace `items`); `POST`,
-//! `PUT`, `PATCH` and `DELETE` are wrapped in [`cache_busting`], which gives the namespace a
+//! `GET /items/{id}` and `GET /items` are wrapped in [`cached()`] (namespace `items`); `POST`,
+//! `PUT`, `PATCH` and `DELETE` are wrapped in [`cache_busting()`], which gives the namespace a
 //! new generation after each successful write, before the response leaves: a GET that starts
 //! after a write returned never sees the old value.
 
