@@ -59,14 +59,18 @@ pub struct Item {
 #[serde(deny_unknown_fields)]
 pub struct NewItem {
     /// Required; see [`Item::name`].
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Optional, empty when absent.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: String,
     /// Required; see [`Item::price`].
+    #[schema(minimum = 0, maximum = 1e12)]
     pub price: f64,
     /// Optional, none when absent.
     #[serde(default)]
+    #[schema(max_items = 20, inline)]
     pub tags: Vec<String>,
 }
 
@@ -85,10 +89,13 @@ pub struct NewItem {
 #[serde(deny_unknown_fields)]
 pub struct ItemPatch {
     /// New name, if changing.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// New description, if changing.
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
     /// New price, if changing.
+    #[schema(minimum = 0, maximum = 1e12)]
     pub price: Option<f64>,
     /// New tags, replacing all old ones, if changing.
     pub tags: Option<Vec<String>>,

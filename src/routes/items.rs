@@ -123,7 +123,7 @@ fn delete_item(store: ItemStore) -> impl Filter<Extract = (ItemReply,), Error = 
 
 /// One item (cached in namespace `items`).
 #[utoipa::path(get, path = "/items/{id}", tag = "items",
-    params(("id" = i64, Path, description = "a positive integer")),
+    params(("id" = i64, Path, minimum = 1, description = "a positive integer")),
     responses((status = 200, body = Item, description = "the item; X-Cache says HIT, MISS or BYPASS"),
               (status = 304, description = "If-None-Match matched the ETag"),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -165,7 +165,7 @@ pub async fn create(new: NewItem, store: ItemStore) -> Result<ItemReply, Rejecti
 
 /// Replaces an item (busts namespace `items`).
 #[utoipa::path(put, path = "/items/{id}", tag = "items", request_body = NewItem,
-    params(("id" = i64, Path, description = "a positive integer")),
+    params(("id" = i64, Path, minimum = 1, description = "a positive integer")),
     responses((status = 200, body = Item), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn replace(id: String, new: NewItem, store: ItemStore) -> Result<ItemReply, Rejection> {
@@ -181,7 +181,7 @@ pub async fn replace(id: String, new: NewItem, store: ItemStore) -> Result<ItemR
 
 /// Changes the given fields of an item (busts namespace `items`).
 #[utoipa::path(patch, path = "/items/{id}", tag = "items", request_body = ItemPatch,
-    params(("id" = i64, Path, description = "a positive integer")),
+    params(("id" = i64, Path, minimum = 1, description = "a positive integer")),
     responses((status = 200, body = Item), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn patch(id: String, patch: ItemPatch, store: ItemStore) -> Result<ItemReply, Rejection> {
@@ -197,7 +197,7 @@ pub async fn patch(id: String, patch: ItemPatch, store: ItemStore) -> Result<Ite
 
 /// Deletes an item (busts namespace `items`).
 #[utoipa::path(delete, path = "/items/{id}", tag = "items",
-    params(("id" = i64, Path, description = "a positive integer")),
+    params(("id" = i64, Path, minimum = 1, description = "a positive integer")),
     responses((status = 204, description = "deleted"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(id: String, store: ItemStore) -> Result<ItemReply, Rejection> {
     let id = parse_id(&id)?;

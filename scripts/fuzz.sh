@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# HTTP fuzzing of the whole API from its own OpenAPI document, with zero 5xx as the bar.
+#
+# Starts its own redis-server and the service (release build) on free loopback ports, then runs
+# schemathesis (from PyPI, installed into target/fuzz-venv when missing) against
+# /openapi.json: every documented operation, generated and mutated inputs, the admin token
+# sent so admin routes are fuzzed too. Exits non-zero on any 5xx or crash.
+# Usage: scripts/fuzz.sh [max-examples-per-operation]   (default 100)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+examples=${1:-100}
+token=fuzz-token
+
+venv=target/fuzz-venv
+if [ ! -x "$venv/bin/schemathesis" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q schemathesis
+fi
+command -v redis-server >/dev/null || { echo "redis-server is missing (apt-get install redis-server)" >&2; exit 1; }
+cargo build --release --quiet --bin warp-redis-cache
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+workdir=$(mktemp -d)
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null &
+redis_pid=$!
+cleanup() { kill "${app_pid:-}" "$redis_pid" 2>/dev/null || true; rm -rf "$workdir"; }
+trap cleanup EXIT
+until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.05; done
+
+APP__PORT=0 REDIS__URL="redis://127.0.0.1:$redis_port/0" CACHE__BACKEND=redis ADMIN__TOKEN=$token \
+  DATABASE__PATH="$workdir/items.sqlite3" RUST_LOG=warn,warp_redis_cache=info \
+  target/release/warp-redis-cache 2>"$workdir/service.log" &
+app_pid=$!
+for _ in $(seq 200); do
+  port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$workdir/service.log" | head -1)
+  [ -n "$port" ] && break
+  sleep 0.05
+done
+[ -n "${port:-}" ] || { echo "the service did not start:" >&2; cat "$workdir/service.log" >&2; exit 1; }
+
+"$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+  --checks not_a_server_error \
+  --header "Authorization: Bearer $token" \
+  --max-examples "$examples" \
+  --request-timeout 10 \
+  --generation-deterministic
+status=$?
+if grep -q "panicked" "$workdir/service.log"; then
+  echo "the service panicked during the fuzz run:" >&2
+  grep -A5 panicked "$workdir/service.log" >&2
+  exit 1
+fi
+kill -0 "$app_pid" 2>/dev/null || { echo "the service died during the fuzz run" >&2; exit 1; }
+exit "$status"
