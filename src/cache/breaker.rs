@@ -25,9 +25,17 @@ pub enum CircuitState {
 
 #[derive(Debug)]
 enum State {
-    Closed { consecutive_failures: u32 },
-    Open { until: Instant },
-    HalfOpen,
+    Closed {
+        consecutive_failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// A probe went out at `since`. If it never reports (its request was dropped), another
+    /// probe is allowed after a cool-down, so the breaker cannot stay half-open forever.
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 /// Whether a call may go ahead.
@@ -66,11 +74,16 @@ impl CircuitBreaker {
     /// Whether a call may go ahead now.
     pub fn admit(&self) -> Admission {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
         match *state {
             State::Closed { .. } => Admission::Allowed,
-            State::HalfOpen => Admission::Rejected,
-            State::Open { until } if Instant::now() >= until => {
-                *state = State::HalfOpen;
+            State::HalfOpen { since } if now.duration_since(since) >= self.cooldown => {
+                *state = State::HalfOpen { since: now };
+                Admission::Probe
+            }
+            State::HalfOpen { .. } => Admission::Rejected,
+            State::Open { until } if now >= until => {
+                *state = State::HalfOpen { since: now };
                 Admission::Probe
             }
             State::Open { .. } => Admission::Rejected,
@@ -128,7 +141,7 @@ impl CircuitBreaker {
         match *self.state.lock().unwrap_or_else(|e| e.into_inner()) {
             State::Closed { .. } => CircuitState::Closed,
             State::Open { .. } => CircuitState::Open,
-            State::HalfOpen => CircuitState::HalfOpen,
+            State::HalfOpen { .. } => CircuitState::HalfOpen,
         }
     }
 
@@ -169,5 +182,23 @@ mod tests {
         breaker.record(Admission::Probe, true);
         assert_eq!(breaker.state(), CircuitState::Closed);
         assert_eq!(breaker.times_opened(), 2);
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_does_not_stick_half_open() {
+        let breaker = CircuitBreaker::new(1, Duration::from_millis(20));
+        breaker.record(Admission::Allowed, false);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(breaker.admit(), Admission::Probe);
+        // The probe's request is dropped: no record() call.
+        assert_eq!(breaker.admit(), Admission::Rejected);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(
+            breaker.admit(),
+            Admission::Probe,
+            "a new probe after a cool-down"
+        );
+        breaker.record(Admission::Probe, true);
+        assert_eq!(breaker.state(), CircuitState::Closed);
     }
 }
