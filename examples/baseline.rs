@@ -16,9 +16,10 @@ async fn main() {
     let body = Bytes::from(std::fs::read(&file).expect("read the body file"));
     let route = warp::path!("items" / u64).map(move |_| {
         let mut response = warp::reply::Response::new(body.clone().into());
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, "application/json".parse().expect("valid header"));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            "application/json".parse().expect("valid header"),
+        );
         response
     });
     warp::serve(route).run(([127, 0, 0, 1], port)).await;

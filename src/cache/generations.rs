@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::backend::BackendError;
 use super::codec::{self, Decoded, Sections};
 use super::key::Namespace;
 use super::manager::{CacheError, CacheManager};
@@ -119,6 +120,10 @@ impl CacheManager {
             .backend()
             .set_if_absent(&key, Generation::fresh().to_bytes())
             .await;
+        if let Err(BackendError::Command(_)) = result {
+            // The key holds something that is not a string (WRONGTYPE): replace it.
+            return self.bust_namespace(ns).await;
+        }
         let current = self.observe(ns, result)?;
         match Generation::parse(&current) {
             Some(generation) => Ok(generation),

@@ -46,12 +46,24 @@ impl CacheManager {
 impl RefillLock {
     /// Releases the lock if this holder still has it.
     pub async fn release(mut self) {
-        self.released = true;
-        let _ = self
+        let released = self
             .cache
             .backend()
             .delete_if_equals(&self.key, &self.token)
             .await;
+        // Only now: if this future is dropped mid-call, Drop still releases the lock.
+        self.released = released.is_ok();
+    }
+
+    /// Whether the refill lock of `key` in `ns` is held by anyone (one round trip).
+    pub async fn is_held(
+        cache: &CacheManager,
+        ns: &Namespace,
+        key: &str,
+    ) -> Result<bool, CacheError> {
+        let lock_key = cache.layout().lock_key(ns, key);
+        let held = cache.backend().exists(&lock_key).await;
+        cache.observe(ns, held)
     }
 }
 

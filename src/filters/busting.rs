@@ -10,6 +10,7 @@
 //! (the client went away after sending a write), the bust still happens, from a task of its own.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use warp::reject::Rejection;
 use warp::reply::Response;
@@ -55,6 +56,16 @@ where
         .and_then(settle)
 }
 
+/// When a write's request is dropped, its commit may still be under way on a task of its own
+/// (the item store's `spawn_blocking`), and a read between an early bust and that commit could
+/// store the old value under the new generation. So the namespace is busted at once and again
+/// once the commit has surely landed (after 1 s, and after 6 s: past SQLite's 5 s busy timeout).
+const CANCELLED_WRITE_BUSTS: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+];
+
 /// What the wrapped route did.
 enum RouteOutcome {
     Replied(Response),
@@ -85,7 +96,10 @@ impl Drop for BustGuard {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     let (cache, policy) = &*state;
-                    bust(cache, policy, &request).await;
+                    for delay in CANCELLED_WRITE_BUSTS {
+                        tokio::time::sleep(delay).await;
+                        bust(cache, policy, &request).await;
+                    }
                 });
             }
             Err(_) => log::error!("a cancelled write could not be busted: no runtime"),

@@ -281,26 +281,32 @@ async fn wait_for_refill(
     key: &str,
     generation: Generation,
 ) -> Option<Arc<SharedEntry>> {
+    let (cache, ns) = (&state.cache, &state.policy.namespace);
     let deadline = tokio::time::Instant::now() + state.policy.origin_timeout;
+    // While the holder works, only its lock is checked; once the lock is gone (released,
+    // expired, or its holder had nothing storable) the entry is looked up once.
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(REFILL_POLL).await;
-        let Ok(Lookup::Hit(decoded)) = state.cache.lookup(&state.policy.namespace, key).await
-        else {
-            continue;
-        };
-        if decoded.generation != Some(generation.value()) {
-            return None;
+        match RefillLock::is_held(cache, ns, key).await {
+            Ok(true) => continue,
+            Ok(false) => break,
+            Err(_) => return None,
         }
-        let stored = StoredEntry::read(decoded)?;
-        if stored.meta.freshness(entry::now_ms()) != Freshness::Fresh {
-            continue;
-        }
-        return Some(Arc::new(SharedEntry {
-            meta: stored.meta,
-            representation: stored.representation,
-        }));
     }
-    None
+    let Ok(Lookup::Hit(decoded)) = cache.lookup(ns, key).await else {
+        return None;
+    };
+    if decoded.generation != Some(generation.value()) {
+        return None;
+    }
+    let stored = StoredEntry::read(decoded)?;
+    if stored.meta.freshness(entry::now_ms()) != Freshness::Fresh {
+        return None;
+    }
+    Some(Arc::new(SharedEntry {
+        meta: stored.meta,
+        representation: stored.representation,
+    }))
 }
 
 /// A decoded entry with its metadata.
@@ -348,20 +354,47 @@ async fn answer_stored(
             }
         }
         Freshness::OnlyIfError => {
-            let origin = (state.origin)(origin_request(request));
-            match tokio::time::timeout(state.policy.origin_timeout, origin).await {
-                Ok(Some(response)) if !response.status().is_server_error() => {
-                    let response =
-                        store_and_answer(state, request, response, key, generation, false, None)
-                            .await?;
-                    return Ok(Some(response));
+            let origin_timeout = state.policy.origin_timeout;
+            match state.flights.join(&flight_key(generation, key)) {
+                Role::Follower(receiver) => {
+                    // Another request is already asking the origin: take its answer if it comes
+                    // in time, else the stale entry.
+                    if let Some(shared) = follow(receiver, origin_timeout).await {
+                        return Ok(Some(answer_shared(state, request, &shared)?));
+                    }
+                    Outcome::StaleIfError {
+                        origin_status: None,
+                    }
                 }
-                Ok(Some(response)) => Outcome::StaleIfError {
-                    origin_status: Some(response.status().as_u16()),
-                },
-                Ok(None) | Err(_) => Outcome::StaleIfError {
-                    origin_status: None,
-                },
+                Role::Leader(leader) => {
+                    let origin = (state.origin)(origin_request(request));
+                    match tokio::time::timeout(origin_timeout, origin).await {
+                        // Only an answer the policy stores replaces the entry: a detached call
+                        // of a route nested under path filters can answer 404 for a resource
+                        // that exists, and an error must not displace a good stale entry.
+                        Ok(Some(response))
+                            if state.policy.statuses.contains(&response.status()) =>
+                        {
+                            let kind = Forward::Stale;
+                            let answer = store_and_answer(
+                                state,
+                                request,
+                                response,
+                                key,
+                                generation,
+                                kind,
+                                Some(&leader),
+                            );
+                            return Ok(Some(answer.await?));
+                        }
+                        Ok(Some(response)) => Outcome::StaleIfError {
+                            origin_status: Some(response.status().as_u16()),
+                        },
+                        Ok(None) | Err(_) => Outcome::StaleIfError {
+                            origin_status: None,
+                        },
+                    }
+                }
             }
         }
         Freshness::Dead => return Ok(None),
@@ -499,17 +532,38 @@ async fn finish<R: Reply>(plan: Plan, reply: R) -> Result<Response, Rejection> {
             refill_lock,
         } => {
             let (state, request) = (&plan.state, &plan.request);
-            let answer =
-                store_and_answer(state, request, response, &key, generation, refresh, leader).await;
+            let kind = if refresh {
+                Forward::Refresh
+            } else {
+                Forward::Miss
+            };
+            let answer = store_and_answer(
+                state,
+                request,
+                response,
+                &key,
+                generation,
+                kind,
+                leader.as_ref(),
+            )
+            .await;
+            // Release the lock before leaving the flight: a follower that takes over must
+            // not find it still held.
             if let Some(lock) = refill_lock {
                 lock.release().await;
             }
+            drop(leader);
             answer
         }
         Action::Store { refresh, .. } => {
+            let kind = if refresh {
+                Forward::Refresh
+            } else {
+                Forward::Miss
+            };
             mark(
                 response.headers_mut(),
-                miss_outcome(refresh, false, Some("head")),
+                miss_outcome(kind, false, Some("head")),
             );
             Ok(response)
         }
@@ -522,8 +576,8 @@ async fn store_and_answer(
     response: Response,
     key: &str,
     generation: Generation,
-    refresh: bool,
-    leader: Option<Leader>,
+    kind: Forward,
+    leader: Option<&Leader>,
 ) -> Result<Response, Rejection> {
     let (cache, policy) = (&state.cache, &state.policy);
     let prepared = match storing::prepare(cache, policy, response).await {
@@ -531,20 +585,20 @@ async fn store_and_answer(
         Ok(Preparation::NotStorable(mut response, reason)) => {
             mark(
                 response.headers_mut(),
-                miss_outcome(refresh, false, Some(reason.detail())),
+                miss_outcome(kind, false, Some(reason.detail())),
             );
             return Ok(response);
         }
         Err(err) => return Err(warp::reject::custom(err)),
     };
     let stored = storing::store(cache, policy, key, generation, &prepared).await;
-    if let Some(leader) = &leader {
+    if let Some(leader) = leader {
         leader.publish(share(&prepared));
     }
     let outcome = if stored {
-        miss_outcome(refresh, true, None)
+        miss_outcome(kind, true, None)
     } else {
-        miss_outcome(refresh, false, Some("cache-unavailable"))
+        miss_outcome(kind, false, Some("cache-unavailable"))
     };
     let Prepared {
         head,
@@ -566,10 +620,21 @@ async fn store_and_answer(
     .map_err(|e| warp::reject::custom(ApiError::Internal(format!("cached body: {e}"))))
 }
 
-fn miss_outcome(refresh: bool, stored: bool, detail: Option<&'static str>) -> Outcome {
-    if refresh {
-        Outcome::Refresh { stored }
-    } else {
-        Outcome::Miss { stored, detail }
+/// Why the origin was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forward {
+    /// Nothing usable was stored.
+    Miss,
+    /// The request asked for a fresh copy (`no-cache`).
+    Refresh,
+    /// The entry was stale (stale-if-error window): the origin answered, so it replaces it.
+    Stale,
+}
+
+fn miss_outcome(kind: Forward, stored: bool, detail: Option<&'static str>) -> Outcome {
+    match kind {
+        Forward::Miss => Outcome::Miss { stored, detail },
+        Forward::Refresh => Outcome::Refresh { stored },
+        Forward::Stale => Outcome::Revalidated { stored },
     }
 }

@@ -35,16 +35,26 @@ where
     Arc::new(move |request| {
         let route = route.clone();
         Box::pin(async move {
-            let call = tokio::spawn(async move {
+            let mut call = AbortOnDrop(tokio::spawn(async move {
                 let mut service = warp::service(route);
                 match service.call(request).await {
                     Ok(response) => response,
                     Err(never) => match never {},
                 }
-            });
-            call.await.ok()
+            }));
+            (&mut call.0).await.ok()
         })
     })
+}
+
+/// A spawned origin call that is cancelled when whoever waits for it gives up (a timeout), so
+/// a hanging origin does not collect one stuck task per request.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A GET for the same resource as `request`, without its conditional headers (the origin must

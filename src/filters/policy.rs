@@ -62,6 +62,9 @@ pub struct Lifetimes {
     pub stale_if_error: Duration,
 }
 
+/// The longest origin timeout accepted: one hour.
+pub const MAX_ORIGIN_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// How long a stale-if-error origin call, or a follower of a collapsed miss, waits by default.
 pub const DEFAULT_ORIGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -132,7 +135,7 @@ impl CachePolicy {
     /// How long an origin call made to refresh a stale entry may take before the stale entry
     /// is served instead, and how long a collapsed miss waits for its leader (default 10 s).
     pub fn origin_timeout(mut self, timeout: Duration) -> Self {
-        self.origin_timeout = timeout;
+        self.origin_timeout = timeout.clamp(Duration::from_millis(1), MAX_ORIGIN_TIMEOUT);
         self
     }
 

@@ -51,6 +51,11 @@ pub enum Outcome {
     },
     /// Answered with the entry another request for the same key fetched meanwhile.
     Collapsed,
+    /// The entry was stale; the origin answered and replaced it.
+    Revalidated {
+        /// Whether the new response was stored.
+        stored: bool,
+    },
     /// The cache was not used.
     Bypass {
         /// Why (`cache-unavailable`, `credentials`, `no-store`).
@@ -63,7 +68,7 @@ impl Outcome {
         match self {
             Outcome::Hit { .. } | Outcome::Collapsed => "HIT",
             Outcome::StaleWhileRevalidate { .. } | Outcome::StaleIfError { .. } => "STALE",
-            Outcome::Miss { .. } | Outcome::Refresh { .. } => "MISS",
+            Outcome::Miss { .. } | Outcome::Refresh { .. } | Outcome::Revalidated { .. } => "MISS",
             Outcome::Bypass { .. } => "BYPASS",
         }
     }
@@ -93,6 +98,8 @@ impl Outcome {
                 origin_status: None,
             } => format!("{CACHE_NAME}; fwd=stale; detail=stale-if-error-timeout"),
             Outcome::Collapsed => format!("{CACHE_NAME}; fwd=miss; collapsed"),
+            Outcome::Revalidated { stored: true } => format!("{CACHE_NAME}; fwd=stale; stored"),
+            Outcome::Revalidated { stored: false } => format!("{CACHE_NAME}; fwd=stale"),
         }
     }
 }
