@@ -133,16 +133,30 @@ fn is_well_formed(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// 128 random bits as 32 hex digits.
+/// 32 hex digits: a random per-process prefix and a keyed hash of a counter, so ids are
+/// unique within the process and unpredictable across processes. (Cheap: this runs on every
+/// request, hits included.)
 fn new_request_id() -> HeaderValue {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut id = String::with_capacity(32);
-    for _ in 0..2 {
-        let mut hasher = RandomState::new().build_hasher();
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        id.push_str(&format!("{:016x}", hasher.finish()));
+    static PROCESS: std::sync::OnceLock<(RandomState, u64)> = std::sync::OnceLock::new();
+    let (keys, prefix) = PROCESS.get_or_init(|| {
+        let keys = RandomState::new();
+        let prefix = keys.hash_one(std::process::id());
+        (keys, prefix)
+    });
+    let mut hasher = keys.build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let mut id = [0u8; 32];
+    hex_into(&mut id[..16], *prefix);
+    hex_into(&mut id[16..], hasher.finish());
+    HeaderValue::from_bytes(&id).expect("hex digits")
+}
+
+fn hex_into(out: &mut [u8], value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = DIGITS[((value >> (60 - 4 * i)) & 0xf) as usize];
     }
-    HeaderValue::from_str(&id).expect("hex digits")
 }
 
 #[cfg(test)]

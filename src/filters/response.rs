@@ -152,7 +152,9 @@ impl Answer<'_> {
         } else {
             self.etag.to_string()
         };
-        let not_modified = self.status.is_success()
+        let conditional = self.request.headers().contains_key(header::IF_NONE_MATCH);
+        let not_modified = conditional
+            && self.status.is_success()
             && (self.request.if_none_match(self.etag)
                 || self.request.if_none_match(&gzip_etag(self.etag)));
         let (status, mut headers, body) = if not_modified {
