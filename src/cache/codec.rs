@@ -12,10 +12,9 @@
 //! and never decompresses unless asked ([`Decoded::into_plain`]), so a compressed HTTP body can be
 //! sent to a gzip-accepting client exactly as stored.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
@@ -260,18 +259,105 @@ pub fn gunzip(compressed: &[u8]) -> Result<Vec<u8>, CodecError> {
 
 /// Inflates a gzip payload of at most `limit` bytes; a larger one is an error, never a
 /// silently shortened body.
+///
+/// This runs on every hit of a compressed entry by a client that does not accept gzip, so it
+/// avoids per-call setup: the whole stream is at hand and the gzip trailer says how long the
+/// output is, so it inflates in one call into a buffer of exactly that size (no sliding
+/// dictionary to zero, no buffer regrowth), with the decompressor's tables kept per thread.
+/// The CRC-32 and length in the trailer are checked.
 pub fn gunzip_limited(compressed: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
-    let mut plain = Vec::with_capacity(compressed.len().saturating_mul(3).min(limit));
-    GzDecoder::new(compressed)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut plain)
-        .map_err(|e| CodecError::Gzip(e.to_string()))?;
-    if plain.len() > limit {
+    use miniz_oxide::inflate::core::decompress;
+    use miniz_oxide::inflate::core::inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    use miniz_oxide::inflate::TINFLStatus;
+    let member = GzipMember::parse(compressed)?;
+    let claimed = member.plain_len as usize;
+    if claimed > limit {
         return Err(CodecError::Gzip(format!(
             "inflates to more than {limit} bytes"
         )));
     }
+    let mut plain = vec![0u8; claimed];
+    let (status, _, written) = INFLATER.with(|inflater| {
+        let mut inflater = inflater.borrow_mut();
+        inflater.init();
+        decompress(
+            &mut inflater,
+            member.deflate,
+            &mut plain,
+            0,
+            TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+        )
+    });
+    if status != TINFLStatus::Done || written != claimed {
+        return Err(CodecError::Gzip(format!(
+            "damaged or mislabelled deflate stream ({status:?}, {written} of {claimed} bytes)"
+        )));
+    }
+    let mut crc = flate2::Crc::new();
+    crc.update(&plain);
+    if crc.sum() != member.crc {
+        return Err(CodecError::Gzip("checksum mismatch".into()));
+    }
     Ok(plain)
+}
+
+thread_local! {
+    static INFLATER: std::cell::RefCell<Box<miniz_oxide::inflate::core::DecompressorOxide>> =
+        std::cell::RefCell::new(Box::default());
+}
+
+/// One gzip member: its deflate data and its trailer.
+struct GzipMember<'a> {
+    deflate: &'a [u8],
+    crc: u32,
+    plain_len: u32,
+}
+
+impl<'a> GzipMember<'a> {
+    /// Splits a gzip stream (RFC 1952): header (with its optional fields), deflate data, and
+    /// the trailer's CRC-32 and length.
+    fn parse(bytes: &'a [u8]) -> Result<Self, CodecError> {
+        const FHCRC: u8 = 0x02;
+        const FEXTRA: u8 = 0x04;
+        const FNAME: u8 = 0x08;
+        const FCOMMENT: u8 = 0x10;
+        let bad = |why: &str| CodecError::Gzip(why.to_string());
+        if bytes.len() < 18 || bytes[0] != 0x1f || bytes[1] != 0x8b || bytes[2] != 8 {
+            return Err(bad("not a gzip stream"));
+        }
+        let flags = bytes[3];
+        let mut at = 10;
+        if flags & FEXTRA != 0 {
+            let len = bytes
+                .get(at..at + 2)
+                .ok_or_else(|| bad("truncated header"))?;
+            at += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
+        }
+        for flag in [FNAME, FCOMMENT] {
+            if flags & flag != 0 {
+                let rest = bytes.get(at..).ok_or_else(|| bad("truncated header"))?;
+                let end = rest
+                    .iter()
+                    .position(|b| *b == 0)
+                    .ok_or_else(|| bad("truncated header"))?;
+                at += end + 1;
+            }
+        }
+        if flags & FHCRC != 0 {
+            at += 2;
+        }
+        let trailer_at = bytes.len() - 8;
+        if at > trailer_at {
+            return Err(bad("truncated gzip stream"));
+        }
+        let word =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        Ok(Self {
+            deflate: &bytes[at..trailer_at],
+            crc: word(trailer_at),
+            plain_len: word(trailer_at + 4),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -337,6 +423,31 @@ mod tests {
             gunzip_limited(&compressed, 9_999),
             Err(CodecError::Gzip(_))
         ));
+    }
+
+    #[test]
+    fn gzip_with_optional_header_fields_inflates() {
+        let mut encoder = flate2::GzBuilder::new()
+            .filename("body.json")
+            .comment("made elsewhere")
+            .extra(vec![1, 2, 3])
+            .write(Vec::new(), Compression::default());
+        encoder
+            .write_all(&b"origin body ".repeat(50))
+            .expect("write");
+        let compressed = encoder.finish().expect("finish");
+        assert_eq!(
+            gunzip(&compressed).expect("inflates"),
+            b"origin body ".repeat(50)
+        );
+        let mut corrupted = compressed.clone();
+        let len = corrupted.len();
+        corrupted[len - 8] ^= 0xff;
+        assert!(gunzip(&corrupted).is_err(), "a wrong CRC must be refused");
+        assert!(
+            gunzip(&compressed[..len - 3]).is_err(),
+            "a cut stream must be refused"
+        );
     }
 
     #[test]
