@@ -4,7 +4,6 @@
 
 use bytes::Bytes;
 use warp::http::response::Parts;
-use warp::http::HeaderMap;
 use warp::reply::Response;
 
 use super::body::{collect_limited, Collected};
@@ -49,14 +48,20 @@ pub async fn prepare(
         }
         Err(e) => return Err(ApiError::Internal(format!("route body failed: {e}"))),
     };
-    // A body the route gzip-encoded itself is checked once, here: it must inflate within the
-    // size limit, so no hit can ever inflate something larger.
-    if entry::is_gzip_encoded(&head.headers)
-        && gunzip_limited(&body, policy.max_entry_bytes).is_err()
-    {
-        let response = Response::from_parts(head, body.into());
-        return Ok(Preparation::NotStorable(response, NotStorable::TooLarge));
-    }
+    // A body the route gzip-encoded itself is inflated once, here: it must fit the size limit
+    // (so no hit can ever inflate something larger), and the inflated form is kept for a
+    // client that does not accept gzip, so this miss never inflates twice.
+    let origin_plain = if entry::is_gzip_encoded(&head.headers) {
+        match gunzip_limited(&body, policy.max_entry_bytes) {
+            Ok(plain) => Some(Bytes::from(plain)),
+            Err(_) => {
+                let response = Response::from_parts(head, body.into());
+                return Ok(Preparation::NotStorable(response, NotStorable::TooLarge));
+            }
+        }
+    } else {
+        None
+    };
     let Some(replayed) = entry::replayable_headers(&head.headers) else {
         let response = Response::from_parts(head, body.into());
         return Ok(Preparation::NotStorable(response, NotStorable::Encoding));
@@ -77,7 +82,7 @@ pub async fn prepare(
         stale_while_revalidate_ms: lifetimes.stale_while_revalidate.as_millis() as u64,
         stale_if_error_ms: lifetimes.stale_if_error.as_millis() as u64,
     };
-    let representation = represent(cache, &head.headers, body);
+    let representation = represent(cache, body, origin_plain);
     Ok(Preparation::Storable(Prepared {
         head,
         meta,
@@ -85,13 +90,14 @@ pub async fn prepare(
     }))
 }
 
-/// The body as it will be stored: compressed once here when over the threshold (the same
-/// bytes then go to gzip-accepting clients), or kept as the route gzip-encoded it.
-fn represent(cache: &CacheManager, headers: &HeaderMap, body: Bytes) -> Representation {
-    if entry::is_gzip_encoded(headers) {
+/// The body as it will be stored: kept as the route gzip-encoded it (`origin_plain` is its
+/// inflated form), or compressed once here when over the threshold (the same bytes then go to
+/// gzip-accepting clients).
+fn represent(cache: &CacheManager, body: Bytes, origin_plain: Option<Bytes>) -> Representation {
+    if let Some(plain) = origin_plain {
         return Representation::Gzip {
             compressed: body,
-            plain: None,
+            plain: Some(plain),
         };
     }
     if cache.codec().should_compress(body.len()) {
