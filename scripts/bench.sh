@@ -15,26 +15,19 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 cargo build --release --quiet --bin warp-redis-cache --example baseline
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. scripts/lib/harness.sh
 work=$(mktemp -d)
 redis_port=$(free_port)
 base_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null &
-redis_pid=$!
-cleanup() { kill "${app_pid:-}" "${base_pid:-}" "$redis_pid" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "${app_pid:-}" "${base_pid:-}" "${redis_pid:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.05; done
+start_redis "$redis_port"
 
 APP__PORT=0 REDIS__URL="redis://127.0.0.1:$redis_port/0" CACHE__BACKEND=redis \
   DATABASE__PATH="$work/items.sqlite3" RUST_LOG=warn,warp_redis_cache=info,warp_redis_cache::access=warn \
   CACHE__COMPRESSION_THRESHOLD_BYTES=4096 target/release/warp-redis-cache 2>"$work/service.log" &
 app_pid=$!
-for _ in $(seq 200); do
-  app_port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$work/service.log" | head -1)
-  [ -n "$app_port" ] && break
-  sleep 0.05
-done
-[ -n "${app_port:-}" ] || { cat "$work/service.log" >&2; exit 1; }
+app_port=$(wait_for_listening "$work/service.log")
 
 python3 - "$app_port" <<'PY'
 import json, sys, urllib.request

@@ -10,13 +10,11 @@ rounds=${2:-3}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --example pool_bench -q
 
-port_free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-redis_port=$(port_free)
-app_port=$(port_free)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null &
-redis_pid=$!
-trap 'kill $app_pid $redis_pid 2>/dev/null || true' EXIT
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.05; done
+. scripts/lib/harness.sh
+redis_port=$(free_port)
+app_port=$(free_port)
+trap 'kill ${app_pid:-} ${redis_pid:-} 2>/dev/null || true' EXIT
+start_redis "$redis_port"
 target/release/examples/pool_bench "redis://127.0.0.1:$redis_port/0" "$app_port" &
 app_pid=$!
 until curl -sf "http://127.0.0.1:$app_port/bare" >/dev/null; do sleep 0.05; done

@@ -19,25 +19,18 @@ fi
 command -v redis-server >/dev/null || { echo "redis-server is missing (apt-get install redis-server)" >&2; exit 1; }
 cargo build --release --quiet --bin warp-redis-cache
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. scripts/lib/harness.sh
 workdir=$(mktemp -d)
 redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >/dev/null &
-redis_pid=$!
-cleanup() { kill "${app_pid:-}" "$redis_pid" 2>/dev/null || true; rm -rf "$workdir"; }
+cleanup() { kill "${app_pid:-}" "${redis_pid:-}" 2>/dev/null || true; rm -rf "$workdir"; }
 trap cleanup EXIT
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.05; done
+start_redis "$redis_port"
 
 APP__PORT=0 REDIS__URL="redis://127.0.0.1:$redis_port/0" CACHE__BACKEND=redis ADMIN__TOKEN=$token \
   DATABASE__PATH="$workdir/items.sqlite3" RUST_LOG=warn,warp_redis_cache=info \
   target/release/warp-redis-cache 2>"$workdir/service.log" &
 app_pid=$!
-for _ in $(seq 200); do
-  port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$workdir/service.log" | head -1)
-  [ -n "$port" ] && break
-  sleep 0.05
-done
-[ -n "${port:-}" ] || { echo "the service did not start:" >&2; cat "$workdir/service.log" >&2; exit 1; }
+port=$(wait_for_listening "$workdir/service.log")
 
 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
   --checks not_a_server_error \
