@@ -215,4 +215,15 @@ async fn garbage_under_our_keys_never_fails_a_request() {
             "{path} with a garbage generation key"
         );
     }
+    // Fail-open is not enough: the garbage must be healed so the cache works again.
+    for path in ["/items/1", "/items/2", "/items"] {
+        app.get(path).await;
+        assert_eq!(
+            x_cache(&app.get(path).await),
+            "HIT",
+            "{path} never cached again"
+        );
+    }
+    let kind: String = redis.command(redis::cmd("TYPE").arg("wrc:#gen:items"));
+    assert_eq!(kind, "string", "the generation key was not repaired");
 }
