@@ -20,6 +20,9 @@ pub const SETTINGS_FILE_ENV: &str = "SETTINGS_FILE";
 pub const DEFAULT_SETTINGS_FILE: &str = "settings.yaml";
 /// Longest TTL accepted anywhere: ten years.
 pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+/// Largest accepted `cache.early_refresh_beta`.
+pub const MAX_EARLY_REFRESH_BETA: f64 = 10.0;
+
 const SECTIONS: [&str; 5] = ["app", "redis", "cache", "admin", "database"];
 
 /// Everything the service can be configured with.
@@ -105,6 +108,10 @@ pub struct CacheSettings {
     pub stale_if_error_secs: u64,
     /// Whether a miss takes a short Redis lock so one instance refills while others wait.
     pub refill_lock: bool,
+    /// Probabilistic early refresh (XFetch): how eagerly a hit refreshes an entry before it
+    /// expires, scaled by how long the origin took to compute it. 0 turns it off; 1 is the
+    /// usual setting; larger refreshes earlier.
+    pub early_refresh_beta: f64,
 }
 
 /// `admin:` section: who may use the cache admin routes.
@@ -177,6 +184,7 @@ impl Default for CacheSettings {
             stale_while_revalidate_secs: 30,
             stale_if_error_secs: 300,
             refill_lock: false,
+            early_refresh_beta: 1.0,
         }
     }
 }
@@ -412,6 +420,13 @@ impl Settings {
                     format!("must be at most {MAX_TTL_SECS} (ten years)"),
                 ));
             }
+        }
+        let beta = self.cache.early_refresh_beta;
+        if !(0.0..=MAX_EARLY_REFRESH_BETA).contains(&beta) {
+            return Err(fail(
+                "cache.early_refresh_beta",
+                format!("must be between 0 (off) and {MAX_EARLY_REFRESH_BETA}"),
+            ));
         }
         if self.redis.max_idle > self.redis.max_open {
             return Err(fail(

@@ -66,6 +66,18 @@ pub struct KeyPage {
     pub next_cursor: u64,
 }
 
+/// What a tagged read found: the entry, its namespace record and the records of the entry's
+/// tags, in the order of the entry's tag names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaggedRead {
+    /// The entry.
+    pub entry: Option<Bytes>,
+    /// The namespace record.
+    pub record: Option<Bytes>,
+    /// One value per tag name of the entry.
+    pub tags: Vec<Option<Bytes>>,
+}
+
 /// Connection pool occupancy (Redis backend only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PoolState {
@@ -145,6 +157,47 @@ impl Backend {
         second: &str,
     ) -> Result<(Option<Bytes>, Option<Bytes>), BackendError> {
         dispatch!(self, b => b.get_pair(first, second).await)
+    }
+
+    /// Reads an entry, its namespace record and its tags' records (under `tag_prefix`), in one
+    /// round trip (see [`super::scripts::READ_TAGGED`]).
+    pub async fn read_tagged(
+        &self,
+        entry: &str,
+        record: &str,
+        tag_prefix: &str,
+    ) -> Result<TaggedRead, BackendError> {
+        dispatch!(self, b => b.read_tagged(entry, record, tag_prefix).await)
+    }
+
+    /// Stores a tagged entry for `ttl` and keeps its tag records alive at least as long (see
+    /// [`super::scripts::STORE_TAGGED`]).
+    pub async fn store_tagged(
+        &self,
+        entry: &str,
+        value: Bytes,
+        ttl: Duration,
+        record: &str,
+        tag_keys: &[String],
+    ) -> Result<(), BackendError> {
+        dispatch!(self, b => b.store_tagged(entry, value, ttl, record, tag_keys).await)
+    }
+
+    /// Bumps the namespace clock of `record` and invalidates `tag_keys` (`mode` `hard` or
+    /// `soft`), or soft-purges the namespace (`namespace-soft`); returns the new clock, 0 when
+    /// the namespace has no record (see [`super::scripts::INVALIDATE`]).
+    pub async fn invalidate(
+        &self,
+        record: &str,
+        tag_keys: &[String],
+        mode: &str,
+    ) -> Result<u64, BackendError> {
+        dispatch!(self, b => b.invalidate(record, tag_keys, mode).await)
+    }
+
+    /// Marks the entry under `key` soft-purged in place; returns whether it exists.
+    pub async fn mark_soft_purged(&self, key: &str) -> Result<bool, BackendError> {
+        dispatch!(self, b => b.mark_soft_purged(key).await)
     }
 
     /// Stores `value` under `key` with no expiry.

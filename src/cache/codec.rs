@@ -1,10 +1,17 @@
 //! The stored format of a cache value: a 3-byte header, optional sections, then the payload,
 //! gzip-compressed when it is larger than the threshold.
 //!
-//! Header: magic byte `0xC7`, format version `1`, flags (bit 0: gzip payload; bit 1: a
-//! namespace generation follows as 8 bytes big-endian; bit 2: a metadata section follows as a
-//! 4-byte big-endian length and that many bytes). The generation lets a reader tell, in the
-//! same round trip, whether a namespace was invalidated after the value was written; metadata
+//! Header: magic byte `0xC7`, format version `1`, flags. Sections follow in this order, each
+//! present when its flag is set:
+//! - bit 1: the namespace generation, 8 bytes big-endian;
+//! - bit 3: the namespace's invalidation clock, 8 bytes big-endian;
+//! - bit 4: tag names, a 2-byte big-endian length and that many bytes of names separated by
+//!   `\n` (the Redis read script parses this section, so its place and shape are fixed);
+//! - bit 2: metadata, a 4-byte big-endian length and that many bytes.
+//!
+//! Bit 0 says the payload is gzip; bit 5 marks an entry soft-purged (set in place by a Lua
+//! script, see [`crate::cache::scripts`]). The generation, clock and tags let a reader tell, in
+//! the same round trip, whether the entry was invalidated after it was written; metadata
 //! (an HTTP status and headers, say) is never compressed, so it can be read without touching
 //! the payload. A reader that finds
 //! anything else (a foreign value under our key, an old format, a truncated body) gets
@@ -23,7 +30,12 @@ const VERSION: u8 = 1;
 const FLAG_GZIP: u8 = 0b0000_0001;
 const FLAG_GENERATION: u8 = 0b0000_0010;
 const FLAG_META: u8 = 0b0000_0100;
-const KNOWN_FLAGS: u8 = FLAG_GZIP | FLAG_GENERATION | FLAG_META;
+const FLAG_CLOCK: u8 = 0b0000_1000;
+const FLAG_TAGS: u8 = 0b0001_0000;
+/// The flag a soft purge of single keys sets in place.
+pub const FLAG_SOFT_PURGED: u8 = 0b0010_0000;
+const KNOWN_FLAGS: u8 =
+    FLAG_GZIP | FLAG_GENERATION | FLAG_META | FLAG_CLOCK | FLAG_TAGS | FLAG_SOFT_PURGED;
 /// Length of the header in front of every stored value.
 pub const HEADER_LEN: usize = 3;
 /// Refuse to inflate a payload past this size: a corrupt or hostile entry cannot exhaust memory.
@@ -75,6 +87,12 @@ pub struct Decoded {
     pub encoding: PayloadEncoding,
     /// The namespace generation the value was written under, if any.
     pub generation: Option<u64>,
+    /// The namespace's invalidation clock when the value's request started, if recorded.
+    pub clock: Option<u64>,
+    /// Tag names separated by `\n` (empty when there are none).
+    pub tags: Bytes,
+    /// Whether a soft purge marked the value stale.
+    pub soft_purged: bool,
     /// The metadata section (empty when there is none).
     pub meta: Bytes,
     /// The payload as stored (compressed when `encoding` is gzip).
@@ -86,6 +104,10 @@ pub struct Decoded {
 pub struct Sections<'a> {
     /// The namespace generation to record.
     pub generation: Option<u64>,
+    /// The invalidation clock to record.
+    pub clock: Option<u64>,
+    /// Tag names separated by `\n`, at most 65,535 bytes.
+    pub tags: Option<&'a [u8]>,
     /// Metadata stored uncompressed in front of the payload.
     pub meta: Option<&'a [u8]>,
 }
@@ -170,19 +192,34 @@ impl Codec {
 
 fn frame(mut flags: u8, sections: Sections<'_>, payload: &[u8]) -> Bytes {
     let meta_len = sections.meta.map_or(0, |meta| 4 + meta.len());
-    let generation_len = if sections.generation.is_some() { 8 } else { 0 };
-    let mut out = BytesMut::with_capacity(HEADER_LEN + generation_len + meta_len + payload.len());
-    if sections.generation.is_some() {
-        flags |= FLAG_GENERATION;
-    }
-    if sections.meta.is_some() {
-        flags |= FLAG_META;
+    let tags_len = sections.tags.map_or(0, |tags| 2 + tags.len());
+    let stamp_len =
+        8 * (usize::from(sections.generation.is_some()) + usize::from(sections.clock.is_some()));
+    let mut out =
+        BytesMut::with_capacity(HEADER_LEN + stamp_len + tags_len + meta_len + payload.len());
+    for (present, flag) in [
+        (sections.generation.is_some(), FLAG_GENERATION),
+        (sections.clock.is_some(), FLAG_CLOCK),
+        (sections.tags.is_some(), FLAG_TAGS),
+        (sections.meta.is_some(), FLAG_META),
+    ] {
+        if present {
+            flags |= flag;
+        }
     }
     out.put_u8(MAGIC);
     out.put_u8(VERSION);
     out.put_u8(flags);
     if let Some(generation) = sections.generation {
         out.put_u64(generation);
+    }
+    if let Some(clock) = sections.clock {
+        out.put_u64(clock);
+    }
+    if let Some(tags) = sections.tags {
+        let len = u16::try_from(tags.len()).expect("tag names are capped far below 64 KiB");
+        out.put_u16(len);
+        out.put_slice(tags);
     }
     if let Some(meta) = sections.meta {
         let len = u32::try_from(meta.len()).expect("metadata is far below 4 GiB");
@@ -217,6 +254,23 @@ pub fn decode(stored: &Bytes) -> Result<Decoded, CodecError> {
         generation = Some(u64::from_be_bytes(bytes.try_into().expect("8 bytes")));
         at += 8;
     }
+    let mut clock = None;
+    if flags & FLAG_CLOCK != 0 {
+        let bytes = stored.get(at..at + 8).ok_or(CodecError::Truncated)?;
+        clock = Some(u64::from_be_bytes(bytes.try_into().expect("8 bytes")));
+        at += 8;
+    }
+    let mut tags = Bytes::new();
+    if flags & FLAG_TAGS != 0 {
+        let bytes = stored.get(at..at + 2).ok_or(CodecError::Truncated)?;
+        let len = u16::from_be_bytes(bytes.try_into().expect("2 bytes")) as usize;
+        at += 2;
+        if stored.len() < at + len {
+            return Err(CodecError::Truncated);
+        }
+        tags = stored.slice(at..at + len);
+        at += len;
+    }
     let mut meta = Bytes::new();
     if flags & FLAG_META != 0 {
         let bytes = stored.get(at..at + 4).ok_or(CodecError::Truncated)?;
@@ -231,6 +285,9 @@ pub fn decode(stored: &Bytes) -> Result<Decoded, CodecError> {
     Ok(Decoded {
         encoding,
         generation,
+        clock,
+        tags,
+        soft_purged: flags & FLAG_SOFT_PURGED != 0,
         meta,
         payload: stored.slice(at..),
     })
@@ -402,11 +459,16 @@ mod tests {
         let payload = "body ".repeat(100);
         let sections = Sections {
             generation: Some(0xDEAD_BEEF_0102_0304),
+            clock: Some(41),
+            tags: Some(b"item:1\nitem:2"),
             meta: Some(b"{\"status\":200}"),
         };
         let encoded = codec().encode_with(sections, payload.as_bytes());
         let decoded = decode(&encoded.bytes).expect("decodes");
         assert_eq!(decoded.generation, Some(0xDEAD_BEEF_0102_0304));
+        assert_eq!(decoded.clock, Some(41));
+        assert_eq!(decoded.tags, &b"item:1\nitem:2"[..]);
+        assert!(!decoded.soft_purged);
         assert_eq!(decoded.meta, &b"{\"status\":200}"[..]);
         assert_eq!(decoded.encoding, PayloadEncoding::Gzip);
         assert_eq!(decoded.into_plain().expect("plain"), payload.as_bytes());

@@ -11,6 +11,10 @@
 //!
 //! Generations are random rather than counters so a lost generation key (evicted, cleared)
 //! cannot bring old entries back: the replacement is another random value.
+//!
+//! The same record carries the namespace's invalidation clock for tags and soft purges, and a
+//! lookup of a tagged route reads the entry's tag records in the same round trip; see
+//! [`super::stamp`] for the records and the rule, and [`super::tags`] for invalidation.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -21,11 +25,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::backend::BackendError;
+use super::backend::{BackendError, TaggedRead};
 use super::codec::{self, Decoded, Sections};
 use super::key::Namespace;
 use super::manager::{CacheError, CacheManager};
+use super::stamp::{judge, NamespaceState, Stamp, TagState, Validity};
 use super::stats::CacheEvent;
+use super::tags::{decode_names, encode_names, Tag};
 
 /// A namespace generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,109 +59,151 @@ impl Generation {
     pub fn value(self) -> u64 {
         self.0
     }
-
-    fn to_bytes(self) -> Bytes {
-        Bytes::from(self.0.to_string())
-    }
-
-    fn parse(stored: &[u8]) -> Option<Self> {
-        std::str::from_utf8(stored).ok()?.parse().ok().map(Self)
-    }
-
-    /// The frame sections recording this generation.
-    pub fn sections<'a>(self, meta: Option<&'a [u8]>) -> Sections<'a> {
-        Sections {
-            generation: Some(self.0),
-            meta,
-        }
-    }
 }
 
 /// What a lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    /// A live entry of the current generation.
-    Hit(Decoded),
-    /// Nothing usable. `generation` is the current one, to store a fresh entry under;
-    /// `None` when the namespace has none yet (see [`CacheManager::current_generation`]).
+    /// An entry of the current generation that no hard invalidation reached.
+    Hit {
+        /// The entry.
+        decoded: Decoded,
+        /// A soft purge reached it: serve it only as stale.
+        soft_purged: bool,
+        /// The namespace's current stamp, to store a refreshed entry under.
+        current: Stamp,
+    },
+    /// Nothing usable. `current` is the namespace's current stamp, to store a fresh entry
+    /// under; `None` when the namespace has no record yet (see
+    /// [`CacheManager::current_stamp`]).
     Miss {
-        /// The namespace's current generation, if it has one.
-        generation: Option<Generation>,
+        /// The namespace's current stamp, if it has one.
+        current: Option<Stamp>,
     },
 }
 
 impl CacheManager {
-    /// Reads the entry under `key` and the namespace's generation in one round trip.
-    /// Entries of another generation, and undecodable ones, are misses.
-    pub async fn lookup(&self, ns: &Namespace, key: &str) -> Result<Lookup, CacheError> {
+    /// Reads the entry under `key` with its namespace record, and with its tags' records when
+    /// `tagged`, in one round trip, and judges it (see [`super::stamp::judge`]). Invalidated
+    /// entries, and undecodable ones, are misses. Without `tagged`, an entry that carries tags
+    /// is a miss: its tags cannot be checked.
+    pub async fn lookup(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        tagged: bool,
+    ) -> Result<Lookup, CacheError> {
         let full_key = self.layout().full_key(ns, key);
-        let generation_key = self.layout().generation_key(ns);
-        let pair = self.backend().get_pair(&full_key, &generation_key).await;
-        let (stored, generation) = self.observe(ns, pair)?;
-        let generation = generation.as_deref().and_then(Generation::parse);
-        let Some(stored) = stored else {
-            self.stats().record(Some(ns), CacheEvent::Miss);
-            return Ok(Lookup::Miss { generation });
+        let record_key = self.layout().generation_key(ns);
+        let read = if tagged {
+            let tag_prefix = self.layout().tag_prefix(ns);
+            let read = self
+                .backend()
+                .read_tagged(&full_key, &record_key, &tag_prefix)
+                .await;
+            self.observe(ns, read)?
+        } else {
+            let pair = self.backend().get_pair(&full_key, &record_key).await;
+            let (entry, record) = self.observe(ns, pair)?;
+            TaggedRead {
+                entry,
+                record,
+                tags: Vec::new(),
+            }
         };
-        match codec::decode(&stored) {
-            Ok(decoded) if generation.is_some_and(|g| decoded.generation == Some(g.0)) => {
-                self.stats().record(Some(ns), CacheEvent::Hit);
-                Ok(Lookup::Hit(decoded))
-            }
-            Ok(_) => {
-                self.stats().record(Some(ns), CacheEvent::Miss);
-                Ok(Lookup::Miss { generation })
-            }
+        let state = read.record.as_deref().and_then(NamespaceState::parse);
+        let current = state.map(NamespaceState::stamp);
+        let miss = |manager: &Self| {
+            manager.stats().record(Some(ns), CacheEvent::Miss);
+            Ok(Lookup::Miss { current })
+        };
+        let (Some(stored), Some(state)) = (read.entry, state) else {
+            return miss(self);
+        };
+        let decoded = match codec::decode(&stored) {
+            Ok(decoded) => decoded,
             Err(err) => {
                 self.drop_corrupt(ns, full_key, &err).await;
-                Ok(Lookup::Miss { generation })
+                return Ok(Lookup::Miss { current });
             }
+        };
+        let Some(generation) = decoded.generation.map(Generation::from_value) else {
+            return miss(self);
+        };
+        let names = decode_names(&decoded.tags).count();
+        if names != read.tags.len() {
+            return miss(self);
         }
+        let stamp = Stamp {
+            generation,
+            clock: decoded.clock.unwrap_or(0),
+        };
+        let tags = read
+            .tags
+            .iter()
+            .map(|record| record.as_deref().and_then(TagState::parse));
+        let soft_purged = match judge(stamp, decoded.soft_purged, &state, tags) {
+            Validity::Valid => false,
+            Validity::SoftPurged => true,
+            Validity::Dead => return miss(self),
+        };
+        self.stats().record(Some(ns), CacheEvent::Hit);
+        Ok(Lookup::Hit {
+            decoded,
+            soft_purged,
+            current: state.stamp(),
+        })
     }
 
-    /// The namespace's current generation, creating one if it has none (one round trip).
-    pub async fn current_generation(&self, ns: &Namespace) -> Result<Generation, CacheError> {
+    /// The namespace's current stamp, creating its record if it has none (one round trip).
+    pub async fn current_stamp(&self, ns: &Namespace) -> Result<Stamp, CacheError> {
         let key = self.layout().generation_key(ns);
-        let result = self
-            .backend()
-            .set_if_absent(&key, Generation::fresh().to_bytes())
-            .await;
+        let fresh = NamespaceState::new(Generation::fresh()).to_record();
+        let result = self.backend().set_if_absent(&key, Bytes::from(fresh)).await;
         if let Err(BackendError::Command(_)) = result {
             // The key holds something that is not a string (WRONGTYPE): replace it.
             return self.bust_namespace(ns).await;
         }
         let current = self.observe(ns, result)?;
-        match Generation::parse(&current) {
-            Some(generation) => Ok(generation),
+        match NamespaceState::parse(&current) {
+            Some(state) => Ok(state.stamp()),
             None => self.bust_namespace(ns).await,
         }
     }
 
-    /// Invalidates every generation-checked entry of `ns` at once; returns the new generation.
-    pub async fn bust_namespace(&self, ns: &Namespace) -> Result<Generation, CacheError> {
+    /// Invalidates every generation-checked entry of `ns` at once; returns the new stamp.
+    pub async fn bust_namespace(&self, ns: &Namespace) -> Result<Stamp, CacheError> {
         let key = self.layout().generation_key(ns);
-        let generation = Generation::fresh();
+        let state = NamespaceState::new(Generation::fresh());
         let result = self
             .backend()
-            .set_persistent(&key, generation.to_bytes())
+            .set_persistent(&key, Bytes::from(state.to_record()))
             .await;
         self.observe(ns, result)?;
-        Ok(generation)
+        Ok(state.stamp())
     }
 
-    /// Stores `payload` with `meta` under `key`, recording `generation`; compressed above the
-    /// threshold unless `precompressed` says it already is gzip (then `plain_len` is its size
-    /// before compression).
+    /// Stores `payload` with `meta` under `key`, recording `stamp` and `tags`; compressed
+    /// above the threshold unless `payload` already is gzip. A tagged entry is written with its
+    /// tag records kept alive as long as it (one script call); an untagged one is one `SET`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn store(
         &self,
         ns: &Namespace,
         key: &str,
-        generation: Generation,
+        stamp: Stamp,
+        tags: &[Tag],
         meta: &[u8],
         payload: StorePayload<'_>,
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
-        let sections = generation.sections(Some(meta));
+        let names = (!tags.is_empty()).then(|| encode_names(tags));
+        let sections = Sections {
+            generation: Some(stamp.generation.value()),
+            clock: Some(stamp.clock),
+            tags: names.as_deref(),
+            meta: Some(meta),
+        };
         let encoded = match payload {
             StorePayload::Plain(body) => self.codec().encode_with(sections, body),
             StorePayload::Gzip {
@@ -165,7 +213,27 @@ impl CacheManager {
                 .codec()
                 .encode_precompressed(sections, compressed, plain_len),
         };
-        self.set_encoded(ns, key, encoded, ttl).await
+        if tags.is_empty() {
+            return self.set_encoded(ns, key, encoded, ttl).await;
+        }
+        let full_key = self.layout().full_key(ns, key);
+        let record_key = self.layout().generation_key(ns);
+        let tag_keys: Vec<String> = tags
+            .iter()
+            .map(|tag| self.layout().tag_key(ns, tag.as_str()))
+            .collect();
+        let ttl = ttl.unwrap_or(self.default_ttl());
+        let event = CacheEvent::Set {
+            plain_bytes: encoded.plain_len as u64,
+            stored_bytes: encoded.bytes.len() as u64,
+        };
+        let result = self
+            .backend()
+            .store_tagged(&full_key, encoded.bytes, ttl, &record_key, &tag_keys)
+            .await;
+        self.observe(ns, result)?;
+        self.stats().record(Some(ns), event);
+        Ok(())
     }
 }
 
@@ -276,7 +344,11 @@ mod tests {
         let a = Generation::fresh();
         let b = Generation::fresh();
         assert_ne!(a, b);
-        assert_eq!(Generation::parse(&a.to_bytes()), Some(a));
-        assert_eq!(Generation::parse(b"garbage"), None);
+        let record = NamespaceState::new(a).to_record();
+        assert_eq!(
+            NamespaceState::parse(record.as_bytes()).map(|s| s.generation),
+            Some(a)
+        );
+        assert_eq!(NamespaceState::parse(b"garbage"), None);
     }
 }

@@ -7,8 +7,11 @@ use serde::Serialize;
 
 use super::backend::{KeyPage, KeyTtl};
 use super::codec::{self, PayloadEncoding};
+use super::generations::Generation;
 use super::key::Namespace;
 use super::manager::{CacheError, CacheManager};
+use super::stamp::{judge, NamespaceState, Stamp, TagState, Validity};
+use super::tags::decode_names;
 
 /// Largest body shown by [`CacheManager::inspect`].
 const MAX_BODY_PREVIEW: usize = 64 * 1024;
@@ -24,9 +27,12 @@ pub struct EntryView {
     pub stored_bytes: usize,
     /// `"gzip"` or `"identity"`.
     pub encoding: &'static str,
-    /// Whether the entry belongs to the namespace's current generation (a live entry); `None`
-    /// for values stored without a generation.
-    pub current_generation: Option<bool>,
+    /// Whether the entry may be served (`valid`), only as stale (`soft_purged`) or not at all
+    /// (`dead`: another generation, or a tag invalidated after it was stored); `None` for values
+    /// stored without a generation.
+    pub validity: Option<&'static str>,
+    /// The tags the entry is filed under.
+    pub tags: Vec<String>,
     /// The metadata section (for HTTP responses: status, headers, ETag, times), as JSON.
     pub meta: Option<serde_json::Value>,
     /// The body as text, when it is UTF-8 (inflated; at most 64 KiB).
@@ -62,10 +68,14 @@ impl CacheManager {
         key: &str,
     ) -> Result<Option<EntryView>, CacheError> {
         let full_key = self.layout().full_key(ns, key);
-        let generation_key = self.layout().generation_key(ns);
-        let pair = self.backend().get_pair(&full_key, &generation_key).await;
-        let (stored, generation) = self.observe_global(pair)?;
-        let Some(stored) = stored else {
+        let record_key = self.layout().generation_key(ns);
+        let tag_prefix = self.layout().tag_prefix(ns);
+        let read = self
+            .backend()
+            .read_tagged(&full_key, &record_key, &tag_prefix)
+            .await;
+        let read = self.observe_global(read)?;
+        let Some(stored) = read.entry else {
             return Ok(None);
         };
         let ttl = self.observe_global(self.backend().ttl(&full_key).await)?;
@@ -74,7 +84,8 @@ impl CacheManager {
             ttl,
             stored_bytes: stored.len(),
             encoding: "identity",
-            current_generation: None,
+            validity: None,
+            tags: Vec::new(),
             meta: None,
             body: None,
             decode_error: None,
@@ -89,12 +100,28 @@ impl CacheManager {
         if decoded.encoding == PayloadEncoding::Gzip {
             view.encoding = "gzip";
         }
-        view.current_generation = decoded.generation.map(|recorded| {
-            generation
-                .as_deref()
-                .and_then(|g| std::str::from_utf8(g).ok())
-                .and_then(|g| g.parse::<u64>().ok())
-                == Some(recorded)
+        view.tags = decode_names(&decoded.tags).map(str::to_string).collect();
+        view.validity = decoded.generation.map(|generation| {
+            let state = read.record.as_deref().and_then(NamespaceState::parse);
+            let stamp = Stamp {
+                generation: Generation::from_value(generation),
+                clock: decoded.clock.unwrap_or(0),
+            };
+            let tags = read
+                .tags
+                .iter()
+                .map(|record| record.as_deref().and_then(TagState::parse));
+            let validity = match state {
+                Some(state) if view.tags.len() == read.tags.len() => {
+                    judge(stamp, decoded.soft_purged, &state, tags)
+                }
+                _ => Validity::Dead,
+            };
+            match validity {
+                Validity::Valid => "valid",
+                Validity::SoftPurged => "soft_purged",
+                Validity::Dead => "dead",
+            }
         });
         view.meta = serde_json::from_slice(&decoded.meta).ok();
         match decoded.into_plain() {

@@ -125,6 +125,18 @@ impl KeyLayout {
         format!("{}:{GENERATION_SEGMENT}:{}", self.prefix, namespace)
     }
 
+    /// `<prefix>:#tag:<namespace>:`: what every tag record of the namespace starts with.
+    pub fn tag_prefix(&self, namespace: &Namespace) -> String {
+        format!("{}:#tag:{}:", self.prefix, namespace)
+    }
+
+    /// `<prefix>:#tag:<namespace>:<tag>`: the record of one tag.
+    pub fn tag_key(&self, namespace: &Namespace, tag: &str) -> String {
+        let mut key = self.tag_prefix(namespace);
+        key.push_str(tag);
+        key
+    }
+
     /// `<prefix>:#lock:<namespace>:<key>`: the refill lock of one entry.
     pub fn lock_key(&self, namespace: &Namespace, key: &str) -> String {
         format!("{}:#lock:{}:{key}", self.prefix, namespace)

@@ -48,6 +48,7 @@ struct Inner {
     default_ttl: Duration,
     default_stale_windows: (Duration, Duration),
     refill_lock: bool,
+    early_refresh_beta: f64,
     stats: CacheStats,
     error_log: ThrottledLog,
     corrupt_log: ThrottledLog,
@@ -68,6 +69,7 @@ impl CacheManager {
                     Duration::from_secs(settings.stale_if_error_secs),
                 ),
                 refill_lock: settings.refill_lock,
+                early_refresh_beta: settings.early_refresh_beta,
                 stats: CacheStats::default(),
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
@@ -138,6 +140,7 @@ impl CacheManager {
                 default_ttl: inner.default_ttl,
                 default_stale_windows: inner.default_stale_windows,
                 refill_lock: inner.refill_lock,
+                early_refresh_beta: inner.early_refresh_beta,
                 stats: CacheStats::default(),
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
@@ -174,6 +177,11 @@ impl CacheManager {
     /// Whether cached routes take the cross-instance refill lock unless their policy says.
     pub fn refill_lock_default(&self) -> bool {
         self.inner.refill_lock
+    }
+
+    /// The early refresh (XFetch) factor cached routes use unless their policy says.
+    pub fn early_refresh_default(&self) -> f64 {
+        self.inner.early_refresh_beta
     }
 
     /// Hit, miss and error counters.

@@ -5,13 +5,17 @@
 //! process: instances do not share it. Built on moka, whose TinyLFU eviction keeps the hottest
 //! entries when the byte bound is reached.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use moka::sync::Cache;
 use moka::Expiry;
 
-use super::backend::{BackendError, KeyInfo, KeyPage, KeyTtl};
+use super::backend::{BackendError, KeyInfo, KeyPage, KeyTtl, TaggedRead};
+use super::codec::{self, FLAG_SOFT_PURGED};
+use super::stamp::{NamespaceState, TagState};
+use super::tags::decode_names;
 
 /// Per-entry bookkeeping added to the weight of each entry.
 const ENTRY_OVERHEAD_BYTES: usize = 64;
@@ -59,6 +63,8 @@ impl Expiry<String, MemoryEntry> for EntryDeadline {
 /// Cache entries held in this process's memory.
 pub struct MemoryBackend {
     entries: Cache<String, MemoryEntry>,
+    /// Serialises the read-modify-write operations that Redis runs as Lua scripts.
+    scripts: Mutex<()>,
 }
 
 impl MemoryBackend {
@@ -72,7 +78,23 @@ impl MemoryBackend {
             })
             .expire_after(EntryDeadline)
             .build();
-        Self { entries }
+        Self {
+            entries,
+            scripts: Mutex::new(()),
+        }
+    }
+
+    fn script_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.scripts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the value under `key`, keeping its expiry.
+    fn replace_keeping_ttl(&self, key: &str, value: Bytes, old: &MemoryEntry) {
+        let entry = MemoryEntry {
+            value,
+            expires_at: old.expires_at,
+        };
+        self.entries.insert(key.to_string(), entry);
     }
 
     fn live(&self, key: &str) -> Option<MemoryEntry> {
@@ -107,6 +129,139 @@ impl MemoryBackend {
     ) -> Result<(Option<Bytes>, Option<Bytes>), BackendError> {
         let value = |key| self.live(key).map(|entry| entry.value);
         Ok((value(first), value(second)))
+    }
+
+    /// Mirrors [`super::scripts::READ_TAGGED`].
+    pub(super) async fn read_tagged(
+        &self,
+        entry: &str,
+        record: &str,
+        tag_prefix: &str,
+    ) -> Result<TaggedRead, BackendError> {
+        let value = |key: &str| self.live(key).map(|entry| entry.value);
+        let (entry, record) = (value(entry), value(record));
+        let tags = match entry.as_ref().map(codec::decode) {
+            Some(Ok(decoded)) => decode_names(&decoded.tags)
+                .map(|name| value(&format!("{tag_prefix}{name}")))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(TaggedRead {
+            entry,
+            record,
+            tags,
+        })
+    }
+
+    /// Mirrors [`super::scripts::STORE_TAGGED`].
+    pub(super) async fn store_tagged(
+        &self,
+        entry: &str,
+        value: Bytes,
+        ttl: Duration,
+        record: &str,
+        tag_keys: &[String],
+    ) -> Result<(), BackendError> {
+        let _script = self.script_lock();
+        let stored = MemoryEntry {
+            value,
+            expires_at: Instant::now().checked_add(ttl),
+        };
+        self.entries.insert(entry.to_string(), stored);
+        let Some(state) = self
+            .live(record)
+            .and_then(|record| NamespaceState::parse(&record.value))
+        else {
+            return Ok(());
+        };
+        let keep_until = Instant::now().checked_add(ttl);
+        for tag_key in tag_keys {
+            let existing = self.live(tag_key);
+            let owned = existing
+                .as_ref()
+                .and_then(|tag| TagState::parse(&tag.value))
+                .is_some_and(|tag| tag.generation == state.generation);
+            let entry = match existing {
+                Some(existing) if owned => MemoryEntry {
+                    expires_at: match (existing.expires_at, keep_until) {
+                        (Some(at), Some(keep)) => Some(at.max(keep)),
+                        _ => None,
+                    },
+                    value: existing.value,
+                },
+                _ => MemoryEntry {
+                    value: Bytes::from(
+                        TagState {
+                            generation: state.generation,
+                            hard_at: state.clock,
+                            soft_at: state.clock,
+                        }
+                        .to_record(),
+                    ),
+                    expires_at: keep_until,
+                },
+            };
+            self.entries.insert(tag_key.clone(), entry);
+        }
+        Ok(())
+    }
+
+    /// Mirrors [`super::scripts::INVALIDATE`].
+    pub(super) async fn invalidate(
+        &self,
+        record: &str,
+        tag_keys: &[String],
+        mode: &str,
+    ) -> Result<u64, BackendError> {
+        let _script = self.script_lock();
+        let Some(current) = self.live(record) else {
+            return Ok(0);
+        };
+        let Some(mut state) = NamespaceState::parse(&current.value) else {
+            return Ok(0);
+        };
+        state.clock += 1;
+        let now = state.clock;
+        if mode == "namespace-soft" {
+            state.soft_at = now;
+        }
+        self.replace_keeping_ttl(record, Bytes::from(state.to_record()), &current);
+        if mode == "namespace-soft" {
+            return Ok(now);
+        }
+        for tag_key in tag_keys {
+            let Some(existing) = self.live(tag_key) else {
+                continue;
+            };
+            let Some(mut tag) = TagState::parse(&existing.value) else {
+                continue;
+            };
+            if tag.generation != state.generation {
+                continue;
+            }
+            if mode == "hard" {
+                tag.hard_at = now;
+            } else {
+                tag.soft_at = now;
+            }
+            self.replace_keeping_ttl(tag_key, Bytes::from(tag.to_record()), &existing);
+        }
+        Ok(now)
+    }
+
+    /// Mirrors [`super::scripts::MARK_SOFT_PURGED`].
+    pub(super) async fn mark_soft_purged(&self, key: &str) -> Result<bool, BackendError> {
+        let _script = self.script_lock();
+        let Some(existing) = self.live(key) else {
+            return Ok(false);
+        };
+        if codec::decode(&existing.value).is_err() {
+            return Ok(false);
+        }
+        let mut marked = existing.value.to_vec();
+        marked[codec::HEADER_LEN - 1] |= FLAG_SOFT_PURGED;
+        self.replace_keeping_ttl(key, Bytes::from(marked), &existing);
+        Ok(true)
     }
 
     pub(super) async fn set_persistent(&self, key: &str, value: Bytes) -> Result<(), BackendError> {

@@ -12,7 +12,10 @@ pub mod manager;
 pub mod memory;
 pub mod redis;
 pub mod refill_lock;
+pub mod scripts;
+pub mod stamp;
 pub mod stats;
+pub mod tags;
 pub mod throttled_log;
 
 pub use backend::{Backend, BackendError, BackendKind, KeyInfo, KeyPage, KeyTtl, PoolState};
@@ -21,4 +24,6 @@ pub use generations::{Generation, Lookup, StorePayload};
 pub use inspect::EntryView;
 pub use key::{InvalidNamespace, Namespace};
 pub use manager::{CacheError, CacheManager};
+pub use stamp::{Stamp, Validity};
 pub use stats::{CacheEvent, CacheStats, StatsSnapshot};
+pub use tags::{InvalidTag, Invalidation, Tag};

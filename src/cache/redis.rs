@@ -13,17 +13,18 @@
 //! nothing during the reconnect back-off; a slow one costs at most the command timeout.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mobc::Pool;
 use mobc_redis::RedisConnectionManager;
 use redis::aio::MultiplexedConnection;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
 
-use super::backend::{BackendError, KeyInfo, KeyPage, KeyTtl, PoolState};
+use super::backend::{BackendError, KeyInfo, KeyPage, KeyTtl, PoolState, TaggedRead};
 use super::breaker::{Admission, CircuitBreaker, CircuitState};
+use super::scripts;
 use crate::settings::RedisSettings;
 
 /// After a failed reconnect, calls fail at once for this long instead of each dialling again.
@@ -32,6 +33,12 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
 const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
 /// Keys examined per SCAN step and deleted per UNLINK.
 const SCAN_BATCH: usize = 500;
+
+static READ_TAGGED: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::READ_TAGGED));
+static STORE_TAGGED: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::STORE_TAGGED));
+static INVALIDATE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::INVALIDATE));
+static MARK_SOFT_PURGED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(scripts::MARK_SOFT_PURGED));
 
 /// The shared connection and the pool lease that owns it.
 struct SharedConnection {
@@ -187,6 +194,22 @@ impl RedisBackend {
         .await
     }
 
+    /// Runs a script (`EVALSHA`, loading it once when Redis does not know it yet) on the shared
+    /// connection within the command timeout.
+    async fn run_script<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, BackendError> {
+        self.guarded(async {
+            let (id, mut conn) = self.connection().await?;
+            let result =
+                tokio::time::timeout(self.command_timeout, invocation.invoke_async(&mut conn))
+                    .await;
+            self.settle(id, result)
+        })
+        .await
+    }
+
     /// The circuit breaker's state.
     pub(super) fn circuit(&self) -> (CircuitState, u64) {
         (self.breaker.state(), self.breaker.times_opened())
@@ -242,15 +265,12 @@ impl RedisBackend {
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), BackendError> {
-        let millis = u64::try_from(ttl.as_millis())
-            .unwrap_or(u64::MAX)
-            .clamp(1, i64::MAX as u64);
         self.run(
             redis::cmd("SET")
                 .arg(key)
                 .arg(value.as_ref())
                 .arg("PX")
-                .arg(millis),
+                .arg(ttl_millis(ttl)),
         )
         .await
     }
@@ -263,6 +283,59 @@ impl RedisBackend {
         let (a, b): (Option<Vec<u8>>, Option<Vec<u8>>) =
             self.run(redis::cmd("MGET").arg(first).arg(second)).await?;
         Ok((a.map(Bytes::from), b.map(Bytes::from)))
+    }
+
+    pub(super) async fn read_tagged(
+        &self,
+        entry: &str,
+        record: &str,
+        tag_prefix: &str,
+    ) -> Result<TaggedRead, BackendError> {
+        let mut invocation = READ_TAGGED.key(entry);
+        invocation.key(record).arg(tag_prefix);
+        let mut values: Vec<Option<Vec<u8>>> = self.run_script(&invocation).await?;
+        let mut values = values.drain(..).map(|value| value.map(Bytes::from));
+        let entry = values.next().flatten();
+        let record = values.next().flatten();
+        Ok(TaggedRead {
+            entry,
+            record,
+            tags: values.collect(),
+        })
+    }
+
+    pub(super) async fn store_tagged(
+        &self,
+        entry: &str,
+        value: Bytes,
+        ttl: Duration,
+        record: &str,
+        tag_keys: &[String],
+    ) -> Result<(), BackendError> {
+        let mut invocation = STORE_TAGGED.key(entry);
+        invocation
+            .key(record)
+            .key(tag_keys)
+            .arg(value.as_ref())
+            .arg(ttl_millis(ttl));
+        let _: i64 = self.run_script(&invocation).await?;
+        Ok(())
+    }
+
+    pub(super) async fn invalidate(
+        &self,
+        record: &str,
+        tag_keys: &[String],
+        mode: &str,
+    ) -> Result<u64, BackendError> {
+        let mut invocation = INVALIDATE.key(record);
+        invocation.key(tag_keys).arg(mode);
+        self.run_script(&invocation).await
+    }
+
+    pub(super) async fn mark_soft_purged(&self, key: &str) -> Result<bool, BackendError> {
+        let marked: i64 = self.run_script(&MARK_SOFT_PURGED.key(key)).await?;
+        Ok(marked == 1)
     }
 
     pub(super) async fn set_persistent(&self, key: &str, value: Bytes) -> Result<(), BackendError> {
@@ -443,6 +516,13 @@ impl RedisBackend {
         let _: String = self.run(&redis::cmd("PING")).await?;
         Ok(started.elapsed())
     }
+}
+
+/// A TTL as Redis milliseconds: at least 1, at most what Redis accepts.
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, i64::MAX as u64 / 2)
 }
 
 /// Errors after which the connection cannot be trusted for further commands.

@@ -1,9 +1,11 @@
 //! [`cache_busting`]: after the wrapped mutation route succeeds (2xx), and before its response
 //! leaves, invalidates the namespaces and keys its [`BustPolicy`] names.
 //!
-//! Namespaces are busted by giving them a new generation (O(1), race-free, see
-//! [`crate::cache::generations`]); keys are deleted (not race-free: a slow miss may store the
-//! old value again; use namespaces where that matters). A failed mutation (4xx/5xx) busts
+//! Namespaces are busted by giving them a new generation, and tags by bumping the namespace's
+//! invalidation clock into their records (both O(1) and race-free, see
+//! [`crate::cache::stamp`]); keys are deleted (not race-free: a slow miss may store the old
+//! value again; use tags or namespaces where that matters). A soft policy marks all of these
+//! stale instead of dead. A failed mutation (4xx/5xx) busts
 //! nothing. When the cache is unreachable the write still stands and the response is
 //! unchanged: the namespace is remembered and bypassed until a retried bust succeeds, so no
 //! client reads an entry from before the write. If the request is dropped while the route runs
@@ -18,7 +20,7 @@ use warp::{Filter, Reply};
 
 use super::policy::BustPolicy;
 use super::request::{request_parts, RequestParts};
-use crate::cache::CacheManager;
+use crate::cache::{CacheManager, Invalidation, Tag};
 
 /// Wraps a mutation `route` so that its success invalidates what `policy` names.
 ///
@@ -126,12 +128,47 @@ async fn settle(mut guard: BustGuard, outcome: RouteOutcome) -> Result<Response,
 }
 
 async fn bust(cache: &CacheManager, policy: &BustPolicy, request: &RequestParts) {
+    let how = if policy.soft {
+        Invalidation::Soft
+    } else {
+        Invalidation::Hard
+    };
     for namespace in &policy.namespaces {
-        cache.bust_or_remember(namespace).await;
+        match how {
+            Invalidation::Hard => {
+                cache.bust_or_remember(namespace).await;
+            }
+            Invalidation::Soft => {
+                if cache.soft_purge_namespace(namespace).await.is_err() {
+                    cache.remember_failed_bust(namespace);
+                }
+            }
+        }
+    }
+    for (namespace, tags) in &policy.tags {
+        let tags: Result<Vec<Tag>, _> = tags.tags(request).iter().map(|t| Tag::new(t)).collect();
+        let done = match tags {
+            Ok(tags) => cache.invalidate_tags(namespace, &tags, how).await.is_ok(),
+            Err(err) => {
+                // A write whose invalidation cannot be expressed must not leave stale entries
+                // behind: the whole namespace goes instead.
+                log::warn!(
+                    "bust policy computed {err}; invalidating namespace {namespace} instead"
+                );
+                false
+            }
+        };
+        if !done {
+            cache.bust_or_remember(namespace).await;
+        }
     }
     for (namespace, key) in &policy.keys {
         let key = request.finish_key(key.key(request), &[]);
-        if cache.delete(namespace, &key).await.is_err() {
+        let done = match how {
+            Invalidation::Hard => cache.delete(namespace, &key).await.is_ok(),
+            Invalidation::Soft => cache.soft_purge_keys(namespace, &[key]).await.is_ok(),
+        };
+        if !done {
             cache.remember_failed_bust(namespace);
         }
     }

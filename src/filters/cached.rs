@@ -48,6 +48,7 @@ use warp::reject::{Reject, Rejection};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use super::early_refresh;
 use super::entry::{self, EntryMeta, Freshness};
 use super::flights::{follow, Flights, Leader, Role, SharedEntry};
 use super::origin::{detached, origin_request, Origin};
@@ -57,7 +58,7 @@ use super::response::{header_map, mark, Answer, Outcome, Representation};
 use super::storing::{self, Preparation, Prepared};
 use crate::cache::codec::{Decoded, PayloadEncoding};
 use crate::cache::refill_lock::RefillLock;
-use crate::cache::{CacheEvent, CacheManager, Generation, Lookup};
+use crate::cache::{CacheEvent, CacheManager, Lookup, Stamp};
 use crate::error::ApiError;
 
 /// Wraps `route` so that GET and HEAD are answered from `cache` when a fresh entry exists,
@@ -119,6 +120,8 @@ struct Plan {
     state: Arc<CachedRoute>,
     request: RequestParts,
     action: Action,
+    /// When the route was handed the request: the origin's time is measured from here.
+    started: std::time::Instant,
 }
 
 enum Action {
@@ -126,12 +129,12 @@ enum Action {
     PassThrough,
     /// Do not use the cache; say why.
     Bypass(&'static str),
-    /// Store the response under `key` with `generation` (read before the route ran). HEAD
+    /// Store the response under `key` with `stamp` (read before the route ran). HEAD
     /// answers are never stored (`store: false`): a handler may answer HEAD with no body.
     Store {
         key: String,
-        generation: Generation,
-        refresh: bool,
+        stamp: Stamp,
+        forward: Forward,
         store: bool,
         leader: Option<Leader>,
         refill_lock: Option<RefillLock>,
@@ -160,6 +163,7 @@ async fn prepare(request: RequestParts, state: Arc<CachedRoute>) -> Result<Plan,
         state,
         request,
         action,
+        started: std::time::Instant::now(),
     })
 }
 
@@ -184,22 +188,33 @@ async fn decide(request: &RequestParts, state: &Arc<CachedRoute>) -> Result<Acti
     if state.cache.settle_pending_bust(ns).await.is_err() {
         return Ok(Action::Bypass("cache-unavailable"));
     }
-    let (hit, generation) = match state.cache.lookup(ns, &key).await {
-        Ok(Lookup::Hit(decoded)) => {
-            let generation = decoded.generation.map(Generation::from_value);
-            (Some(decoded), generation)
-        }
-        Ok(Lookup::Miss { generation }) => (None, generation),
+    let (hit, current) = match state.cache.lookup(ns, &key, policy.is_tagged()).await {
+        Ok(Lookup::Hit {
+            decoded,
+            soft_purged,
+            current,
+        }) => (Some((decoded, soft_purged)), Some(current)),
+        Ok(Lookup::Miss { current }) => (None, current),
         Err(_) => return Ok(Action::Bypass("cache-unavailable")),
     };
     let refresh = directives.no_cache;
-    if let (Some(decoded), false, Some(generation)) = (hit, refresh, generation) {
+    let mut forward = if refresh {
+        Forward::Refresh
+    } else {
+        Forward::Miss
+    };
+    if let (Some((decoded, soft_purged)), false, Some(current)) = (hit, refresh, current) {
         match StoredEntry::read(decoded) {
             Some(stored) => {
-                if let Some(response) =
-                    answer_stored(state, request, &key, generation, stored).await?
-                {
-                    return Err(answered(response));
+                let found = Found {
+                    key: &key,
+                    current,
+                    stored,
+                    soft_purged,
+                };
+                match answer_stored(state, request, found).await? {
+                    Some(response) => return Err(answered(response)),
+                    None => forward = Forward::Stale,
                 }
             }
             None => {
@@ -207,18 +222,19 @@ async fn decide(request: &RequestParts, state: &Arc<CachedRoute>) -> Result<Acti
             }
         }
     }
-    // The generation must be the one current *before* the route runs: a write that commits
-    // while the route reads must leave whatever this request stores dead on arrival.
-    let generation = match generation {
-        Some(generation) => generation,
-        None => match state.cache.current_generation(ns).await {
-            Ok(generation) => generation,
+    // The stamp must be the one current *before* the route runs: a write that commits while
+    // the route reads must leave whatever this request stores dead on arrival.
+    let stamp = match current {
+        Some(stamp) => stamp,
+        None => match state.cache.current_stamp(ns).await {
+            Ok(stamp) => stamp,
             Err(_) => return Ok(Action::Bypass("cache-unavailable")),
         },
     };
     let is_get = request.method() == Method::GET;
+    let stale = forward == Forward::Stale;
     let leader = if is_get && !refresh {
-        lead_or_follow(state, request, &flight_key(generation, &key)).await?
+        lead_or_follow(state, request, &flight_key(stamp, &key), stale).await?
     } else {
         None
     };
@@ -231,11 +247,11 @@ async fn decide(request: &RequestParts, state: &Arc<CachedRoute>) -> Result<Acti
         {
             Ok(Some(lock)) => refill_lock = Some(lock),
             Ok(None) => {
-                if let Some(shared) = wait_for_refill(state, &key, generation).await {
+                if let Some(shared) = wait_for_refill(state, &key, stamp).await {
                     if let Some(leader) = &leader {
                         leader.publish(Arc::clone(&shared));
                     }
-                    return Err(answered(answer_shared(state, request, &shared)?));
+                    return Err(answered(answer_shared(state, request, &shared, stale)?));
                 }
             }
             Err(_) => {}
@@ -243,8 +259,8 @@ async fn decide(request: &RequestParts, state: &Arc<CachedRoute>) -> Result<Acti
     }
     Ok(Action::Store {
         key,
-        generation,
-        refresh,
+        stamp,
+        forward,
         store: is_get,
         leader,
         refill_lock,
@@ -260,13 +276,14 @@ async fn lead_or_follow(
     state: &CachedRoute,
     request: &RequestParts,
     flight: &str,
+    stale: bool,
 ) -> Result<Option<Leader>, Rejection> {
     for _ in 0..2 {
         match state.flights.join(flight) {
             Role::Leader(leader) => return Ok(Some(leader)),
             Role::Follower(receiver) => {
                 if let Some(shared) = follow(receiver, state.policy.origin_timeout).await {
-                    return Err(answered(answer_shared(state, request, &shared)?));
+                    return Err(answered(answer_shared(state, request, &shared, stale)?));
                 }
             }
         }
@@ -276,11 +293,7 @@ async fn lead_or_follow(
 
 /// Another instance holds the refill lock: wait (up to the origin timeout) for the entry it
 /// stores; `None` when it did not come in time.
-async fn wait_for_refill(
-    state: &CachedRoute,
-    key: &str,
-    generation: Generation,
-) -> Option<Arc<SharedEntry>> {
+async fn wait_for_refill(state: &CachedRoute, key: &str, stamp: Stamp) -> Option<Arc<SharedEntry>> {
     let (cache, ns) = (&state.cache, &state.policy.namespace);
     let deadline = tokio::time::Instant::now() + state.policy.origin_timeout;
     // While the holder works, only its lock is checked; once the lock is gone (released,
@@ -293,10 +306,16 @@ async fn wait_for_refill(
             Err(_) => return None,
         }
     }
-    let Ok(Lookup::Hit(decoded)) = cache.lookup(ns, key).await else {
+    let Ok(Lookup::Hit {
+        decoded,
+        soft_purged: false,
+        current,
+    }) = cache.lookup(ns, key, state.policy.is_tagged()).await
+    else {
         return None;
     };
-    if decoded.generation != Some(generation.value()) {
+    // Only an entry no newer invalidation reached since this request's own lookup will do.
+    if current.generation != stamp.generation || decoded.clock < Some(stamp.clock) {
         return None;
     }
     let stored = StoredEntry::read(decoded)?;
@@ -333,40 +352,81 @@ impl StoredEntry {
     }
 }
 
+/// An entry the lookup found, with what is needed to answer from it or refresh it.
+struct Found<'a> {
+    key: &'a str,
+    /// The namespace's stamp now: a refresh is stored under it.
+    current: Stamp,
+    stored: StoredEntry,
+    /// A soft purge reached it: it is stale whatever its age.
+    soft_purged: bool,
+}
+
+/// How usable `meta` is at `now`; a soft-purged entry is past its fresh lifetime whatever its
+/// age, and usable only inside the stale windows it was stored with.
+fn freshness_of(meta: &EntryMeta, now: u64, soft_purged: bool) -> Freshness {
+    match meta.freshness(now) {
+        Freshness::Fresh | Freshness::Revalidate if soft_purged => {
+            if meta.stale_while_revalidate_ms > 0 {
+                Freshness::Revalidate
+            } else if meta.stale_if_error_ms > 0 {
+                Freshness::OnlyIfError
+            } else {
+                Freshness::Dead
+            }
+        }
+        freshness => freshness,
+    }
+}
+
 /// Answers from a stored entry according to its freshness; `None` when it is of no use and
 /// the request should go on as a miss.
 async fn answer_stored(
     state: &Arc<CachedRoute>,
     request: &RequestParts,
-    key: &str,
-    generation: Generation,
-    stored: StoredEntry,
+    found: Found<'_>,
 ) -> Result<Option<Response>, Rejection> {
+    let Found {
+        key,
+        current,
+        stored,
+        soft_purged,
+    } = found;
     let now = entry::now_ms();
-    let outcome = match stored.meta.freshness(now) {
-        Freshness::Fresh => Outcome::Hit {
-            remaining: stored.meta.remaining(now),
-        },
+    let outcome = match freshness_of(&stored.meta, now, soft_purged) {
+        Freshness::Fresh => {
+            let remaining = stored.meta.remaining(now);
+            let origin = std::time::Duration::from_millis(stored.meta.origin_ms);
+            let beta = state.policy.early_refresh_beta(&state.cache);
+            let early_refresh = early_refresh::should_refresh(remaining, origin, beta)
+                && revalidate_in_background(state, request, key, current);
+            Outcome::Hit {
+                remaining,
+                early_refresh,
+            }
+        }
         Freshness::Revalidate => {
-            revalidate_in_background(state, request, key, generation);
+            revalidate_in_background(state, request, key, current);
             Outcome::StaleWhileRevalidate {
                 stale_for: stored.meta.staleness(now),
+                soft_purged,
             }
         }
         Freshness::OnlyIfError => {
             let origin_timeout = state.policy.origin_timeout;
-            match state.flights.join(&flight_key(generation, key)) {
+            match state.flights.join(&flight_key(current, key)) {
                 Role::Follower(receiver) => {
                     // Another request is already asking the origin: take its answer if it comes
                     // in time, else the stale entry.
                     if let Some(shared) = follow(receiver, origin_timeout).await {
-                        return Ok(Some(answer_shared(state, request, &shared)?));
+                        return Ok(Some(answer_shared(state, request, &shared, true)?));
                     }
                     Outcome::StaleIfError {
                         origin_status: None,
                     }
                 }
                 Role::Leader(leader) => {
+                    let started = std::time::Instant::now();
                     let origin = (state.origin)(origin_request(request));
                     match tokio::time::timeout(origin_timeout, origin).await {
                         // Only an answer the policy stores replaces the entry: a detached call
@@ -375,14 +435,16 @@ async fn answer_stored(
                         Ok(Some(response))
                             if state.policy.statuses.contains(&response.status()) =>
                         {
-                            let kind = Forward::Stale;
                             let answer = store_and_answer(
                                 state,
                                 request,
                                 response,
-                                key,
-                                generation,
-                                kind,
+                                Stored {
+                                    key,
+                                    stamp: current,
+                                    forward: Forward::Stale,
+                                    origin_ms: elapsed_ms(started),
+                                },
                                 Some(&leader),
                             );
                             return Ok(Some(answer.await?));
@@ -408,6 +470,10 @@ async fn answer_stored(
         outcome,
     );
     Ok(Some(answer?))
+}
+
+fn elapsed_ms(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 fn answer_from(
@@ -440,6 +506,7 @@ fn answer_shared(
     state: &CachedRoute,
     request: &RequestParts,
     shared: &SharedEntry,
+    stale: bool,
 ) -> Result<Response, Rejection> {
     let representation = shared.representation.clone();
     answer_from(
@@ -448,24 +515,28 @@ fn answer_shared(
         &shared.meta,
         representation,
         entry::now_ms(),
-        Outcome::Collapsed,
+        Outcome::Collapsed { stale },
     )
 }
 
-/// Refreshes `key` from the origin on a task of its own, unless a refresh or miss of the same
-/// key is already under way in this process.
+/// Refreshes `key` from the origin on a task of its own, storing under `current`, unless a
+/// refresh or miss of the same key is already under way in this process. Returns whether this
+/// call started one.
 fn revalidate_in_background(
     state: &Arc<CachedRoute>,
     request: &RequestParts,
     key: &str,
-    generation: Generation,
-) {
-    let Role::Leader(leader) = state.flights.join(&flight_key(generation, key)) else {
-        return;
+    current: Stamp,
+) -> bool {
+    let Role::Leader(leader) = state.flights.join(&flight_key(current, key)) else {
+        return false;
     };
     let (state, key) = (Arc::clone(state), key.to_string());
-    let origin = (state.origin)(origin_request(request));
+    let detached_request = origin_request(request);
+    let request = request.clone();
     tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let origin = (state.origin)(detached_request);
         let Ok(Some(response)) = tokio::time::timeout(state.policy.origin_timeout, origin).await
         else {
             return;
@@ -473,20 +544,22 @@ fn revalidate_in_background(
         if response.status().is_server_error() {
             return;
         }
+        let origin_ms = elapsed_ms(started);
         if let Ok(Preparation::Storable(prepared)) =
-            storing::prepare(&state.cache, &state.policy, response).await
+            storing::prepare(&state.cache, &state.policy, &request, response, origin_ms).await
         {
-            if storing::store(&state.cache, &state.policy, &key, generation, &prepared).await {
+            if storing::store(&state.cache, &state.policy, &key, current, &prepared).await {
                 leader.publish(share(&prepared));
             }
         }
     });
+    true
 }
 
-/// Flights are per generation: a request that saw a newer generation (it started after a
-/// write) must never take the answer of an origin read that began before the write.
-fn flight_key(generation: Generation, key: &str) -> String {
-    format!("{:016x}:{key}", generation.value())
+/// Flights are per stamp: a request that saw a newer stamp (it started after a write) must
+/// never take the answer of an origin read that began before the write.
+fn flight_key(stamp: Stamp, key: &str) -> String {
+    format!("{:016x}:{:x}:{key}", stamp.generation.value(), stamp.clock)
 }
 
 fn share(prepared: &Prepared) -> Arc<SharedEntry> {
@@ -525,25 +598,23 @@ async fn finish<R: Reply>(plan: Plan, reply: R) -> Result<Response, Rejection> {
         }
         Action::Store {
             key,
-            generation,
-            refresh,
+            stamp,
+            forward,
             store: true,
             leader,
             refill_lock,
         } => {
             let (state, request) = (&plan.state, &plan.request);
-            let kind = if refresh {
-                Forward::Refresh
-            } else {
-                Forward::Miss
-            };
             let answer = store_and_answer(
                 state,
                 request,
                 response,
-                &key,
-                generation,
-                kind,
+                Stored {
+                    key: &key,
+                    stamp,
+                    forward,
+                    origin_ms: elapsed_ms(plan.started),
+                },
                 leader.as_ref(),
             )
             .await;
@@ -555,32 +626,38 @@ async fn finish<R: Reply>(plan: Plan, reply: R) -> Result<Response, Rejection> {
             drop(leader);
             answer
         }
-        Action::Store { refresh, .. } => {
-            let kind = if refresh {
-                Forward::Refresh
-            } else {
-                Forward::Miss
-            };
+        Action::Store { forward, .. } => {
             mark(
                 response.headers_mut(),
-                miss_outcome(kind, false, Some("head")),
+                miss_outcome(forward, false, Some("head")),
             );
             Ok(response)
         }
     }
 }
 
+/// Where and how a response from the origin is stored.
+struct Stored<'a> {
+    key: &'a str,
+    /// Read before the origin was asked.
+    stamp: Stamp,
+    /// Why the origin was asked.
+    forward: Forward,
+    /// How long the origin took.
+    origin_ms: u64,
+}
+
 async fn store_and_answer(
     state: &CachedRoute,
     request: &RequestParts,
     response: Response,
-    key: &str,
-    generation: Generation,
-    kind: Forward,
+    target: Stored<'_>,
     leader: Option<&Leader>,
 ) -> Result<Response, Rejection> {
     let (cache, policy) = (&state.cache, &state.policy);
-    let prepared = match storing::prepare(cache, policy, response).await {
+    let kind = target.forward;
+    let prepared = match storing::prepare(cache, policy, request, response, target.origin_ms).await
+    {
         Ok(Preparation::Storable(prepared)) => prepared,
         Ok(Preparation::NotStorable(mut response, reason)) => {
             mark(
@@ -591,7 +668,7 @@ async fn store_and_answer(
         }
         Err(err) => return Err(warp::reject::custom(err)),
     };
-    let stored = storing::store(cache, policy, key, generation, &prepared).await;
+    let stored = storing::store(cache, policy, target.key, target.stamp, &prepared).await;
     if let Some(leader) = leader {
         leader.publish(share(&prepared));
     }
@@ -604,6 +681,7 @@ async fn store_and_answer(
         head,
         meta,
         representation,
+        ..
     } = prepared;
     Answer {
         request,
@@ -627,7 +705,8 @@ enum Forward {
     Miss,
     /// The request asked for a fresh copy (`no-cache`).
     Refresh,
-    /// The entry was stale (stale-if-error window): the origin answered, so it replaces it.
+    /// The stored entry was stale (past its windows, soft-purged, or in its stale-if-error
+    /// window): the origin's answer replaces it.
     Stale,
 }
 

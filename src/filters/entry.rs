@@ -38,6 +38,9 @@ pub struct EntryMeta {
     /// After its fresh lifetime, how long it may be served when the origin fails (RFC 5861).
     #[serde(rename = "x", default)]
     pub stale_if_error_ms: u64,
+    /// How long the origin took to compute it, in milliseconds (scales early refresh).
+    #[serde(rename = "d", default)]
+    pub origin_ms: u64,
 }
 
 /// How usable an entry is at a given moment.
@@ -150,6 +153,8 @@ pub enum NotStorable {
     Vary,
     /// Its body is larger than the policy allows.
     TooLarge,
+    /// Its computed tags are not valid tags, or too many.
+    Tags,
 }
 
 impl NotStorable {
@@ -162,6 +167,7 @@ impl NotStorable {
             NotStorable::Encoding => "content-encoding",
             NotStorable::Vary => "vary",
             NotStorable::TooLarge => "too-large",
+            NotStorable::Tags => "invalid-tags",
         }
     }
 }
@@ -295,6 +301,7 @@ mod tests {
             etag: "\"x\"".into(),
             stale_while_revalidate_ms: 10_000,
             stale_if_error_ms: 30_000,
+            origin_ms: 5,
         };
         assert_eq!(meta.freshness(69_999), Freshness::Fresh);
         assert_eq!(meta.freshness(70_000), Freshness::Revalidate);

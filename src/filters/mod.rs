@@ -4,6 +4,7 @@
 pub mod body;
 pub mod busting;
 pub mod cached;
+pub mod early_refresh;
 pub mod entry;
 pub mod flights;
 pub mod origin;
@@ -14,5 +15,5 @@ pub mod storing;
 
 pub use busting::cache_busting;
 pub use cached::cached;
-pub use policy::{BustPolicy, CachePolicy, KeyFn};
+pub use policy::{BustPolicy, BustTagFn, CachePolicy, KeyFn, TagContext, TagFn};
 pub use request::{request_parts, RequestDirectives, RequestParts};

@@ -9,7 +9,7 @@ use warp::http::header::HeaderName;
 use warp::http::StatusCode;
 
 use super::request::RequestParts;
-use crate::cache::{InvalidNamespace, Namespace};
+use crate::cache::{InvalidNamespace, Namespace, Tag};
 
 /// Largest response body stored by default; larger responses are served but not cached.
 pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
@@ -36,6 +36,59 @@ where
     }
 }
 
+/// What a tag function sees of a response about to be stored.
+pub struct TagContext<'a> {
+    /// The request.
+    pub request: &'a RequestParts,
+    /// The response's status.
+    pub status: StatusCode,
+    /// The response body, uncompressed.
+    pub body: &'a [u8],
+}
+
+/// Computes the tags of a response from the request and the response. Implemented for
+/// closures returning any list of strings; names that are not valid [`Tag`]s keep the response
+/// from being stored (an entry missing a tag could never be invalidated by it).
+///
+/// ```
+/// use warp_redis_cache::filters::{CachePolicy, TagContext};
+/// let policy = CachePolicy::namespace("items")
+///     .unwrap()
+///     .tags_with(|cx: &TagContext| vec![format!("path:{}", cx.request.path())]);
+/// ```
+pub trait TagFn: Send + Sync + 'static {
+    /// The tags of this response.
+    fn tags(&self, context: &TagContext<'_>) -> Vec<String>;
+}
+
+impl<F, I, S> TagFn for F
+where
+    F: Fn(&TagContext<'_>) -> I + Send + Sync + 'static,
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    fn tags(&self, context: &TagContext<'_>) -> Vec<String> {
+        self(context).into_iter().map(Into::into).collect()
+    }
+}
+
+/// Computes the tags a successful write invalidates, from its request.
+pub trait BustTagFn: Send + Sync + 'static {
+    /// The tags this write invalidates.
+    fn tags(&self, request: &RequestParts) -> Vec<String>;
+}
+
+impl<F, I, S> BustTagFn for F
+where
+    F: Fn(&RequestParts) -> I + Send + Sync + 'static,
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    fn tags(&self, request: &RequestParts) -> Vec<String> {
+        self(request).into_iter().map(Into::into).collect()
+    }
+}
+
 /// How a cached route stores responses.
 #[derive(Clone)]
 pub struct CachePolicy {
@@ -49,6 +102,9 @@ pub struct CachePolicy {
     pub(crate) stale_if_error: Option<Duration>,
     pub(crate) origin_timeout: Duration,
     pub(crate) refill_lock: Option<bool>,
+    pub(crate) tags: Vec<Tag>,
+    pub(crate) tag_fns: Vec<Arc<dyn TagFn>>,
+    pub(crate) early_refresh: Option<f64>,
 }
 
 /// The lifetimes an entry is stored with.
@@ -81,6 +137,9 @@ impl fmt::Debug for CachePolicy {
             .field("stale_if_error", &self.stale_if_error)
             .field("origin_timeout", &self.origin_timeout)
             .field("refill_lock", &self.refill_lock)
+            .field("tags", &self.tags)
+            .field("tag_fns", &self.tag_fns.len())
+            .field("early_refresh", &self.early_refresh)
             .finish()
     }
 }
@@ -100,7 +159,50 @@ impl CachePolicy {
             stale_if_error: None,
             origin_timeout: DEFAULT_ORIGIN_TIMEOUT,
             refill_lock: None,
+            tags: Vec::new(),
+            tag_fns: Vec::new(),
+            early_refresh: None,
         }
+    }
+
+    /// Files every entry under `tag` too.
+    pub fn tag(mut self, tag: Tag) -> Self {
+        if !self.tags.contains(&tag) {
+            self.tags.push(tag);
+        }
+        self
+    }
+
+    /// Files each entry under the tags `tags` computes from the request and the response, e.g.
+    /// `item:42` for every item a list page holds.
+    pub fn tags_with(mut self, tags: impl TagFn) -> Self {
+        self.tag_fns.push(Arc::new(tags));
+        self
+    }
+
+    /// Whether entries carry tags (their lookups then read the tag records too, in the same
+    /// round trip, through a script).
+    pub fn is_tagged(&self) -> bool {
+        !self.tags.is_empty() || !self.tag_fns.is_empty()
+    }
+
+    /// Probabilistic early refresh (XFetch): a hit refreshes the entry in the background before
+    /// it expires with probability rising as expiry nears, scaled by how long the origin took
+    /// and by `beta` (0: off, 1: the usual). Default: `cache.early_refresh_beta`.
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        let most = crate::settings::MAX_EARLY_REFRESH_BETA;
+        self.early_refresh = Some(if beta.is_finite() {
+            beta.clamp(0.0, most)
+        } else {
+            0.0
+        });
+        self
+    }
+
+    /// The early refresh factor in force.
+    pub fn early_refresh_beta(&self, cache: &crate::cache::CacheManager) -> f64 {
+        self.early_refresh
+            .unwrap_or_else(|| cache.early_refresh_default())
     }
 
     /// Whether a miss takes a short Redis lock so that, across instances, one refills the entry
@@ -207,6 +309,8 @@ impl CachePolicy {
 pub struct BustPolicy {
     pub(crate) namespaces: Vec<Namespace>,
     pub(crate) keys: Vec<(Namespace, Arc<dyn KeyFn>)>,
+    pub(crate) tags: Vec<(Namespace, Arc<dyn BustTagFn>)>,
+    pub(crate) soft: bool,
 }
 
 impl fmt::Debug for BustPolicy {
@@ -214,6 +318,8 @@ impl fmt::Debug for BustPolicy {
         f.debug_struct("BustPolicy")
             .field("namespaces", &self.namespaces)
             .field("keys", &self.keys.len())
+            .field("tags", &self.tags.len())
+            .field("soft", &self.soft)
             .finish()
     }
 }
@@ -236,6 +342,36 @@ impl BustPolicy {
     /// resource a `PUT` changed (see [`RequestParts::get_key_for`]).
     pub fn and_key(mut self, namespace: Namespace, key: impl KeyFn) -> Self {
         self.keys.push((namespace, Arc::new(key)));
+        self
+    }
+
+    /// Invalidates, in `namespace`, the tags `tags` computes from the request: every entry
+    /// filed under one of them, in O(1) per tag, race-free like a namespace bust.
+    ///
+    /// ```
+    /// use warp_redis_cache::cache::Namespace;
+    /// use warp_redis_cache::filters::{BustPolicy, RequestParts};
+    /// let items = Namespace::new("items").unwrap();
+    /// let policy = BustPolicy::tags(items, |request: &RequestParts| {
+    ///     let id = request.path().rsplit('/').next().unwrap_or_default().to_string();
+    ///     vec![format!("item:{id}")]
+    /// });
+    /// ```
+    pub fn tags(namespace: Namespace, tags: impl BustTagFn) -> Self {
+        Self::default().and_tags(namespace, tags)
+    }
+
+    /// Also invalidates the tags `tags` computes from the request in `namespace`.
+    pub fn and_tags(mut self, namespace: Namespace, tags: impl BustTagFn) -> Self {
+        self.tags.push((namespace, Arc::new(tags)));
+        self
+    }
+
+    /// Soft invalidation: what this policy reaches is marked stale (served under its
+    /// stale-while-revalidate and stale-if-error windows while refreshed) instead of dead.
+    /// Keys named with [`Self::and_key`] are marked too rather than deleted.
+    pub fn soft(mut self, soft: bool) -> Self {
+        self.soft = soft;
         self
     }
 }

@@ -60,6 +60,25 @@ impl RequestParts {
         &self.query
     }
 
+    /// The query parameters, decoded as `application/x-www-form-urlencoded` (`+` is a space,
+    /// `%XX` escapes decoded, invalid UTF-8 replaced).
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        let decode = |text: &str| {
+            let spaced = text.replace('+', " ");
+            percent_encoding::percent_decode_str(&spaced)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        self.query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode(name), decode(value))
+            })
+            .collect()
+    }
+
     /// The request headers.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers

@@ -26,6 +26,8 @@ pub enum Outcome {
     Hit {
         /// Freshness left.
         remaining: Duration,
+        /// Whether this hit also started a background refresh ahead of expiry (XFetch).
+        early_refresh: bool,
     },
     /// Answered by the origin after a lookup found nothing usable.
     Miss {
@@ -43,6 +45,8 @@ pub enum Outcome {
     StaleWhileRevalidate {
         /// How long past its fresh lifetime it is.
         stale_for: Duration,
+        /// Whether it is stale because a soft purge reached it (rather than by age).
+        soft_purged: bool,
     },
     /// Answered with a stale entry because the origin failed (stale-if-error).
     StaleIfError {
@@ -50,7 +54,10 @@ pub enum Outcome {
         origin_status: Option<u16>,
     },
     /// Answered with the entry another request for the same key fetched meanwhile.
-    Collapsed,
+    Collapsed {
+        /// Whether the entry that was there was stale (rather than missing).
+        stale: bool,
+    },
     /// The entry was stale; the origin answered and replaced it.
     Revalidated {
         /// Whether the new response was stored.
@@ -66,7 +73,7 @@ pub enum Outcome {
 impl Outcome {
     fn x_cache(self) -> &'static str {
         match self {
-            Outcome::Hit { .. } | Outcome::Collapsed => "HIT",
+            Outcome::Hit { .. } | Outcome::Collapsed { .. } => "HIT",
             Outcome::StaleWhileRevalidate { .. } | Outcome::StaleIfError { .. } => "STALE",
             Outcome::Miss { .. } | Outcome::Refresh { .. } | Outcome::Revalidated { .. } => "MISS",
             Outcome::Bypass { .. } => "BYPASS",
@@ -75,7 +82,17 @@ impl Outcome {
 
     fn cache_status(self) -> String {
         match self {
-            Outcome::Hit { remaining } => format!("{CACHE_NAME}; hit; ttl={}", remaining.as_secs()),
+            Outcome::Hit {
+                remaining,
+                early_refresh: false,
+            } => format!("{CACHE_NAME}; hit; ttl={}", remaining.as_secs()),
+            Outcome::Hit {
+                remaining,
+                early_refresh: true,
+            } => format!(
+                "{CACHE_NAME}; hit; ttl={}; detail=early-refresh",
+                remaining.as_secs()
+            ),
             Outcome::Miss { stored: true, .. } => format!("{CACHE_NAME}; fwd=miss; stored"),
             Outcome::Miss {
                 stored: false,
@@ -87,7 +104,13 @@ impl Outcome {
             Outcome::Refresh { stored: true } => format!("{CACHE_NAME}; fwd=request; stored"),
             Outcome::Refresh { stored: false } => format!("{CACHE_NAME}; fwd=request"),
             Outcome::Bypass { detail } => format!("{CACHE_NAME}; fwd=bypass; detail={detail}"),
-            Outcome::StaleWhileRevalidate { stale_for } => format!(
+            Outcome::StaleWhileRevalidate {
+                soft_purged: true, ..
+            } => format!("{CACHE_NAME}; hit; ttl=0; detail=soft-purged"),
+            Outcome::StaleWhileRevalidate {
+                stale_for,
+                soft_purged: false,
+            } => format!(
                 "{CACHE_NAME}; hit; ttl=-{}; detail=stale-while-revalidate",
                 stale_for.as_secs()
             ),
@@ -97,7 +120,8 @@ impl Outcome {
             Outcome::StaleIfError {
                 origin_status: None,
             } => format!("{CACHE_NAME}; fwd=stale; detail=stale-if-error-timeout"),
-            Outcome::Collapsed => format!("{CACHE_NAME}; fwd=miss; collapsed"),
+            Outcome::Collapsed { stale: false } => format!("{CACHE_NAME}; fwd=miss; collapsed"),
+            Outcome::Collapsed { stale: true } => format!("{CACHE_NAME}; fwd=stale; collapsed"),
             Outcome::Revalidated { stored: true } => format!("{CACHE_NAME}; fwd=stale; stored"),
             Outcome::Revalidated { stored: false } => format!("{CACHE_NAME}; fwd=stale"),
         }
@@ -251,6 +275,7 @@ mod tests {
     fn cache_status_follows_rfc_9211_syntax() {
         let hit = Outcome::Hit {
             remaining: Duration::from_secs(42),
+            early_refresh: false,
         };
         assert_eq!(hit.cache_status(), "warp-redis-cache; hit; ttl=42");
         let bypass = Outcome::Bypass {

@@ -8,10 +8,12 @@ use warp::reply::Response;
 
 use super::body::{collect_limited, Collected};
 use super::entry::{self, EntryMeta, NotStorable};
-use super::policy::CachePolicy;
+use super::policy::{CachePolicy, TagContext};
+use super::request::RequestParts;
 use super::response::Representation;
 use crate::cache::codec::gunzip_limited;
-use crate::cache::{CacheManager, Generation, StorePayload};
+use crate::cache::tags::MAX_TAGS_PER_ENTRY;
+use crate::cache::{CacheManager, Stamp, StorePayload, Tag};
 use crate::error::ApiError;
 
 /// A response ready to store and to answer with.
@@ -22,6 +24,8 @@ pub struct Prepared {
     pub meta: EntryMeta,
     /// The body as stored.
     pub representation: Representation,
+    /// The tags it is filed under.
+    pub tags: Vec<Tag>,
 }
 
 /// What [`prepare`] made of a response.
@@ -32,11 +36,14 @@ pub enum Preparation {
     NotStorable(Response, NotStorable),
 }
 
-/// Applies the storing rules to `response` and reads its body within the policy's limit.
+/// Applies the storing rules to `response` (answering `request`, computed by the origin in
+/// `origin_ms`) and reads its body within the policy's limit.
 pub async fn prepare(
     cache: &CacheManager,
     policy: &CachePolicy,
+    request: &RequestParts,
     response: Response,
+    origin_ms: u64,
 ) -> Result<Preparation, ApiError> {
     if let Err(reason) = entry::check_storable(response.status(), response.headers(), policy) {
         return Ok(Preparation::NotStorable(response, reason));
@@ -72,6 +79,21 @@ pub async fn prepare(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| entry::etag_for(&body));
+    let tags = {
+        let plain = origin_plain.as_ref().unwrap_or(&body);
+        let context = TagContext {
+            request,
+            status: head.status,
+            body: plain,
+        };
+        match tags_of(policy, &context) {
+            Some(tags) => tags,
+            None => {
+                let response = Response::from_parts(head, body.into());
+                return Ok(Preparation::NotStorable(response, NotStorable::Tags));
+            }
+        }
+    };
     let lifetimes = policy.lifetimes(cache);
     let meta = EntryMeta {
         status: head.status.as_u16(),
@@ -81,13 +103,43 @@ pub async fn prepare(
         etag,
         stale_while_revalidate_ms: lifetimes.stale_while_revalidate.as_millis() as u64,
         stale_if_error_ms: lifetimes.stale_if_error.as_millis() as u64,
+        origin_ms,
     };
     let representation = represent(cache, body, origin_plain);
     Ok(Preparation::Storable(Prepared {
         head,
         meta,
         representation,
+        tags,
     }))
+}
+
+/// The policy's static tags and those its tag functions compute; `None` when one is invalid
+/// or there are too many (logged: it is a bug in the route's policy).
+fn tags_of(policy: &CachePolicy, context: &TagContext<'_>) -> Option<Vec<Tag>> {
+    let mut tags = policy.tags.clone();
+    for tag_fn in &policy.tag_fns {
+        for name in tag_fn.tags(context) {
+            match Tag::new(&name) {
+                Ok(tag) => tags.push(tag),
+                Err(err) => {
+                    log::warn!("not caching {}: {err}", context.request.path());
+                    return None;
+                }
+            }
+        }
+    }
+    tags.sort_unstable();
+    tags.dedup();
+    if tags.len() > MAX_TAGS_PER_ENTRY {
+        log::warn!(
+            "not caching {}: {} tags, more than {MAX_TAGS_PER_ENTRY}",
+            context.request.path(),
+            tags.len()
+        );
+        return None;
+    }
+    Some(tags)
 }
 
 /// The body as it will be stored: kept as the route gzip-encoded it (`origin_plain` is its
@@ -112,13 +164,14 @@ fn represent(cache: &CacheManager, body: Bytes, origin_plain: Option<Bytes>) -> 
     Representation::Plain(body)
 }
 
-/// Writes `prepared` under `key`, recording `generation`; the backend keeps it for its fresh
-/// lifetime plus its stale windows. Returns whether it was stored.
+/// Writes `prepared` under `key`, recording `stamp` (read before the route ran) and its tags;
+/// the backend keeps it for its fresh lifetime plus its stale windows. Returns whether it was
+/// stored.
 pub async fn store(
     cache: &CacheManager,
     policy: &CachePolicy,
     key: &str,
-    generation: Generation,
+    stamp: Stamp,
     prepared: &Prepared,
 ) -> bool {
     let Ok(meta) = serde_json::to_vec(&prepared.meta) else {
@@ -136,7 +189,8 @@ pub async fn store(
         .store(
             &policy.namespace,
             key,
-            generation,
+            stamp,
+            &prepared.tags,
             &meta,
             payload,
             Some(keep_for),

@@ -168,8 +168,14 @@ pub struct EntryResponse {
     pub stored_bytes: usize,
     /// `gzip` or `identity`.
     pub encoding: &'static str,
-    /// Whether it belongs to the namespace's current generation (null: stored without one).
+    /// Whether it may be served at all: false once invalidated (null: stored without a
+    /// generation).
     pub live: Option<bool>,
+    /// `valid`, `soft_purged` (served only as stale) or `dead` (null: stored without a
+    /// generation).
+    pub validity: Option<&'static str>,
+    /// The tags the entry is filed under.
+    pub tags: Vec<String>,
     /// Stored response metadata (status, headers, ETag, times).
     #[schema(value_type = Option<Object>)]
     pub meta: Option<serde_json::Value>,
@@ -341,7 +347,9 @@ pub async fn get_entry(
         ttl_ms: ttl_ms(view.ttl),
         stored_bytes: view.stored_bytes,
         encoding: view.encoding,
-        live: view.current_generation,
+        live: view.validity.map(|validity| validity != "dead"),
+        validity: view.validity,
+        tags: view.tags,
         meta: view.meta,
         body: view.body,
         decode_error: view.decode_error,

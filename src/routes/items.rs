@@ -1,16 +1,24 @@
 //! The item API: the service's own resource, read through the cache and busting it on writes.
 //!
 //! `GET /items/{id}` and `GET /items` are wrapped in [`cached()`] (namespace `items`); `POST`,
-//! `PUT`, `PATCH` and `DELETE` are wrapped in [`cache_busting()`], which gives the namespace a
-//! new generation after each successful write, before the response leaves: a GET that starts
-//! after a write returned never sees the old value.
+//! `PUT`, `PATCH` and `DELETE` are wrapped in [`cache_busting()`], which invalidates, after
+//! each successful write and before its response leaves, exactly the entries the write can
+//! have changed; a GET that starts after a write returned never sees the old value.
+//!
+//! Entries are tagged (see [`read_tags`]): an item is filed under `item:<id>`, a list page
+//! under `item:<id>` for every item it holds, under `items:lists`, and, when it filters by
+//! name or tag, under `items:filtered-lists`. Writes invalidate (see [`write_tags`]):
+//! - `POST`: `items:lists` (every page's total changes);
+//! - `PUT` / `PATCH` of item 42: `item:42` and `items:filtered-lists` (the item may now match
+//!   a filter it did not), so item 43 and the unfiltered pages without item 42 stay cached;
+//! - `DELETE` of item 42: `item:42` and `items:lists`.
 
-use warp::http::{header, StatusCode};
+use warp::http::{header, Method, StatusCode};
 use warp::{Filter, Rejection, Reply};
 
 use crate::cache::{CacheManager, Namespace};
 use crate::error::{ApiError, ErrorBody};
-use crate::filters::{cache_busting, cached, BustPolicy, CachePolicy};
+use crate::filters::{cache_busting, cached, BustPolicy, CachePolicy, RequestParts, TagContext};
 use crate::items::{
     Item, ItemPage, ItemPatch, ItemStore, ListQuery, NewItem, StoreError, ValidationError,
 };
@@ -35,11 +43,73 @@ pub fn routes(
         .unify()
         .or(delete_item(store))
         .unify();
-    cached(cache.clone(), CachePolicy::new(namespace.clone()), reads).or(cache_busting(
+    let read_policy = CachePolicy::new(namespace.clone()).tags_with(read_tags);
+    cached(cache.clone(), read_policy, reads).or(cache_busting(
         cache,
-        BustPolicy::namespace(namespace),
+        BustPolicy::tags(namespace, write_tags),
         writes,
     ))
+}
+
+/// Every list page.
+pub const LISTS_TAG: &str = "items:lists";
+/// Every list page that filters by name or tag.
+pub const FILTERED_LISTS_TAG: &str = "items:filtered-lists";
+
+/// The tag of one item.
+pub fn item_tag(id: i64) -> String {
+    format!("item:{id}")
+}
+
+/// The ids a cached item response holds: its own, or those of a page's items.
+#[derive(serde::Deserialize)]
+struct HeldIds {
+    id: Option<i64>,
+    items: Option<Vec<HeldId>>,
+}
+
+#[derive(serde::Deserialize)]
+struct HeldId {
+    id: i64,
+}
+
+/// The tags of a cached item or list response, from what its body holds.
+pub fn read_tags(context: &TagContext<'_>) -> Vec<String> {
+    let Ok(held) = serde_json::from_slice::<HeldIds>(context.body) else {
+        // Not an item or a page (cannot happen for a 200): file it under every list, the
+        // widest tag the writes know, rather than under nothing.
+        return vec![LISTS_TAG.to_string()];
+    };
+    let mut tags: Vec<String> = held.id.into_iter().map(item_tag).collect();
+    if let Some(items) = held.items {
+        tags.push(LISTS_TAG.to_string());
+        // Anything but paging counts as a filter: a new parameter errs on the safe side.
+        let filtered = context
+            .request
+            .query_pairs()
+            .iter()
+            .any(|(name, _)| name != "limit" && name != "offset");
+        if filtered {
+            tags.push(FILTERED_LISTS_TAG.to_string());
+        }
+        tags.extend(items.iter().map(|item| item_tag(item.id)));
+    }
+    tags
+}
+
+/// The tags a successful write invalidates (see the module docs).
+pub fn write_tags(request: &RequestParts) -> Vec<String> {
+    let id = request.path().strip_prefix("/items/").map(|raw| {
+        raw.parse::<i64>()
+            .map_or_else(|_| format!("item:{raw}"), item_tag)
+    });
+    match (request.method(), id) {
+        (&Method::POST, _) => vec![LISTS_TAG.to_string()],
+        (&Method::DELETE, Some(item)) => vec![item, LISTS_TAG.to_string()],
+        (_, Some(item)) => vec![item, FILTERED_LISTS_TAG.to_string()],
+        // Not an item route: invalidate every list and (through an invalid tag) the namespace.
+        (_, None) => vec![LISTS_TAG.to_string(), "?".to_string()],
+    }
 }
 
 type ItemReply = warp::reply::Response;
@@ -150,7 +220,7 @@ pub async fn list(pairs: Vec<(String, String)>, store: ItemStore) -> Result<Item
     Ok(warp::reply::json(&page).into_response())
 }
 
-/// Creates an item (busts namespace `items`).
+/// Creates an item (invalidates the tags it affects).
 #[utoipa::path(post, path = "/items", tag = "items", request_body = NewItem,
     responses((status = 201, body = Item, headers(("location" = String, description = "/items/{id}"))),
               (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -163,7 +233,7 @@ pub async fn create(new: NewItem, store: ItemStore) -> Result<ItemReply, Rejecti
     Ok(warp::reply::with_header(reply, header::LOCATION, location).into_response())
 }
 
-/// Replaces an item (busts namespace `items`).
+/// Replaces an item (invalidates the tags it affects).
 #[utoipa::path(put, path = "/items/{id}", tag = "items", request_body = NewItem,
     params(("id" = i64, Path, minimum = 1, description = "a positive integer")),
     responses((status = 200, body = Item), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -179,7 +249,7 @@ pub async fn replace(id: String, new: NewItem, store: ItemStore) -> Result<ItemR
     Ok(warp::reply::json(&item).into_response())
 }
 
-/// Changes the given fields of an item (busts namespace `items`).
+/// Changes the given fields of an item (invalidates the tags it affects).
 #[utoipa::path(patch, path = "/items/{id}", tag = "items", request_body = ItemPatch,
     params(("id" = i64, Path, minimum = 1, description = "a positive integer")),
     responses((status = 200, body = Item), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -195,7 +265,7 @@ pub async fn patch(id: String, patch: ItemPatch, store: ItemStore) -> Result<Ite
     Ok(warp::reply::json(&item).into_response())
 }
 
-/// Deletes an item (busts namespace `items`).
+/// Deletes an item (invalidates the tags it affects).
 #[utoipa::path(delete, path = "/items/{id}", tag = "items",
     params(("id" = i64, Path, minimum = 1, description = "a positive integer")),
     responses((status = 204, description = "deleted"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]

@@ -191,6 +191,57 @@ pub fn data_command_calls(server: &RedisServer) -> u64 {
         .sum()
 }
 
+/// The commands clients sent to `server` while `action` ran, lower-cased, in order: round
+/// trips, not the commands a Lua script ran on their behalf (`MONITOR` tells them apart, which
+/// `INFO commandstats` cannot).
+pub async fn round_trips<Fut: std::future::Future>(
+    server: &RedisServer,
+    action: impl FnOnce() -> Fut,
+) -> (Fut::Output, Vec<String>) {
+    use std::io::BufRead;
+    let mut monitor = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "monitor"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-cli runs");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let stdout = monitor.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |rx: &std::sync::mpsc::Receiver<String>| {
+        rx.recv_timeout(START_TIMEOUT)
+            .expect("redis-cli monitor printed a line in time")
+    };
+    assert_eq!(next(&lines_rx), "OK", "MONITOR started");
+    let output = action().await;
+    let marker = format!("round-trips-marker-{}", free_port());
+    let _: String = server.command(redis::cmd("ECHO").arg(&marker));
+    let mut commands = Vec::new();
+    loop {
+        let line = next(&lines_rx);
+        if line.contains(&marker) {
+            break;
+        }
+        if line.contains(" lua]") {
+            continue;
+        }
+        let name = line.split('"').nth(1).unwrap_or_default().to_lowercase();
+        commands.push(name);
+    }
+    monitor.kill().ok();
+    monitor.wait().ok();
+    (output, commands)
+}
+
 /// Calls per command name (`mget`, `set`, ...) since start.
 pub fn command_calls(server: &RedisServer, command: &str) -> u64 {
     let info: String = server.command(redis::cmd("INFO").arg("commandstats"));

@@ -19,12 +19,16 @@ proptest! {
     fn any_payload_round_trips(payload in proptest::collection::vec(any::<u8>(), 0..4096),
                                threshold in 0usize..2048,
                                generation in proptest::option::of(any::<u64>()),
+                               clock in proptest::option::of(any::<u64>()),
+                               tags in proptest::option::of("[a-z0-9:]{1,12}(\n[a-z0-9:]{1,12}){0,20}"),
                                meta in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64))) {
         let codec = Codec::new(threshold, 6);
-        let sections = Sections { generation, meta: meta.as_deref() };
+        let sections = Sections { generation, clock, tags: tags.as_deref().map(str::as_bytes), meta: meta.as_deref() };
         let encoded = codec.encode_with(sections, &payload);
         let decoded = decode(&encoded.bytes).expect("our own encoding decodes");
         prop_assert_eq!(decoded.generation, generation);
+        prop_assert_eq!(decoded.clock, clock);
+        prop_assert_eq!(&decoded.tags[..], tags.as_deref().unwrap_or_default().as_bytes());
         prop_assert_eq!(&decoded.meta[..], meta.as_deref().unwrap_or_default());
         prop_assert_eq!(decoded.into_plain().expect("inflates"), Bytes::from(payload));
     }

@@ -1,0 +1,117 @@
+//! The Lua scripts behind tagged entries and invalidation, run by Redis in one atomic step each.
+//!
+//! Each script reads values with `MGET` (which answers nil for a key of another type instead of
+//! failing), so a foreign value under one of our keys is overwritten or ignored, never a
+//! permanent error. Numbers that must stay exact (random generations) are kept as strings;
+//! clocks are counters far below 2^53 and are printed with `%.0f`, never `tostring`, which
+//! would print large ones in exponent form. The memory backend mirrors every script in Rust
+//! (see [`super::memory`]); the record formats are in [`super::stamp`].
+//!
+//! In a Redis Cluster the keys a script touches must share a hash slot: they all belong to one
+//! namespace, whose keys the key layout can put in one slot.
+
+/// Reads an entry, its namespace record and, when the entry has tags, its tag records.
+///
+/// KEYS: entry, namespace record. ARGV: the tag record prefix (`<prefix>:#tag:<ns>:`).
+/// Returns `{entry, record, tag records...}` in the order of the entry's tag names.
+pub const READ_TAGGED: &str = r"
+local found = redis.call('MGET', KEYS[1], KEYS[2])
+local entry, record = found[1], found[2]
+if not entry or string.byte(entry, 1) ~= 199 then return {entry, record} end
+local flags = string.byte(entry, 3)
+if not flags or bit.band(flags, 16) == 0 then return {entry, record} end
+local at = 4
+if bit.band(flags, 2) ~= 0 then at = at + 8 end
+if bit.band(flags, 8) ~= 0 then at = at + 8 end
+local high, low = string.byte(entry, at, at + 1)
+if not low then return {entry, record} end
+local names = string.sub(entry, at + 2, at + 1 + high * 256 + low)
+local keys = {}
+for name in string.gmatch(names, '[^\n]+') do keys[#keys + 1] = ARGV[1] .. name end
+if #keys == 0 then return {entry, record} end
+local tags = redis.call('MGET', unpack(keys))
+local out = {entry, record}
+for i = 1, #keys do out[i + 2] = tags[i] end
+return out
+";
+
+/// Stores a tagged entry and makes sure each of its tags has a record of the current generation
+/// that lives at least as long as the entry.
+///
+/// KEYS: entry, namespace record, tag records. ARGV: value, lifetime in ms.
+/// A missing (or foreign) tag record is written as invalidated at the current clock: an entry
+/// whose request started before that clock is dead, which is safe because the record's history
+/// is unknown.
+pub const STORE_TAGGED: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local record = redis.call('MGET', KEYS[2])[1]
+if not record then return 1 end
+local generation, clock = string.match(record, '^(%d+):(%d+):%d+$')
+if not generation then
+  generation = string.match(record, '^(%d+)$')
+  clock = '0'
+end
+if not generation then return 1 end
+local keep = tonumber(ARGV[2])
+for i = 3, #KEYS do
+  local tag = redis.call('MGET', KEYS[i])[1]
+  local owner = tag and string.match(tag, '^(%d+):%d+:%d+$')
+  if owner ~= generation then
+    redis.call('SET', KEYS[i], generation .. ':' .. clock .. ':' .. clock, 'PX', keep)
+  elseif redis.call('PTTL', KEYS[i]) < keep then
+    redis.call('PEXPIRE', KEYS[i], keep)
+  end
+end
+return 1
+";
+
+/// Bumps a namespace's clock and records it as the latest invalidation of some tags (hard or
+/// soft), or as a soft purge of the whole namespace when no tag keys are given.
+///
+/// KEYS: namespace record, tag records. ARGV: `hard` or `soft` (for the tags), or
+/// `namespace-soft` (no tag keys).
+/// Returns the new clock, or 0 when the namespace has no valid record (then nothing stored in it
+/// is valid anyway, and its next reader starts a new generation). Tag records that do not exist
+/// are left alone: an entry whose tag has no record is dead already.
+pub const INVALIDATE: &str = r"
+local record = redis.call('MGET', KEYS[1])[1]
+if not record then return 0 end
+local generation, clock, soft = string.match(record, '^(%d+):(%d+):(%d+)$')
+if not generation then
+  generation = string.match(record, '^(%d+)$')
+  clock, soft = '0', '0'
+end
+if not generation then return 0 end
+local now = string.format('%.0f', tonumber(clock) + 1)
+if ARGV[1] == 'namespace-soft' then
+  redis.call('SET', KEYS[1], generation .. ':' .. now .. ':' .. now, 'KEEPTTL')
+  return tonumber(now)
+end
+redis.call('SET', KEYS[1], generation .. ':' .. now .. ':' .. soft, 'KEEPTTL')
+for i = 2, #KEYS do
+  local tag = redis.call('MGET', KEYS[i])[1]
+  if tag then
+    local owner, hard, tag_soft = string.match(tag, '^(%d+):(%d+):(%d+)$')
+    if owner == generation then
+      if ARGV[1] == 'hard' then hard = now else tag_soft = now end
+      redis.call('SET', KEYS[i], owner .. ':' .. hard .. ':' .. tag_soft, 'KEEPTTL')
+    end
+  end
+end
+return tonumber(now)
+";
+
+/// Marks one entry soft-purged in place (flag bit 5 of its header), keeping its TTL.
+///
+/// KEYS: entry. Returns 1 when the entry exists (marked now or before), else 0.
+pub const MARK_SOFT_PURGED: &str = r"
+local entry = redis.call('MGET', KEYS[1])[1]
+if not entry or string.byte(entry, 1) ~= 199 then return 0 end
+local flags = string.byte(entry, 3)
+if not flags then return 0 end
+if bit.band(flags, 32) == 0 then
+  local marked = string.sub(entry, 1, 2) .. string.char(bit.bor(flags, 32)) .. string.sub(entry, 4)
+  redis.call('SET', KEYS[1], marked, 'KEEPTTL')
+end
+return 1
+";
