@@ -174,23 +174,6 @@ where
     }
 }
 
-/// Sum of Redis command calls since start, excluding what the test's own inspection costs
-/// (`INFO`, and the `CLIENT SETINFO`/`SELECT` a new connection sends).
-pub fn data_command_calls(server: &RedisServer) -> u64 {
-    let info: String = server.command(redis::cmd("INFO").arg("commandstats"));
-    info.lines()
-        .filter_map(|line| line.strip_prefix("cmdstat_"))
-        .filter(|line| {
-            !(line.starts_with("info:")
-                || line.starts_with("client|")
-                || line.starts_with("select:"))
-        })
-        .filter_map(|line| line.split("calls=").nth(1))
-        .filter_map(|rest| rest.split(',').next())
-        .filter_map(|calls| calls.parse::<u64>().ok())
-        .sum()
-}
-
 /// The commands clients sent to `server` while `action` ran, lower-cased, in order: round
 /// trips, not the commands a Lua script ran on their behalf (`MONITOR` tells them apart, which
 /// `INFO commandstats` cannot).

@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    app_settings, command_calls, data_command_calls, eventually, header, round_trips, spawn_app,
-    spawn_app_with, x_cache, RedisServer,
+    app_settings, command_calls, eventually, header, round_trips, spawn_app, spawn_app_with,
+    x_cache, RedisServer,
 };
 
 fn lamp() -> Value {
