@@ -3,15 +3,17 @@
 //! Kept apart from the request path: these calls cost more than one round trip and exist for
 //! the admin routes, never for serving.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
-use super::backend::{KeyPage, KeyTtl};
+use super::backend::{KeyPage, KeyTtl, TaggedRead};
 use super::codec::{self, PayloadEncoding};
 use super::generations::Generation;
 use super::key::Namespace;
 use super::manager::{CacheError, CacheManager};
 use super::stamp::{judge, NamespaceState, Stamp, TagState, Validity};
-use super::tags::decode_names;
+use super::tags::{decode_names, Tag};
 
 /// Largest body shown by [`CacheManager::inspect`].
 const MAX_BODY_PREVIEW: usize = 64 * 1024;
@@ -41,7 +43,105 @@ pub struct EntryView {
     pub decode_error: Option<String>,
 }
 
+/// What a survey of a namespace found: its entries that may still be served, in all and per
+/// tag asked about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Survey {
+    /// Entries not invalidated (valid or soft-purged).
+    pub live_entries: u64,
+    /// For each tag asked about, the live entries filed under it.
+    pub by_tag: BTreeMap<String, u64>,
+    /// Whether the survey stopped at [`MAX_SURVEYED_KEYS`] before the end.
+    pub truncated: bool,
+}
+
+/// Most keys one survey reads.
+pub const MAX_SURVEYED_KEYS: u64 = 100_000;
+
+/// How an entry stands, judged from what a tagged read returned; `None` without a generation.
+fn validity_of(decoded: &codec::Decoded, read: &TaggedRead) -> Option<Validity> {
+    let generation = decoded.generation?;
+    let state = read.record.as_deref().and_then(NamespaceState::parse);
+    let stamp = Stamp {
+        generation: Generation::from_value(generation),
+        clock: decoded.clock.unwrap_or(0),
+    };
+    let tags = read
+        .tags
+        .iter()
+        .map(|record| record.as_deref().and_then(TagState::parse));
+    Some(match state {
+        Some(state) if decode_names(&decoded.tags).count() == read.tags.len() => {
+            judge(stamp, decoded.soft_purged, &state, tags)
+        }
+        _ => Validity::Dead,
+    })
+}
+
 impl CacheManager {
+    /// Counts the entries of `ns` that may still be served, in all and per tag of `tags`
+    /// (for dry runs of purges). Reads every entry: O(entries), admin use only, stops after
+    /// [`MAX_SURVEYED_KEYS`] keys.
+    pub async fn survey(&self, ns: &Namespace, tags: &[Tag]) -> Result<Survey, CacheError> {
+        let mut survey = Survey {
+            by_tag: tags.iter().map(|tag| (tag.to_string(), 0)).collect(),
+            ..Survey::default()
+        };
+        let record_key = self.layout().generation_key(ns);
+        let tag_prefix = self.layout().tag_prefix(ns);
+        let (mut cursor, mut seen) = (0, 0u64);
+        loop {
+            let page = self.list_keys(Some(ns), cursor, 500).await?;
+            for info in &page.keys {
+                seen += 1;
+                let read = self
+                    .backend()
+                    .read_tagged(&info.key, &record_key, &tag_prefix)
+                    .await;
+                let read = self.observe_global(read)?;
+                let Some(decoded) = read.entry.as_ref().and_then(|v| codec::decode(v).ok()) else {
+                    continue;
+                };
+                if matches!(validity_of(&decoded, &read), None | Some(Validity::Dead)) {
+                    continue;
+                }
+                survey.live_entries += 1;
+                for name in decode_names(&decoded.tags) {
+                    if let Some(count) = survey.by_tag.get_mut(name) {
+                        *count += 1;
+                    }
+                }
+            }
+            cursor = page.next_cursor;
+            if cursor == 0 {
+                return Ok(survey);
+            }
+            if seen >= MAX_SURVEYED_KEYS {
+                survey.truncated = true;
+                return Ok(survey);
+            }
+        }
+    }
+
+    /// Whether the entry under `key` of `ns` exists and may still be served.
+    pub async fn is_live(&self, ns: &Namespace, key: &str) -> Result<bool, CacheError> {
+        let full_key = self.layout().full_key(ns, key);
+        let record_key = self.layout().generation_key(ns);
+        let tag_prefix = self.layout().tag_prefix(ns);
+        let read = self
+            .backend()
+            .read_tagged(&full_key, &record_key, &tag_prefix)
+            .await;
+        let read = self.observe(ns, read)?;
+        let Some(decoded) = read.entry.as_ref().and_then(|v| codec::decode(v).ok()) else {
+            return Ok(false);
+        };
+        Ok(matches!(
+            validity_of(&decoded, &read),
+            Some(Validity::Valid | Validity::SoftPurged)
+        ))
+    }
+
     /// One page of the keys under the prefix, or under `namespace` when given.
     pub async fn list_keys(
         &self,
@@ -75,7 +175,7 @@ impl CacheManager {
             .read_tagged(&full_key, &record_key, &tag_prefix)
             .await;
         let read = self.observe_global(read)?;
-        let Some(stored) = read.entry else {
+        let Some(stored) = read.entry.clone() else {
             return Ok(None);
         };
         let ttl = self.observe_global(self.backend().ttl(&full_key).await)?;
@@ -101,27 +201,10 @@ impl CacheManager {
             view.encoding = "gzip";
         }
         view.tags = decode_names(&decoded.tags).map(str::to_string).collect();
-        view.validity = decoded.generation.map(|generation| {
-            let state = read.record.as_deref().and_then(NamespaceState::parse);
-            let stamp = Stamp {
-                generation: Generation::from_value(generation),
-                clock: decoded.clock.unwrap_or(0),
-            };
-            let tags = read
-                .tags
-                .iter()
-                .map(|record| record.as_deref().and_then(TagState::parse));
-            let validity = match state {
-                Some(state) if view.tags.len() == read.tags.len() => {
-                    judge(stamp, decoded.soft_purged, &state, tags)
-                }
-                _ => Validity::Dead,
-            };
-            match validity {
-                Validity::Valid => "valid",
-                Validity::SoftPurged => "soft_purged",
-                Validity::Dead => "dead",
-            }
+        view.validity = validity_of(&decoded, &read).map(|validity| match validity {
+            Validity::Valid => "valid",
+            Validity::SoftPurged => "soft_purged",
+            Validity::Dead => "dead",
         });
         view.meta = serde_json::from_slice(&decoded.meta).ok();
         match decoded.into_plain() {

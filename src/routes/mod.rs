@@ -5,6 +5,7 @@ pub mod auth;
 pub mod health;
 pub mod items;
 pub mod meta;
+pub mod purge;
 
 use std::convert::Infallible;
 
@@ -24,13 +25,14 @@ pub fn all(
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
     health::routes(cache.clone())
         .or(meta::routes(cache.clone(), metrics))
-        .or(admin::routes(cache.clone(), access))
+        .or(admin::routes(cache.clone(), access.clone()))
+        .or(purge::routes(cache.clone(), access))
         .or(items::routes(store, cache, max_body_bytes))
 }
 
 /// The route template a path belongs to, for metric labels: bounded whatever the path.
 pub fn route_label(path: &str) -> &'static str {
-    const EXACT: [&str; 11] = [
+    const EXACT: [&str; 12] = [
         "/health/live",
         "/health/ready",
         "/metrics",
@@ -41,6 +43,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/cache/ping",
         "/cache/clear",
         "/cache/keys",
+        "/cache/purge",
         "/",
     ];
     if let Some(known) = EXACT.iter().find(|known| **known == path) {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use warp::Filter;
 use warp_redis_cache::cache::{CacheManager, Namespace};
-use warp_redis_cache::filters::{cache_busting, cached, BustPolicy, CachePolicy};
+use warp_redis_cache::filters::{
+    cache_busting, cached, BustPolicy, CachePolicy, RequestParts, TagContext,
+};
 
 use crate::helpers::{eventually, redis_manager, RedisServer};
 
@@ -218,38 +220,84 @@ async fn a_write_whose_request_is_dropped_mid_commit_still_busts() {
     assert!(fresh, "a stale entry outlived a committed write");
 }
 
-/// A few versioned keys; reads are slowed by a random 0-3 ms between reading the version and
+/// How the history app invalidates.
+#[derive(Clone, Copy, Debug)]
+enum Busting {
+    /// A write busts the whole namespace.
+    Namespace,
+    /// Entries are tagged with the keys they hold; a write invalidates its key's tag.
+    Tags,
+}
+
+/// A few versioned keys, read one at a time (`/h/<k>`) or all together (`/h/all`, a "list page"
+/// holding every key); reads are slowed by a random 0-3 ms between reading the versions and
 /// answering, writes increment a key's version.
 fn history_app(
     cache: CacheManager,
     versions: Arc<Vec<AtomicUsize>>,
+    busting: Busting,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone + Send + Sync + 'static
 {
     let ns = Namespace::new("h").expect("valid");
     let read_versions = Arc::clone(&versions);
-    let read = warp::path!("h" / usize)
+    let read = warp::path!("h" / String)
         .and(warp::get())
-        .and_then(move |k: usize| {
+        .and_then(move |which: String| {
             let versions = Arc::clone(&read_versions);
             async move {
-                let seen = versions[k].load(Ordering::SeqCst);
-                let pause = (seen as u64 * 2_654_435_761 + k as u64) % 4;
+                let keys: Vec<usize> = match which.parse::<usize>() {
+                    Ok(k) if k < versions.len() => vec![k],
+                    Ok(_) => return Err(warp::reject::not_found()),
+                    Err(_) => (0..versions.len()).collect(),
+                };
+                let seen: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{k}={}", versions[*k].load(Ordering::SeqCst)))
+                    .collect();
+                let pause = (seen.len() as u64 * 2_654_435_761 + keys[0] as u64) % 4;
                 tokio::time::sleep(Duration::from_millis(pause)).await;
-                Ok::<_, warp::Rejection>(seen.to_string())
+                Ok::<_, warp::Rejection>(seen.join(","))
             }
         });
     let write = warp::path!("h" / usize)
         .and(warp::put())
         .map(move |k: usize| (versions[k].fetch_add(1, Ordering::SeqCst) + 1).to_string());
-    cached(cache.clone(), CachePolicy::new(ns.clone()), read).or(cache_busting(
-        cache,
-        BustPolicy::namespace(ns),
-        write,
-    ))
+    let (read_policy, bust_policy) = match busting {
+        Busting::Namespace => (CachePolicy::new(ns.clone()), BustPolicy::namespace(ns)),
+        Busting::Tags => (
+            CachePolicy::new(ns.clone()).tags_with(|cx: &TagContext| {
+                String::from_utf8_lossy(cx.body)
+                    .split(',')
+                    .filter_map(|pair| pair.split_once('='))
+                    .map(|(k, _)| format!("k:{k}"))
+                    .collect::<Vec<_>>()
+            }),
+            BustPolicy::tags(ns, |request: &RequestParts| {
+                vec![format!(
+                    "k:{}",
+                    request.path().rsplit('/').next().unwrap_or_default()
+                )]
+            }),
+        ),
+    };
+    cached(cache.clone(), read_policy, read).or(cache_busting(cache, bust_policy, write))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_read_that_starts_after_a_write_returned_sees_an_older_value() {
+/// Parses `k=v,k=v` into (key, version) pairs.
+fn versions_seen(body: &[u8]) -> Vec<(usize, usize)> {
+    String::from_utf8_lossy(body)
+        .split(',')
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').expect("k=v");
+            (k.parse().expect("key"), v.parse().expect("version"))
+        })
+        .collect()
+}
+
+/// Concurrent tasks read and write at random; a read that starts after a write of its key
+/// returned must see that write (or a later one), whether it reads the key alone or the page
+/// holding every key.
+async fn history_without_stale_reads(busting: Busting) {
     const KEYS: usize = 3;
     const TASKS: usize = 12;
     const OPS_PER_TASK: usize = 250;
@@ -261,8 +309,8 @@ async fn no_read_that_starts_after_a_write_returned_sees_an_older_value() {
             .expect("prefix");
         let versions: Arc<Vec<AtomicUsize>> =
             Arc::new((0..KEYS).map(|_| AtomicUsize::new(0)).collect());
-        let app = history_app(cache, Arc::clone(&versions));
-        // Per key: the highest version whose write has returned, and when it returned.
+        let app = history_app(cache, Arc::clone(&versions), busting);
+        // Per key: the highest version whose write has returned.
         let acknowledged: Arc<Vec<AtomicUsize>> =
             Arc::new((0..KEYS).map(|_| AtomicUsize::new(0)).collect());
         let mut tasks = Vec::new();
@@ -287,16 +335,20 @@ async fn no_read_that_starts_after_a_write_returned_sees_an_older_value() {
                             .expect("version");
                         acknowledged[k].fetch_max(written, Ordering::SeqCst);
                     } else {
-                        let floor = acknowledged[k].load(Ordering::SeqCst);
-                        let response = warp::test::request()
-                            .path(&format!("/h/{k}"))
-                            .reply(&app)
-                            .await;
-                        let seen: usize = String::from_utf8_lossy(response.body())
-                            .parse()
-                            .expect("version");
-                        if seen < floor {
-                            stale.push((k, floor, seen));
+                        let floors: Vec<usize> = acknowledged
+                            .iter()
+                            .map(|a| a.load(Ordering::SeqCst))
+                            .collect();
+                        let path = if state % 3 == 0 {
+                            "/h/all".to_string()
+                        } else {
+                            format!("/h/{k}")
+                        };
+                        let response = warp::test::request().path(&path).reply(&app).await;
+                        for (key, seen) in versions_seen(response.body()) {
+                            if seen < floors[key] {
+                                stale.push((path.clone(), key, floors[key], seen));
+                            }
                         }
                     }
                 }
@@ -314,9 +366,19 @@ async fn no_read_that_starts_after_a_write_returned_sees_an_older_value() {
         );
         assert!(
             stale.is_empty(),
-            "round {round}: {} stale reads, e.g. (key, acknowledged, seen) {:?}",
+            "{busting:?} round {round}: {} stale reads, e.g. (path, key, acknowledged, seen) {:?}",
             stale.len(),
             &stale[..stale.len().min(5)]
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_read_that_starts_after_a_write_returned_sees_an_older_value() {
+    history_without_stale_reads(Busting::Namespace).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_invalidation_passes_the_same_history_test() {
+    history_without_stale_reads(Busting::Tags).await;
 }

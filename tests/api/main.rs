@@ -12,3 +12,4 @@ mod properties;
 mod redis_backend;
 mod service_binary;
 mod stale_and_stampede;
+mod tags_and_purge;
