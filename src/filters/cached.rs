@@ -520,8 +520,8 @@ fn answer_shared(
 }
 
 /// Refreshes `key` from the origin on a task of its own, storing under `current`, unless a
-/// refresh or miss of the same key is already under way in this process. Returns whether this
-/// call started one.
+/// refresh or miss of the same key is already under way in this process, or (refill lock)
+/// another instance is refreshing it. Returns whether this call started a refresh task.
 fn revalidate_in_background(
     state: &Arc<CachedRoute>,
     request: &RequestParts,
@@ -535,23 +535,30 @@ fn revalidate_in_background(
     let detached_request = origin_request(request);
     let request = request.clone();
     tokio::spawn(async move {
+        let (cache, policy) = (&state.cache, &state.policy);
+        // One refresh across instances too: the others keep serving what they have.
+        let lock = match cache
+            .try_refill_lock(&policy.namespace, &key, policy.origin_timeout)
+            .await
+        {
+            Ok(Some(lock)) => lock,
+            Ok(None) | Err(_) => return,
+        };
         let started = std::time::Instant::now();
         let origin = (state.origin)(detached_request);
-        let Ok(Some(response)) = tokio::time::timeout(state.policy.origin_timeout, origin).await
-        else {
-            return;
-        };
-        if response.status().is_server_error() {
-            return;
-        }
-        let origin_ms = elapsed_ms(started);
-        if let Ok(Preparation::Storable(prepared)) =
-            storing::prepare(&state.cache, &state.policy, &request, response, origin_ms).await
-        {
-            if storing::store(&state.cache, &state.policy, &key, current, &prepared).await {
-                leader.publish(share(&prepared));
+        if let Ok(Some(response)) = tokio::time::timeout(policy.origin_timeout, origin).await {
+            let origin_ms = elapsed_ms(started);
+            if !response.status().is_server_error() {
+                if let Ok(Preparation::Storable(prepared)) =
+                    storing::prepare(cache, policy, &request, response, origin_ms).await
+                {
+                    if storing::store(cache, policy, &key, current, &prepared).await {
+                        leader.publish(share(&prepared));
+                    }
+                }
             }
         }
+        lock.release().await;
     });
     true
 }

@@ -260,3 +260,109 @@ async fn without_the_lock_each_instance_refills_once_and_with_it_one_refills_for
         "once overall"
     );
 }
+
+/// What steady load on one hot key did over `run`, through two instances sharing one Redis.
+struct HotKeyRun {
+    origin_calls: usize,
+    /// Answers after warm-up that were not served from a fresh entry (MISS, or collapsed
+    /// behind another request's origin call).
+    waited: usize,
+    answers: usize,
+    early_refreshes: usize,
+}
+
+async fn hot_key_load(beta: f64, ttl: Duration, run: Duration) -> HotKeyRun {
+    let server = RedisServer::start();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let failing = Arc::new(AtomicBool::new(false));
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let policy = CachePolicy::namespace("hot")
+            .expect("valid")
+            .ttl(ttl)
+            .stale_while_revalidate(Duration::ZERO)
+            .stale_if_error(Duration::ZERO)
+            .early_refresh(beta);
+        let origin = origin(&calls, &failing, Duration::from_millis(30));
+        instances.push(cached(redis_manager(&server).await, policy, origin));
+    }
+    // Warm up: the first answer is a miss by necessity.
+    assert_eq!(get(&instances[0]).await.0, StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + run;
+    let mut clients = Vec::new();
+    for client in 0..16 {
+        let route = instances[client % 2].clone();
+        clients.push(tokio::spawn(async move {
+            let (mut waited, mut answers, mut early) = (0, 0, 0);
+            while tokio::time::Instant::now() < deadline {
+                let (status, _, x_cache, cache_status) = get(&route).await;
+                assert_eq!(status, StatusCode::OK);
+                answers += 1;
+                if x_cache != "HIT" || cache_status.contains("collapsed") {
+                    waited += 1;
+                }
+                if cache_status.contains("early-refresh") {
+                    early += 1;
+                }
+            }
+            (waited, answers, early)
+        }));
+    }
+    let mut result = HotKeyRun {
+        origin_calls: 0,
+        waited: 0,
+        answers: 0,
+        early_refreshes: 0,
+    };
+    for client in clients {
+        let (waited, answers, early) = client.await.expect("client");
+        result.waited += waited;
+        result.answers += answers;
+        result.early_refreshes += early;
+    }
+    result.origin_calls = calls.load(Ordering::SeqCst);
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_key_is_refreshed_early_about_once_per_ttl_and_never_missed() {
+    let (ttl, run) = (Duration::from_millis(500), Duration::from_millis(3000));
+    let lifetimes = (run.as_millis() / ttl.as_millis()) as usize; // 6
+    let early = hot_key_load(1.0, ttl, run).await;
+    let late = hot_key_load(0.0, ttl, run).await;
+    eprintln!(
+        "early refresh: {} origin calls, {} waits in {} answers ({} early refreshes); \
+         without: {} origin calls, {} waits in {} answers",
+        early.origin_calls,
+        early.waited,
+        early.answers,
+        early.early_refreshes,
+        late.origin_calls,
+        late.waited,
+        late.answers
+    );
+    assert!(early.answers > 1000, "too little load to mean anything");
+    // About once per TTL (a refresh takes the refill lock, so the other instance does not
+    // refresh the same lifetime; early refreshes make lifetimes a little shorter), never once
+    // per concurrent request.
+    assert!(
+        early.origin_calls <= lifetimes * 3 / 2 + 2,
+        "{} origin calls for {lifetimes} lifetimes",
+        early.origin_calls
+    );
+    assert!(
+        early.early_refreshes >= lifetimes - 1,
+        "{} early refreshes",
+        early.early_refreshes
+    );
+    assert_eq!(
+        early.waited, 0,
+        "with early refresh no client waits for the origin"
+    );
+    // The same load without it: every expiry makes clients wait for the origin.
+    assert!(
+        late.waited >= lifetimes,
+        "without early refresh only {} waits: the test cannot tell",
+        late.waited
+    );
+}
