@@ -808,13 +808,16 @@ mod tests {
         let settings = load_yaml("", &[]).expect("defaults");
         assert!(!settings.database.is_postgres());
         assert_eq!(settings.database.location(), "items.sqlite3");
-        for url in ["postgres://app@db/items", "postgresql://app:pw@127.0.0.1:5433/items"] {
+        for url in [
+            "postgres://app@db/items",
+            "postgresql://app:pw@127.0.0.1:5433/items",
+        ] {
             let settings = load_yaml("", &[("DATABASE__URL", url)]).expect(url);
             assert_eq!(settings.database.url, url);
             assert!(settings.database.is_postgres());
         }
-        let settings = load_yaml("database:\n  url: postgres://app@db/items\n", &[])
-            .expect("url in the file");
+        let settings =
+            load_yaml("database:\n  url: postgres://app@db/items\n", &[]).expect("url in the file");
         assert!(settings.database.is_postgres());
     }
 
@@ -836,8 +839,8 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_database_password() {
-        let settings = load_yaml("", &[("DATABASE__URL", "postgres://app:hunter2@db/items")])
-            .expect("valid");
+        let settings =
+            load_yaml("", &[("DATABASE__URL", "postgres://app:hunter2@db/items")]).expect("valid");
         let shown = format!("{settings:?}");
         assert!(shown.contains("postgres://app:***@db/items"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
@@ -849,7 +852,10 @@ mod tests {
             ("postgres://u:p%40ss@h/db", "postgres://u:***@h/db"),
             ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
             ("postgres://u:@h/db", "postgres://u:***@h/db"),
-            ("postgres://h/db?user=u&PASSWORD=pw", "postgres://h/db?user=u&PASSWORD=***"),
+            (
+                "postgres://h/db?user=u&PASSWORD=pw",
+                "postgres://h/db?user=u&PASSWORD=***",
+            ),
             ("postgres://h:5432", "postgres://h:5432"),
             ("", ""),
         ];

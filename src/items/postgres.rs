@@ -230,7 +230,11 @@ impl PostgresStore {
     }
 
     /// Changes the fields the patch sets; `None` when there is no such id.
-    pub(super) async fn patch(&self, id: i64, patch: ItemPatch) -> Result<Option<Item>, StoreError> {
+    pub(super) async fn patch(
+        &self,
+        id: i64,
+        patch: ItemPatch,
+    ) -> Result<Option<Item>, StoreError> {
         self.write(move |client| async move {
             let statement = client.prepare_cached(PATCH).await?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [

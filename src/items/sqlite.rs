@@ -176,7 +176,11 @@ impl SqliteStore {
     }
 
     /// Changes the fields the patch sets; `None` when there is no such id.
-    pub(super) async fn patch(&self, id: i64, patch: ItemPatch) -> Result<Option<Item>, StoreError> {
+    pub(super) async fn patch(
+        &self,
+        id: i64,
+        patch: ItemPatch,
+    ) -> Result<Option<Item>, StoreError> {
         self.write(move |tx| {
             let tags = patch.tags.as_deref().map(tags_json);
             let params = params![id, patch.name, patch.description, patch.price, tags];
