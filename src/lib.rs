@@ -8,8 +8,8 @@
 //! - [`cache::CacheManager`]: the only code that talks to a backend (Redis through a mobc pool,
 //!   or process memory), with key layout ([`cache::key`]), codec ([`cache::codec`]) and
 //!   statistics ([`cache::stats`]);
-//! - [`items`]: the item model, its validation and the SQLite [`items::ItemStore`] that the
-//!   cache sits in front of;
+//! - [`items`]: the item model, its validation and the [`items::ItemStore`] (SQLite or
+//!   PostgreSQL) that the cache sits in front of;
 //! - [`settings`]: typed settings from `settings.yaml` and the environment;
 //! - [`startup`]: builds and runs the application;
 //! - [`ops`]: operator commands (seed, warm, clear) against a running service, used by the

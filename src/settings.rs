@@ -124,12 +124,19 @@ pub struct AdminSettings {
 }
 
 /// `database:` section: where items are stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` shows [`Self::url`] without its password ([`redact_password`]).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// SQLite file path, or `:memory:` for a store that lives as long as the process.
+    /// SQLite file path, or `:memory:` for a store that lives as long as the process; used when
+    /// [`Self::url`] is empty.
     #[serde(deserialize_with = "scalar_string")]
     pub path: String,
+    /// Empty for SQLite at [`Self::path`], or `postgres://user[:password]@host[:port]/db` (or
+    /// `postgresql://`) to keep items in PostgreSQL instead.
+    #[serde(deserialize_with = "scalar_string")]
+    pub url: String,
 }
 
 /// Which cache backend to use.
@@ -193,8 +200,98 @@ impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             path: "items.sqlite3".into(),
+            url: String::new(),
         }
     }
+}
+
+impl DatabaseSettings {
+    /// Whether items live in PostgreSQL ([`Self::url`] is set) rather than SQLite.
+    pub fn is_postgres(&self) -> bool {
+        !self.url.is_empty()
+    }
+
+    /// Where the items are, fit for a log line or an error: the SQLite path, or the PostgreSQL
+    /// URL without its password.
+    ///
+    /// ```
+    /// use warp_redis_cache::settings::DatabaseSettings;
+    ///
+    /// let settings = DatabaseSettings {
+    ///     url: "postgres://app:s3cret@db:5432/items".into(),
+    ///     ..DatabaseSettings::default()
+    /// };
+    /// assert_eq!(settings.location(), "postgres://app:***@db:5432/items");
+    /// ```
+    pub fn location(&self) -> String {
+        if self.is_postgres() {
+            redact_password(&self.url)
+        } else {
+            self.path.clone()
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("path", &self.path)
+            .field("url", &redact_password(&self.url))
+            .finish()
+    }
+}
+
+/// `url` with the password replaced by `***`, both in the user info (`user:pw@`) and in a
+/// `password=` query parameter; anything else is kept as written.
+///
+/// ```
+/// use warp_redis_cache::settings::redact_password;
+///
+/// assert_eq!(redact_password("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+/// assert_eq!(redact_password("postgres://h/db?password=pw&sslmode=disable"),
+///            "postgres://h/db?password=***&sslmode=disable");
+/// assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
+/// ```
+pub fn redact_password(url: &str) -> String {
+    let (before_query, query) = match url.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (url, None),
+    };
+    let (scheme, rest) = before_query
+        .split_once("://")
+        .map_or(("", before_query), |(scheme, rest)| (scheme, rest));
+    let mut redacted = String::with_capacity(url.len());
+    if !scheme.is_empty() {
+        redacted.push_str(scheme);
+        redacted.push_str("://");
+    }
+    // The last `@` ends the user info, so an unescaped `@` in a password is hidden too.
+    match rest.rsplit_once('@') {
+        Some((user_info, host)) => {
+            match user_info.split_once(':') {
+                Some((user, _password)) => {
+                    redacted.push_str(user);
+                    redacted.push_str(":***");
+                }
+                None => redacted.push_str(user_info),
+            }
+            redacted.push('@');
+            redacted.push_str(host);
+        }
+        None => redacted.push_str(rest),
+    }
+    if let Some(query) = query {
+        redacted.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        redacted.push_str(&pairs.join("&"));
+    }
+    redacted
 }
 
 impl RedisSettings {
@@ -449,7 +546,36 @@ impl Settings {
         if self.database.path.is_empty() {
             return Err(fail("database.path", "must not be empty".into()));
         }
+        if let Err(reason) = validate_database_url(&self.database.url) {
+            return Err(fail("database.url", reason));
+        }
         Ok(())
+    }
+}
+
+/// Empty (SQLite), or a URL that the PostgreSQL driver can use; the reason never shows the
+/// password.
+fn validate_database_url(url: &str) -> Result<(), String> {
+    if url.is_empty() {
+        return Ok(());
+    }
+    let shown = redact_password(url);
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(format!(
+            "{shown:?} is not a PostgreSQL URL: expected postgres://... or postgresql://..., \
+             or empty for SQLite at database.path"
+        ));
+    }
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(_) => Ok(()),
+        Err(err) => {
+            let cause = std::error::Error::source(&err)
+                .map(|cause| format!(": {cause}"))
+                .unwrap_or_default();
+            Err(format!(
+                "{shown:?} is not a valid PostgreSQL URL: {err}{cause}"
+            ))
+        }
     }
 }
 
@@ -690,6 +816,67 @@ mod tests {
         let err = load_yaml("", &[("REDIS__URL", "not a url")]).expect_err("bad url");
         assert!(err.to_string().contains("redis.url"), "{err}");
         assert!(err.to_string().contains("REDIS__URL"), "{err}");
+    }
+
+    #[test]
+    fn database_url_is_empty_by_default_and_takes_postgres_urls() {
+        let settings = load_yaml("", &[]).expect("defaults");
+        assert!(!settings.database.is_postgres());
+        assert_eq!(settings.database.location(), "items.sqlite3");
+        for url in [
+            "postgres://app@db/items",
+            "postgresql://app:pw@127.0.0.1:5433/items",
+        ] {
+            let settings = load_yaml("", &[("DATABASE__URL", url)]).expect(url);
+            assert_eq!(settings.database.url, url);
+            assert!(settings.database.is_postgres());
+        }
+        let settings =
+            load_yaml("database:\n  url: postgres://app@db/items\n", &[]).expect("url in the file");
+        assert!(settings.database.is_postgres());
+    }
+
+    #[test]
+    fn a_database_url_that_is_not_postgres_is_one_clear_line_without_the_password() {
+        for url in [
+            "mysql://app:hunter2@db/items",
+            "items.sqlite3",
+            "postgres://app:hunter2@db:port/items",
+        ] {
+            let err = load_yaml("", &[("DATABASE__URL", url)]).expect_err(url);
+            let message = err.to_string();
+            assert!(message.contains("setting database.url"), "{message}");
+            assert!(message.contains("DATABASE__URL"), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        let settings =
+            load_yaml("", &[("DATABASE__URL", "postgres://app:hunter2@db/items")]).expect("valid");
+        let shown = format!("{settings:?}");
+        assert!(shown.contains("postgres://app:***@db/items"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn passwords_are_redacted_wherever_the_url_carries_them() {
+        let cases = [
+            ("postgres://u:p%40ss@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://h/db?user=u&PASSWORD=pw",
+                "postgres://h/db?user=u&PASSWORD=***",
+            ),
+            ("postgres://h:5432", "postgres://h:5432"),
+            ("", ""),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_password(url), shown, "{url}");
+        }
     }
 
     #[test]

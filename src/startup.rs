@@ -33,11 +33,11 @@ pub enum StartupError {
     /// The Redis client could not be built.
     #[error(transparent)]
     Redis(#[from] crate::cache::redis::InvalidRedisUrl),
-    /// The item store could not be opened.
-    #[error("cannot open the item store at {path}: {source}")]
+    /// The item store could not be opened (for PostgreSQL: reached and migrated).
+    #[error("cannot open the item store at {location}: {source}")]
     Store {
-        /// The database path.
-        path: String,
+        /// The SQLite path, or the PostgreSQL URL without its password.
+        location: String,
         /// What went wrong.
         source: crate::items::StoreError,
     },
@@ -53,19 +53,21 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects the cache and binds the listener.
+    /// Opens the item store, connects the cache and binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let path = settings.database.path.clone();
-        let store = tokio::task::spawn_blocking(move || ItemStore::open(&path))
+        let location = settings.database.location();
+        let store = ItemStore::connect(&settings.database)
             .await
-            .map_err(|e| StartupError::Store {
-                path: settings.database.path.clone(),
-                source: crate::items::StoreError::Task(e.to_string()),
-            })?
             .map_err(|source| StartupError::Store {
-                path: settings.database.path.clone(),
+                location: location.clone(),
                 source,
             })?;
+        let backend = if settings.database.is_postgres() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        };
+        log::info!("item store: {backend} at {location}");
         let cache = CacheManager::connect(&settings.cache, &settings.redis).await?;
         let ip = settings
             .app

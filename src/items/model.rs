@@ -8,6 +8,9 @@
 //! Normalization: an item's name and each of its tags are stored trimmed of surrounding
 //! whitespace; the limits below apply to the trimmed text, so `"  pen "` is stored as `"pen"`.
 //! Descriptions are stored exactly as sent.
+//!
+//! No text may contain the NUL character (U+0000): PostgreSQL cannot store it, and one item
+//! must be storable by every backend.
 
 use std::collections::HashSet;
 
@@ -27,7 +30,7 @@ pub const MAX_TAG_CHARS: usize = 50;
 /// A stored item, as the API returns it.
 ///
 /// Timestamps are RFC 3339 UTC with milliseconds (`2026-11-25T00:10:00.123Z`), written by
-/// SQLite, so they sort correctly as text.
+/// the store, so they sort correctly as text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Item {
     /// Assigned by the store; never reused, even after the item is deleted.
@@ -186,7 +189,19 @@ fn normalize_tags(tags: Vec<String>) -> Vec<String> {
     tags.into_iter().map(|tag| tag.trim().to_owned()).collect()
 }
 
+/// Refuses text holding U+0000, which PostgreSQL's `text` cannot store.
+pub(crate) fn refuse_nul(field: &'static str, text: &str) -> Result<(), ValidationError> {
+    if text.contains('\0') {
+        return Err(ValidationError::new(
+            field,
+            "must not contain the NUL character (U+0000)",
+        ));
+    }
+    Ok(())
+}
+
 fn validate_name(name: &str) -> Result<(), ValidationError> {
+    refuse_nul("name", name)?;
     let name = name.trim();
     if name.is_empty() {
         return Err(ValidationError::new("name", "must not be empty"));
@@ -199,6 +214,7 @@ fn validate_name(name: &str) -> Result<(), ValidationError> {
 }
 
 fn validate_description(description: &str) -> Result<(), ValidationError> {
+    refuse_nul("description", description)?;
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         let message = format!("must be at most {MAX_DESCRIPTION_CHARS} characters");
         return Err(ValidationError::new("description", message));
@@ -222,6 +238,7 @@ fn validate_tags(tags: &[String]) -> Result<(), ValidationError> {
     }
     let mut seen = HashSet::with_capacity(tags.len());
     for tag in tags {
+        refuse_nul("tags", tag)?;
         let tag = tag.trim();
         if tag.is_empty() {
             return Err(ValidationError::new("tags", "a tag must not be empty"));
@@ -375,6 +392,41 @@ mod tests {
             err.to_string(),
             "tags: tag \"rust\" is given more than once"
         );
+    }
+
+    #[test]
+    fn no_text_field_may_hold_a_nul_character() {
+        let cases = [
+            (
+                NewItem {
+                    name: "pe\0n".into(),
+                    ..new_item()
+                },
+                "name",
+            ),
+            (
+                NewItem {
+                    description: "\0".into(),
+                    ..new_item()
+                },
+                "description",
+            ),
+            (
+                NewItem {
+                    tags: vec!["ok".into(), "a\0".into()],
+                    ..new_item()
+                },
+                "tags",
+            ),
+        ];
+        for (item, field) in cases {
+            assert_eq!(field_of(item.validate()), field);
+        }
+        let patch = ItemPatch {
+            name: Some("\0".into()),
+            ..ItemPatch::default()
+        };
+        assert_eq!(field_of(patch.validate()), "name");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Item, ValidationError, MAX_TAG_CHARS};
+use super::model::{refuse_nul, Item, ValidationError, MAX_TAG_CHARS};
 
 /// Longest name filter (`q`) accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
@@ -107,6 +107,7 @@ fn parse_offset(value: &str) -> Result<u64, ValidationError> {
 }
 
 fn parse_name_filter(value: &str) -> Result<Option<String>, ValidationError> {
+    refuse_nul("q", value)?;
     if value.chars().count() > MAX_QUERY_CHARS {
         let message = format!("must be at most {MAX_QUERY_CHARS} characters");
         return Err(ValidationError::new("q", message));
@@ -115,6 +116,7 @@ fn parse_name_filter(value: &str) -> Result<Option<String>, ValidationError> {
 }
 
 fn parse_tag_filter(value: &str) -> Result<Option<String>, ValidationError> {
+    refuse_nul("tag", value)?;
     // A longer tag cannot exist, so saying so beats silently returning nothing.
     if value.chars().count() > MAX_TAG_CHARS {
         let message = format!("must be at most {MAX_TAG_CHARS} characters");
@@ -207,6 +209,14 @@ mod tests {
         assert_eq!(err.field, "q");
         let long_tag = "x".repeat(MAX_TAG_CHARS + 1);
         let err = ListQuery::from_pairs(&pairs(&[("tag", &long_tag)])).expect_err("long tag");
+        assert_eq!(err.field, "tag");
+    }
+
+    #[test]
+    fn filters_holding_a_nul_character_are_refused() {
+        let err = ListQuery::from_pairs(&pairs(&[("q", "a\0")])).expect_err("NUL in q");
+        assert_eq!(err.field, "q");
+        let err = ListQuery::from_pairs(&pairs(&[("tag", "\0")])).expect_err("NUL in tag");
         assert_eq!(err.field, "tag");
     }
 

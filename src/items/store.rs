@@ -1,81 +1,22 @@
-//! The SQLite item store: durable create, read, list, replace, patch and delete of items.
+//! The item store: durable create, read, list, replace, patch and delete of items, in SQLite
+//! (the embedded default) or in PostgreSQL (when `database.url` is set, so several instances
+//! can share the items).
 //!
-//! One connection behind a mutex, always used from `spawn_blocking`, so a slow disk never stalls
-//! a runtime worker; SQLite serializes writers anyway, so a single connection costs little. This
-//! module neither validates (see [`model`](super::model)) nor caches (the routes' cache filters
-//! do): it stores what it is given, normalized, and never panics on any input.
-//!
-//! Durability: a file database runs in WAL mode with `synchronous=FULL`, so a write is on disk
-//! before its method returns and survives a killed process or a power loss. Ids come from
-//! `AUTOINCREMENT`, so a deleted item's id is never handed out again and a cached `/items/{id}`
-//! can never come back as a different item.
-
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+//! [`ItemStore`] is the one type the routes see; it normalizes what it is given
+//! ([`NewItem::normalized`]) and hands the work to the backend module, `sqlite` or `postgres`.
+//! Both backends keep the same contract, specified once in `tests/api/item_store_suite.rs` and
+//! run against each: ids are never reused, timestamps are RFC 3339 UTC with milliseconds, the
+//! name filter ignores ASCII case only and takes wildcards literally, pages follow ids.
+//! Nothing here validates (see [`model`](super::model)) or caches (the routes' cache filters do).
 
 use super::model::{Item, ItemPatch, NewItem};
+use super::postgres::PostgresStore;
 use super::query::{ItemPage, ListQuery};
+use super::sqlite::SqliteStore;
+use crate::settings::DatabaseSettings;
 
 /// The path [`ItemStore::open`] takes as "in memory, gone when the store is dropped".
 pub const MEMORY_PATH: &str = ":memory:";
-/// How long a write waits for another process's lock on the same file before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Schema migrations: entry `n` takes `PRAGMA user_version` from `n` to `n + 1`. Append only;
-/// never edit an entry that has shipped.
-const MIGRATIONS: &[&str] = &[r"
-    CREATE TABLE items (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL,
-        description TEXT NOT NULL,
-        price REAL NOT NULL,
-        tags TEXT NOT NULL, -- JSON array of strings
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE INDEX items_name ON items (name);
-"];
-
-// SQLite evaluates 'now' once per statement, so created_at and updated_at of a new row agree.
-const INSERT: &str = r"
-    INSERT INTO items (name, description, price, tags, created_at, updated_at)
-    VALUES (?1, ?2, ?3, ?4,
-            strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-    RETURNING id, name, description, price, tags, created_at, updated_at";
-const SELECT_ONE: &str = r"
-    SELECT id, name, description, price, tags, created_at, updated_at FROM items WHERE id = ?1";
-const REPLACE: &str = r"
-    UPDATE items
-    SET name = ?2, description = ?3, price = ?4, tags = ?5,
-        updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-    WHERE id = ?1
-    RETURNING id, name, description, price, tags, created_at, updated_at";
-// A NULL parameter is a field the patch leaves alone.
-const PATCH: &str = r"
-    UPDATE items
-    SET name = coalesce(?2, name), description = coalesce(?3, description),
-        price = coalesce(?4, price), tags = coalesce(?5, tags),
-        updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-    WHERE id = ?1
-    RETURNING id, name, description, price, tags, created_at, updated_at";
-const DELETE: &str = "DELETE FROM items WHERE id = ?1";
-
-/// The filter shared by the page and its total: ?1 a LIKE pattern, ?2 a tag, either NULL.
-macro_rules! list_filter {
-    () => {
-        r"FROM items
-          WHERE (?1 IS NULL OR name LIKE ?1 ESCAPE '\')
-            AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(items.tags) WHERE value = ?2))"
-    };
-}
-const LIST_COUNT: &str = concat!("SELECT count(*) ", list_filter!());
-const LIST_PAGE: &str = concat!(
-    "SELECT id, name, description, price, tags, created_at, updated_at ",
-    list_filter!(),
-    " ORDER BY id LIMIT ?3 OFFSET ?4"
-);
 
 /// Why the store could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +24,13 @@ pub enum StoreError {
     /// SQLite failed: the file cannot be opened, the disk is full, the lock timed out, ...
     #[error("item store: {0}")]
     Sqlite(String),
+    /// PostgreSQL refused a statement: a constraint, a permission, a schema it does not have.
+    #[error("item store: {0}")]
+    Postgres(String),
+    /// The database cannot be reached right now (connection refused or lost, no answer in
+    /// time); the same request may succeed later. Routes answer 503.
+    #[error("item store unavailable: {0}")]
+    Unavailable(String),
     /// The blocking task running the query was cancelled or panicked.
     #[error("item store task failed: {0}")]
     Task(String),
@@ -91,13 +39,7 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(err: rusqlite::Error) -> Self {
-        StoreError::Sqlite(err.to_string())
-    }
-}
-
-/// Items in SQLite; cheap to clone, every clone shares one connection.
+/// Items in SQLite or PostgreSQL; cheap to clone, every clone shares one connection or pool.
 ///
 /// ```
 /// use warp_redis_cache::items::{ItemStore, NewItem};
@@ -112,217 +54,116 @@ impl From<rusqlite::Error> for StoreError {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ItemStore {
-    connection: Arc<Mutex<Connection>>,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 impl ItemStore {
-    /// Opens (creating if needed) the database at `path`, or an in-memory one for
+    /// Opens (creating if needed) the SQLite database at `path`, or an in-memory one for
     /// [`MEMORY_PATH`], and brings its schema up to date.
     ///
     /// Blocks on disk I/O: call it at startup, before serving.
     pub fn open(path: &str) -> Result<Self, StoreError> {
-        let opened = if path == MEMORY_PATH {
-            Connection::open_in_memory()
-        } else {
-            Connection::open(path)
-        };
-        let mut connection =
-            opened.map_err(|err| StoreError::Sqlite(format!("cannot open {path:?}: {err}")))?;
-        if path != MEMORY_PATH {
-            configure_file(&connection, path)?;
+        let backend = Backend::Sqlite(SqliteStore::open(path)?);
+        Ok(Self { backend })
+    }
+
+    /// Connects a pool to the PostgreSQL database at `url` (`postgres://...`) and applies the
+    /// migrations it has not seen yet; several instances may start at once.
+    ///
+    /// Fails with [`StoreError::Unavailable`] when the server cannot be reached.
+    pub async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let backend = Backend::Postgres(PostgresStore::connect(url).await?);
+        Ok(Self { backend })
+    }
+
+    /// The store `settings` describe: PostgreSQL when `url` is set, else SQLite at `path`.
+    ///
+    /// ```no_run
+    /// use warp_redis_cache::items::ItemStore;
+    /// use warp_redis_cache::settings::DatabaseSettings;
+    ///
+    /// # async fn example() -> Result<(), warp_redis_cache::items::StoreError> {
+    /// let settings = DatabaseSettings {
+    ///     url: "postgres://app@127.0.0.1:5432/items".into(),
+    ///     ..DatabaseSettings::default()
+    /// };
+    /// let store = ItemStore::connect(&settings).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        if settings.is_postgres() {
+            return Self::open_postgres(&settings.url).await;
         }
-        migrate(&mut connection)?;
-        Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
-        })
+        let path = settings.path.clone();
+        tokio::task::spawn_blocking(move || Self::open(&path))
+            .await
+            .map_err(|err| StoreError::Task(err.to_string()))?
     }
 
     /// Stores a new item (name and tags trimmed) and returns it with its id and timestamps.
     pub async fn create(&self, item: NewItem) -> Result<Item, StoreError> {
         let item = item.normalized();
-        self.write(move |tx| {
-            let tags = tags_json(&item.tags);
-            let params = params![item.name, item.description, item.price, tags];
-            tx.prepare_cached(INSERT)?
-                .query_row(params, |row| Ok(item_from_row(row)))?
-        })
-        .await
+        match &self.backend {
+            Backend::Sqlite(store) => store.create(item).await,
+            Backend::Postgres(store) => store.create(item).await,
+        }
     }
 
     /// The item with this id, if there is one.
     pub async fn get(&self, id: i64) -> Result<Option<Item>, StoreError> {
-        self.with_connection(move |connection| {
-            let mut statement = connection.prepare_cached(SELECT_ONE)?;
-            let row = statement.query_row([id], |row| Ok(item_from_row(row)));
-            row.optional()?.transpose()
-        })
-        .await
+        match &self.backend {
+            Backend::Sqlite(store) => store.get(id).await,
+            Backend::Postgres(store) => store.get(id).await,
+        }
     }
 
     /// One page of the items matching `query`, by ascending id, with the total match count.
     ///
-    /// `q` matches a substring of the name, ignoring case for ASCII letters only (SQLite's
-    /// `LIKE`); `%`, `_` and `\` in it match themselves. `tag` matches one tag exactly.
+    /// `q` matches a substring of the name, ignoring case for ASCII letters only; `%`, `_` and
+    /// `\` in it match themselves. `tag` matches one tag exactly. The total and the page come
+    /// from one snapshot.
     pub async fn list(&self, query: ListQuery) -> Result<ItemPage, StoreError> {
-        self.with_connection(move |connection| {
-            // One read transaction, so the total and the page describe the same snapshot.
-            let tx = connection.transaction()?;
-            let pattern = query.q.as_deref().map(like_pattern);
-            let tag = query.tag.as_deref();
-            let total: i64 = tx
-                .prepare_cached(LIST_COUNT)?
-                .query_row(params![pattern, tag], |row| row.get(0))?;
-            // Out-of-range values cannot come from ListQuery::from_pairs; clamp rather than fail.
-            let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-            let mut statement = tx.prepare_cached(LIST_PAGE)?;
-            let mut rows = statement.query(params![pattern, tag, query.limit, offset])?;
-            let mut items = Vec::new();
-            while let Some(row) = rows.next()? {
-                items.push(item_from_row(row)?);
-            }
-            Ok(ItemPage {
-                items,
-                total: u64::try_from(total).unwrap_or_default(),
-                limit: query.limit,
-                offset: query.offset,
-            })
-        })
-        .await
+        match &self.backend {
+            Backend::Sqlite(store) => store.list(query).await,
+            Backend::Postgres(store) => store.list(query).await,
+        }
     }
 
     /// Replaces every field of an item, keeping `created_at`; `None` when there is no such id.
     pub async fn replace(&self, id: i64, item: NewItem) -> Result<Option<Item>, StoreError> {
         let item = item.normalized();
-        self.write(move |tx| {
-            let tags = tags_json(&item.tags);
-            let params = params![id, item.name, item.description, item.price, tags];
-            let row = tx
-                .prepare_cached(REPLACE)?
-                .query_row(params, |row| Ok(item_from_row(row)));
-            row.optional()?.transpose()
-        })
-        .await
+        match &self.backend {
+            Backend::Sqlite(store) => store.replace(id, item).await,
+            Backend::Postgres(store) => store.replace(id, item).await,
+        }
     }
 
     /// Changes the fields the patch sets; `None` when there is no such id.
     pub async fn patch(&self, id: i64, patch: ItemPatch) -> Result<Option<Item>, StoreError> {
         let patch = patch.normalized();
-        self.write(move |tx| {
-            let tags = patch.tags.as_deref().map(tags_json);
-            let params = params![id, patch.name, patch.description, patch.price, tags];
-            let row = tx
-                .prepare_cached(PATCH)?
-                .query_row(params, |row| Ok(item_from_row(row)));
-            row.optional()?.transpose()
-        })
-        .await
+        match &self.backend {
+            Backend::Sqlite(store) => store.patch(id, patch).await,
+            Backend::Postgres(store) => store.patch(id, patch).await,
+        }
     }
 
     /// Deletes an item; `false` when there was no such id.
     pub async fn delete(&self, id: i64) -> Result<bool, StoreError> {
-        self.write(move |tx| Ok(tx.prepare_cached(DELETE)?.execute([id])? > 0))
-            .await
+        match &self.backend {
+            Backend::Sqlite(store) => store.delete(id).await,
+            Backend::Postgres(store) => store.delete(id).await,
+        }
     }
-
-    /// Runs `job` in one write transaction, committed only if `job` succeeds.
-    ///
-    /// An explicit transaction, rather than autocommit, so a failing commit (disk full, I/O
-    /// error) is reported instead of lost when a `RETURNING` statement is reset. `IMMEDIATE`
-    /// takes the write lock up front, so another process cannot make it fail half way.
-    async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.with_connection(move |connection| {
-            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let result = job(&tx)?;
-            tx.commit()?;
-            Ok(result)
-        })
-        .await
-    }
-
-    /// Runs `job` with the connection on tokio's blocking pool.
-    async fn with_connection<T, F>(&self, job: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let connection = Arc::clone(&self.connection);
-        let task = tokio::task::spawn_blocking(move || {
-            // A panic while the lock was held left no transaction open (dropping a Transaction
-            // rolls it back), so the connection is still sound: carry on with it.
-            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
-            job(&mut connection)
-        });
-        task.await
-            .map_err(|err| StoreError::Task(err.to_string()))?
-    }
-}
-
-/// Durability and locking settings for a file database.
-fn configure_file(connection: &Connection, path: &str) -> Result<(), StoreError> {
-    connection.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String =
-        connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        // Still durable with synchronous=FULL; readers just wait for writers.
-        log::warn!("item store {path:?}: journal_mode is {mode:?}, WAL is not available here");
-    }
-    connection.pragma_update(None, "synchronous", "FULL")?;
-    Ok(())
-}
-
-/// Applies the migrations the database has not seen yet, all in one transaction.
-fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
-    // IMMEDIATE, so two processes opening a new file cannot both create the schema.
-    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let known = MIGRATIONS.len();
-    let applied = usize::try_from(version)
-        .ok()
-        .filter(|applied| *applied <= known)
-        .ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "schema version {version} is not one this build knows (0 to {known})"
-            ))
-        })?;
-    for migration in &MIGRATIONS[applied..] {
-        tx.execute_batch(migration)?;
-    }
-    tx.pragma_update(None, "user_version", known)?;
-    tx.commit()?;
-    Ok(())
-}
-
-/// Reads a row selected as `id, name, description, price, tags, created_at, updated_at`.
-fn item_from_row(row: &Row<'_>) -> Result<Item, StoreError> {
-    let wrong_type = |err: rusqlite::Error| StoreError::Corrupt(format!("items row: {err}"));
-    let id: i64 = row.get(0).map_err(wrong_type)?;
-    let tags: String = row.get(4).map_err(wrong_type)?;
-    let tags = serde_json::from_str(&tags).map_err(|err| {
-        StoreError::Corrupt(format!(
-            "item {id}: tags are not a JSON array of strings: {err}"
-        ))
-    })?;
-    Ok(Item {
-        id,
-        name: row.get(1).map_err(wrong_type)?,
-        description: row.get(2).map_err(wrong_type)?,
-        price: row.get(3).map_err(wrong_type)?,
-        tags,
-        created_at: row.get(5).map_err(wrong_type)?,
-        updated_at: row.get(6).map_err(wrong_type)?,
-    })
-}
-
-fn tags_json(tags: &[String]) -> String {
-    serde_json::to_string(tags).expect("a list of strings always serializes to JSON")
 }
 
 /// A `LIKE ... ESCAPE '\'` pattern matching `text` anywhere, its wildcards taken literally.
-fn like_pattern(text: &str) -> String {
+pub(super) fn like_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
     pattern.push('%');
     for c in text.chars() {
@@ -333,339 +174,4 @@ fn like_pattern(text: &str) -> String {
     }
     pattern.push('%');
     pattern
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store() -> ItemStore {
-        ItemStore::open(MEMORY_PATH).expect("in-memory store")
-    }
-
-    fn new_item(name: &str, tags: &[&str]) -> NewItem {
-        NewItem {
-            name: name.into(),
-            description: format!("about {name}"),
-            price: 2.5,
-            tags: tags.iter().map(|tag| tag.to_string()).collect(),
-        }
-    }
-
-    async fn create_all(store: &ItemStore, names: &[&str]) -> Vec<Item> {
-        let mut created = Vec::new();
-        for name in names {
-            created.push(store.create(new_item(name, &[])).await.expect("create"));
-        }
-        created
-    }
-
-    async fn names_matching(store: &ItemStore, q: &str) -> Vec<String> {
-        let query = ListQuery {
-            q: Some(q.into()),
-            ..ListQuery::default()
-        };
-        let page = store.list(query).await.expect("list");
-        page.items.into_iter().map(|item| item.name).collect()
-    }
-
-    #[tokio::test]
-    async fn created_item_round_trips_with_trimmed_name_and_tags() {
-        let store = store();
-        let created = store
-            .create(new_item("  pen  ", &[" office ", "blue"]))
-            .await
-            .expect("create");
-        assert_eq!(created.name, "pen");
-        assert_eq!(created.description, "about   pen  ");
-        assert_eq!(created.price, 2.5);
-        assert_eq!(created.tags, ["office", "blue"]);
-        assert_eq!(created.created_at, created.updated_at);
-        // RFC 3339 UTC with milliseconds: 2026-11-25T00:10:00.123Z
-        assert_eq!(created.created_at.len(), 24, "{}", created.created_at);
-        assert_eq!(&created.created_at[10..11], "T");
-        assert_eq!(&created.created_at[19..20], ".");
-        assert!(created.created_at.ends_with('Z'));
-        let fetched = store.get(created.id).await.expect("get");
-        assert_eq!(fetched, Some(created));
-    }
-
-    #[tokio::test]
-    async fn get_of_a_missing_id_is_none() {
-        assert_eq!(store().get(42).await, Ok(None));
-    }
-
-    #[tokio::test]
-    async fn name_filter_ignores_ascii_case() {
-        let store = store();
-        create_all(&store, &["Blue Pen", "pencil", "eraser"]).await;
-        assert_eq!(names_matching(&store, "PEN").await, ["Blue Pen", "pencil"]);
-        assert_eq!(names_matching(&store, "sun").await, Vec::<String>::new());
-    }
-
-    #[tokio::test]
-    async fn name_filter_takes_wildcards_literally() {
-        let store = store();
-        let names = [
-            "100% cotton",
-            "1000 cotton",
-            "snake_case",
-            "snakeXcase",
-            r"back\slash",
-        ];
-        create_all(&store, &names).await;
-        assert_eq!(names_matching(&store, "0%").await, ["100% cotton"]);
-        assert_eq!(names_matching(&store, "e_c").await, ["snake_case"]);
-        assert_eq!(names_matching(&store, r"\").await, [r"back\slash"]);
-        assert_eq!(names_matching(&store, "%").await, ["100% cotton"]);
-    }
-
-    #[tokio::test]
-    async fn tag_filter_matches_one_tag_exactly() {
-        let store = store();
-        store
-            .create(new_item("a", &["rust", "web"]))
-            .await
-            .expect("a");
-        store.create(new_item("b", &["Rust"])).await.expect("b");
-        store.create(new_item("c", &["rusty"])).await.expect("c");
-        store
-            .create(new_item("d", &["web", "rust"]))
-            .await
-            .expect("d");
-        let query = ListQuery {
-            tag: Some("rust".into()),
-            ..ListQuery::default()
-        };
-        let page = store.list(query).await.expect("list");
-        let names: Vec<_> = page.items.iter().map(|item| item.name.as_str()).collect();
-        assert_eq!(names, ["a", "d"]);
-        assert_eq!(page.total, 2);
-    }
-
-    #[tokio::test]
-    async fn pages_follow_ids_and_total_ignores_paging() {
-        let store = store();
-        let created = create_all(&store, &["a1", "a2", "a3", "a4", "a5", "b6"]).await;
-        let page = store
-            .list(ListQuery {
-                limit: 2,
-                offset: 2,
-                ..ListQuery::default()
-            })
-            .await
-            .expect("page");
-        assert_eq!(page.items, created[2..4]);
-        assert_eq!((page.total, page.limit, page.offset), (6, 2, 2));
-        let filtered = ListQuery {
-            limit: 3,
-            offset: 3,
-            q: Some("a".into()),
-            tag: None,
-        };
-        let page = store.list(filtered).await.expect("filtered page");
-        assert_eq!(page.items, created[3..5]);
-        assert_eq!(page.total, 5);
-        let past_the_end = ListQuery {
-            offset: 100,
-            ..ListQuery::default()
-        };
-        let page = store.list(past_the_end).await.expect("empty page");
-        assert!(page.items.is_empty());
-        assert_eq!(page.total, 6);
-    }
-
-    #[tokio::test]
-    async fn replace_keeps_created_at_and_refreshes_updated_at() {
-        let store = store();
-        let created = store.create(new_item("pen", &["a"])).await.expect("create");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let replacement = NewItem {
-            name: " quill ".into(),
-            description: String::new(),
-            price: 9.0,
-            tags: vec![],
-        };
-        let replaced = store
-            .replace(created.id, replacement)
-            .await
-            .expect("replace")
-            .expect("exists");
-        assert_eq!((replaced.id, replaced.name.as_str()), (created.id, "quill"));
-        assert_eq!((replaced.description.as_str(), replaced.price), ("", 9.0));
-        assert!(replaced.tags.is_empty());
-        assert_eq!(replaced.created_at, created.created_at);
-        assert!(replaced.updated_at > created.updated_at);
-        assert_eq!(store.get(created.id).await, Ok(Some(replaced)));
-    }
-
-    #[tokio::test]
-    async fn patch_changes_only_the_fields_it_sets() {
-        let store = store();
-        let created = store.create(new_item("pen", &["a"])).await.expect("create");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let patch = ItemPatch {
-            price: Some(0.0),
-            tags: Some(vec![" b ".into()]),
-            ..ItemPatch::default()
-        };
-        let patched = store
-            .patch(created.id, patch)
-            .await
-            .expect("patch")
-            .expect("exists");
-        let expected = Item {
-            price: 0.0,
-            tags: vec!["b".into()],
-            updated_at: patched.updated_at.clone(),
-            ..created.clone()
-        };
-        assert_eq!(patched, expected);
-        assert!(patched.updated_at > created.updated_at);
-        let renamed = ItemPatch {
-            name: Some(" nib ".into()),
-            ..ItemPatch::default()
-        };
-        let renamed = store.patch(created.id, renamed).await.expect("patch");
-        assert_eq!(renamed.map(|item| item.name), Some("nib".into()));
-    }
-
-    #[tokio::test]
-    async fn replace_patch_and_delete_of_a_missing_id_change_nothing() {
-        let store = store();
-        let kept = store.create(new_item("pen", &[])).await.expect("create");
-        let missing = kept.id + 1;
-        assert_eq!(store.replace(missing, new_item("x", &[])).await, Ok(None));
-        let patch = ItemPatch {
-            price: Some(1.0),
-            ..ItemPatch::default()
-        };
-        assert_eq!(store.patch(missing, patch).await, Ok(None));
-        assert_eq!(store.delete(missing).await, Ok(false));
-        let page = store.list(ListQuery::default()).await.expect("list");
-        assert_eq!(page.items, [kept]);
-    }
-
-    #[tokio::test]
-    async fn delete_removes_the_item_once() {
-        let store = store();
-        let created = store.create(new_item("pen", &[])).await.expect("create");
-        assert_eq!(store.delete(created.id).await, Ok(true));
-        assert_eq!(store.get(created.id).await, Ok(None));
-        assert_eq!(store.delete(created.id).await, Ok(false));
-    }
-
-    #[tokio::test]
-    async fn ids_of_deleted_items_are_never_reused() {
-        let store = store();
-        let created = create_all(&store, &["a", "b"]).await;
-        store.delete(created[1].id).await.expect("delete");
-        let next = store.create(new_item("c", &[])).await.expect("create");
-        assert_eq!(next.id, created[1].id + 1);
-    }
-
-    #[tokio::test]
-    async fn a_file_store_keeps_items_and_ids_across_reopening() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("items.sqlite3");
-        let path = path.to_str().expect("temp path is UTF-8");
-        let store = ItemStore::open(path).expect("open");
-        let created = create_all(&store, &["a", "b", "c"]).await;
-        store.delete(created[2].id).await.expect("delete");
-        drop(store);
-
-        let reopened = ItemStore::open(path).expect("reopen");
-        let page = reopened.list(ListQuery::default()).await.expect("list");
-        assert_eq!(page.items, created[..2]);
-        let next = reopened.create(new_item("d", &[])).await.expect("create");
-        assert_eq!(next.id, created[2].id + 1, "deleted id reused after reopen");
-        let connection = reopened.connection.lock().expect("unpoisoned");
-        let mode: String = connection
-            .pragma_query_value(None, "journal_mode", |row| row.get(0))
-            .expect("journal_mode");
-        assert_eq!(mode, "wal");
-    }
-
-    #[test]
-    fn a_schema_newer_than_this_build_is_refused() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("items.sqlite3");
-        let path = path.to_str().expect("temp path is UTF-8");
-        let connection = Connection::open(path).expect("open raw");
-        connection
-            .pragma_update(None, "user_version", 99)
-            .expect("set version");
-        drop(connection);
-        let err = ItemStore::open(path).expect_err("newer schema");
-        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
-    }
-
-    #[test]
-    fn an_unopenable_path_is_an_error_naming_it() {
-        let err = ItemStore::open("/nonexistent-dir/items.sqlite3").expect_err("no such dir");
-        assert!(err.to_string().contains("/nonexistent-dir"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn a_corrupt_tags_column_is_an_error_not_a_panic() {
-        let store = store();
-        let created = store.create(new_item("pen", &[])).await.expect("create");
-        for bad_tags in ["not json", "[1, 2]", r#"{"a": "b"}"#] {
-            store
-                .connection
-                .lock()
-                .expect("unpoisoned")
-                .execute("UPDATE items SET tags = ?1", [bad_tags])
-                .expect("corrupt the row");
-            let err = store.get(created.id).await.expect_err("corrupt tags");
-            assert!(matches!(err, StoreError::Corrupt(_)), "{bad_tags}: {err}");
-            let err = store.list(ListQuery::default()).await.expect_err("corrupt");
-            assert!(matches!(err, StoreError::Corrupt(_)), "{bad_tags}: {err}");
-        }
-    }
-
-    #[tokio::test]
-    async fn unvalidated_input_is_an_error_or_stored_never_a_panic() {
-        let store = store();
-        let nan = NewItem {
-            price: f64::NAN,
-            ..new_item("pen", &[])
-        };
-        let err = store.create(nan).await.expect_err("NaN price");
-        assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
-        let odd = new_item("", &["", "dup", "dup"]);
-        let stored = store.create(odd).await.expect("stored as given");
-        assert_eq!(stored.tags, ["", "dup", "dup"]);
-        let extreme = ListQuery {
-            limit: 0,
-            offset: u64::MAX,
-            q: Some(r"%_\".into()),
-            tag: Some(String::new()),
-        };
-        let page = store.list(extreme).await.expect("odd query");
-        assert_eq!((page.items.len(), page.total), (0, 0));
-        let empty_tag = ListQuery {
-            limit: 0,
-            tag: Some(String::new()),
-            ..ListQuery::default()
-        };
-        let page = store.list(empty_tag).await.expect("empty tag");
-        assert_eq!((page.items.len(), page.total), (0, 1));
-        assert_eq!(store.get(i64::MIN).await, Ok(None));
-    }
-
-    #[tokio::test]
-    async fn a_poisoned_lock_is_recovered() {
-        let store = store();
-        let connection = Arc::clone(&store.connection);
-        let panicked = std::thread::spawn(move || {
-            let _held = connection.lock().expect("first lock");
-            panic!("poisoning the item store lock on purpose");
-        })
-        .join();
-        assert!(panicked.is_err());
-        assert!(store.connection.is_poisoned());
-        let created = store.create(new_item("pen", &[])).await.expect("create");
-        assert_eq!(store.get(created.id).await, Ok(Some(created)));
-    }
 }

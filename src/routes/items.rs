@@ -196,13 +196,14 @@ fn delete_item(store: ItemStore) -> impl Filter<Extract = (ItemReply,), Error = 
     params(("id" = i64, Path, minimum = 1, description = "a positive integer")),
     responses((status = 200, body = Item, description = "the item; X-Cache says HIT, MISS or BYPASS"),
               (status = 304, description = "If-None-Match matched the ETag"),
-              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 503, body = ErrorBody, description = "the item store is unreachable")))]
 pub async fn read_item(id: String, store: ItemStore) -> Result<ItemReply, Rejection> {
     let id = parse_id(&id)?;
     let item = store
         .get(id)
         .await
-        .map_err(internal)?
+        .map_err(store_failure)?
         .ok_or_else(|| not_found(id))?;
     Ok(warp::reply::json(&item).into_response())
 }
@@ -213,10 +214,11 @@ pub async fn read_item(id: String, store: ItemStore) -> Result<ItemReply, Reject
            ("offset" = Option<u64>, Query, description = "0 to 1000000, default 0"),
            ("q" = Option<String>, Query, description = "name contains this (case-insensitive)"),
            ("tag" = Option<String>, Query, description = "has exactly this tag")),
-    responses((status = 200, body = ItemPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = ItemPage), (status = 400, body = ErrorBody),
+              (status = 503, body = ErrorBody, description = "the item store is unreachable")))]
 pub async fn list(pairs: Vec<(String, String)>, store: ItemStore) -> Result<ItemReply, Rejection> {
     let query = ListQuery::from_pairs(&pairs).map_err(|e| bad_request(&e))?;
-    let page = store.list(query).await.map_err(internal)?;
+    let page = store.list(query).await.map_err(store_failure)?;
     Ok(warp::reply::json(&page).into_response())
 }
 
@@ -224,10 +226,11 @@ pub async fn list(pairs: Vec<(String, String)>, store: ItemStore) -> Result<Item
 #[utoipa::path(post, path = "/items", tag = "items", request_body = NewItem,
     responses((status = 201, body = Item, headers(("location" = String, description = "/items/{id}"))),
               (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
-              (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 503, body = ErrorBody, description = "the item store is unreachable")))]
 pub async fn create(new: NewItem, store: ItemStore) -> Result<ItemReply, Rejection> {
     new.validate().map_err(invalid)?;
-    let item = store.create(new).await.map_err(internal)?;
+    let item = store.create(new).await.map_err(store_failure)?;
     let location = format!("/items/{}", item.id);
     let reply = warp::reply::with_status(warp::reply::json(&item), StatusCode::CREATED);
     Ok(warp::reply::with_header(reply, header::LOCATION, location).into_response())
@@ -237,14 +240,15 @@ pub async fn create(new: NewItem, store: ItemStore) -> Result<ItemReply, Rejecti
 #[utoipa::path(put, path = "/items/{id}", tag = "items", request_body = NewItem,
     params(("id" = i64, Path, minimum = 1, description = "a positive integer")),
     responses((status = 200, body = Item), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 503, body = ErrorBody, description = "the item store is unreachable")))]
 pub async fn replace(id: String, new: NewItem, store: ItemStore) -> Result<ItemReply, Rejection> {
     let id = parse_id(&id)?;
     new.validate().map_err(invalid)?;
     let item = store
         .replace(id, new)
         .await
-        .map_err(internal)?
+        .map_err(store_failure)?
         .ok_or_else(|| not_found(id))?;
     Ok(warp::reply::json(&item).into_response())
 }
@@ -253,14 +257,15 @@ pub async fn replace(id: String, new: NewItem, store: ItemStore) -> Result<ItemR
 #[utoipa::path(patch, path = "/items/{id}", tag = "items", request_body = ItemPatch,
     params(("id" = i64, Path, minimum = 1, description = "a positive integer")),
     responses((status = 200, body = Item), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 503, body = ErrorBody, description = "the item store is unreachable")))]
 pub async fn patch(id: String, patch: ItemPatch, store: ItemStore) -> Result<ItemReply, Rejection> {
     let id = parse_id(&id)?;
     patch.validate().map_err(invalid)?;
     let item = store
         .patch(id, patch)
         .await
-        .map_err(internal)?
+        .map_err(store_failure)?
         .ok_or_else(|| not_found(id))?;
     Ok(warp::reply::json(&item).into_response())
 }
@@ -268,10 +273,11 @@ pub async fn patch(id: String, patch: ItemPatch, store: ItemStore) -> Result<Ite
 /// Deletes an item (invalidates the tags it affects).
 #[utoipa::path(delete, path = "/items/{id}", tag = "items",
     params(("id" = i64, Path, minimum = 1, description = "a positive integer")),
-    responses((status = 204, description = "deleted"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "deleted"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 503, body = ErrorBody, description = "the item store is unreachable")))]
 pub async fn delete(id: String, store: ItemStore) -> Result<ItemReply, Rejection> {
     let id = parse_id(&id)?;
-    if !store.delete(id).await.map_err(internal)? {
+    if !store.delete(id).await.map_err(store_failure)? {
         return Err(not_found(id));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -299,6 +305,13 @@ fn bad_request(err: &ValidationError) -> Rejection {
     warp::reject::custom(ApiError::BadRequest(err.to_string()))
 }
 
-fn internal(err: StoreError) -> Rejection {
-    warp::reject::custom(ApiError::Internal(format!("item store: {err}")))
+/// A database that cannot be reached is a 503 the client may retry (and the cache may cover
+/// with a stale entry); anything else is a 500. Either way the details go to the log only.
+fn store_failure(err: StoreError) -> Rejection {
+    if let StoreError::Unavailable(_) = err {
+        log::warn!("{err}");
+        let message = "the item store is unavailable; try again shortly";
+        return warp::reject::custom(ApiError::Unavailable(message.into()));
+    }
+    warp::reject::custom(ApiError::Internal(err.to_string()))
 }
