@@ -339,7 +339,7 @@ async fn history_without_stale_reads(busting: Busting) {
                             .iter()
                             .map(|a| a.load(Ordering::SeqCst))
                             .collect();
-                        let path = if state % 3 == 0 {
+                        let path = if state.is_multiple_of(3) {
                             "/h/all".to_string()
                         } else {
                             format!("/h/{k}")
