@@ -200,6 +200,14 @@ impl Backend {
         dispatch!(self, b => b.mark_soft_purged(key).await)
     }
 
+    /// Publishes `message` on `channel` (Redis pub/sub; nothing to do for process memory).
+    pub async fn publish(&self, channel: &str, message: &str) -> Result<(), BackendError> {
+        match self {
+            Backend::Redis(redis) => redis.publish(channel, message).await,
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
     /// Stores `value` under `key` with no expiry.
     pub async fn set_persistent(&self, key: &str, value: Bytes) -> Result<(), BackendError> {
         dispatch!(self, b => b.set_persistent(key, value).await)

@@ -14,7 +14,9 @@ use serde::Serialize;
 use super::backend::{Backend, BackendError, BackendKind, KeyTtl};
 use super::codec::{self, Codec, CodecError, Decoded, Encoded};
 use super::generations::PendingBusts;
+use super::invalidation::{Announcer, Invalidated};
 use super::key::{KeyLayout, Namespace};
+use super::l1::L1;
 use super::memory::MemoryBackend;
 use super::redis::RedisBackend;
 use super::stats::{CacheEvent, CacheStats};
@@ -53,11 +55,23 @@ struct Inner {
     error_log: ThrottledLog,
     corrupt_log: ThrottledLog,
     pending_busts: PendingBusts,
+    /// The L1 tier and its invalidation channel, when configured (Redis backend only).
+    announcer: Option<Announcer>,
 }
 
 impl CacheManager {
     /// A manager over `backend`, configured by `settings`.
     pub fn new(backend: Backend, settings: &CacheSettings) -> Self {
+        let announcer =
+            (settings.l1_max_bytes > 0 && backend.kind() == BackendKind::Redis).then(|| {
+                Announcer {
+                    l1: Arc::new(L1::new(
+                        settings.l1_max_bytes,
+                        Duration::from_millis(settings.l1_ttl_ms),
+                    )),
+                    channel: format!("{}:#invalidate", settings.key_prefix),
+                }
+            });
         Self {
             inner: Arc::new(Inner {
                 backend: Arc::new(backend),
@@ -74,8 +88,52 @@ impl CacheManager {
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 pending_busts: PendingBusts::default(),
+                announcer,
             }),
         }
+    }
+
+    /// The L1 tier, when one is configured.
+    pub fn l1(&self) -> Option<&Arc<L1>> {
+        self.inner.announcer.as_ref().map(|a| &a.l1)
+    }
+
+    /// Applies `what` to this process's L1 tier and publishes it to the other instances; does
+    /// nothing without an L1 tier. Called after the invalidation reached Redis (or failed to).
+    pub(super) async fn announce(&self, what: Invalidated<'_>) {
+        let Some(announcer) = &self.inner.announcer else {
+            return;
+        };
+        let layout = &self.inner.layout;
+        what.apply(&announcer.l1, |ns, key| layout.full_key(ns, key));
+        let published = self
+            .inner
+            .backend
+            .publish(&announcer.channel, &what.message())
+            .await;
+        if let Err(err) = published {
+            // Other instances' L1 entries then live out their (short) L1 lifetime.
+            self.inner
+                .error_log
+                .warn(|| format!("invalidation not published ({err})"));
+        }
+    }
+
+    /// Starts receiving other instances' invalidations, when an L1 tier is configured.
+    fn start_subscriber(&self, redis: &RedisSettings) {
+        let Some(announcer) = &self.inner.announcer else {
+            return;
+        };
+        let Ok(client) = redis::Client::open(redis.url.as_str()) else {
+            return;
+        };
+        let layout = self.inner.layout.clone();
+        super::invalidation::spawn_subscriber(
+            client,
+            announcer.channel.clone(),
+            Arc::downgrade(&announcer.l1),
+            move |ns, key| layout.full_key(ns, key),
+        );
     }
 
     /// A manager over the in-process memory backend.
@@ -99,6 +157,7 @@ impl CacheManager {
             }
             BackendChoice::Redis => {
                 let manager = Self::new(Backend::Redis(RedisBackend::new(redis)?), cache);
+                manager.start_subscriber(redis);
                 match manager.ping().await {
                     Ok(_) => log::info!("cache backend: redis at {}", redacted(&redis.url)),
                     Err(err) => log::warn!(
@@ -113,6 +172,7 @@ impl CacheManager {
                 match manager.ping().await {
                     Ok(_) => {
                         log::info!("cache backend: redis at {} (auto)", redacted(&redis.url));
+                        manager.start_subscriber(redis);
                         Ok(manager)
                     }
                     Err(err) => {
@@ -145,6 +205,7 @@ impl CacheManager {
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 pending_busts: PendingBusts::default(),
+                announcer: None,
             }),
         })
     }
@@ -292,7 +353,11 @@ impl CacheManager {
             .iter()
             .map(|key| self.inner.layout.full_key(ns, key))
             .collect();
-        let deleted = self.observe(ns, self.inner.backend.delete(&full_keys).await)?;
+        let result = self.inner.backend.delete(&full_keys).await;
+        for key in keys {
+            self.announce(Invalidated::Key(ns, key)).await;
+        }
+        let deleted = self.observe(ns, result)?;
         self.inner
             .stats
             .record(Some(ns), CacheEvent::Delete(deleted));
@@ -338,6 +403,7 @@ impl CacheManager {
             .backend
             .delete_matching(&layout.prefix_start(), &layout.prefix_pattern())
             .await;
+        self.announce(Invalidated::Everything).await;
         let deleted = self.observe_global(result)?;
         self.inner.stats.record(None, CacheEvent::Delete(deleted));
         Ok(deleted)

@@ -338,6 +338,13 @@ impl RedisBackend {
         Ok(marked == 1)
     }
 
+    pub(super) async fn publish(&self, channel: &str, message: &str) -> Result<(), BackendError> {
+        let _receivers: i64 = self
+            .run(redis::cmd("PUBLISH").arg(channel).arg(message))
+            .await?;
+        Ok(())
+    }
+
     pub(super) async fn set_persistent(&self, key: &str, value: Bytes) -> Result<(), BackendError> {
         self.run(redis::cmd("SET").arg(key).arg(value.as_ref()))
             .await
