@@ -52,6 +52,20 @@ impl Expiry<String, Arc<L1Entry>> for L1Deadline {
     }
 }
 
+/// A value to hold in L1 and what it belongs to.
+pub struct Held<'a> {
+    /// Its namespace.
+    pub namespace: &'a Namespace,
+    /// The tags it is filed under.
+    pub tags: &'a [String],
+    /// The value.
+    pub value: Arc<dyn Any + Send + Sync>,
+    /// About how many bytes it takes.
+    pub bytes: usize,
+    /// How long it stays fresh.
+    pub lifetime: Duration,
+}
+
 /// The L1 tier; see the module docs.
 pub struct L1 {
     entries: Cache<String, Arc<L1Entry>>,
@@ -133,18 +147,16 @@ impl L1 {
             .any(|tag| newer(&tag_mark(&entry.namespace, tag)))
     }
 
-    /// Holds `value` (about `bytes` large) under `full_key` for at most `lifetime` (and the
-    /// tier's maximum), unless an invalidation since `seen` reached it.
-    pub fn insert(
-        &self,
-        full_key: &str,
-        namespace: &Namespace,
-        tags: &[String],
-        value: Arc<dyn Any + Send + Sync>,
-        bytes: usize,
-        lifetime: Duration,
-        seen: u64,
-    ) {
+    /// Holds `held` under `full_key` for at most its lifetime (and the tier's maximum), unless
+    /// an invalidation since `seen` reached it.
+    pub fn insert(&self, full_key: &str, held: Held<'_>, seen: u64) {
+        let Held {
+            namespace,
+            tags,
+            value,
+            bytes,
+            lifetime,
+        } = held;
         let lifetime = lifetime.min(self.max_lifetime);
         if !self.is_live() || lifetime.is_zero() {
             return;
@@ -231,15 +243,14 @@ mod tests {
     fn put(l1: &L1, key: &str, tags: &[&str], seen: u64) {
         let ns = Namespace::new("n").unwrap();
         let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-        l1.insert(
-            key,
-            &ns,
-            &tags,
-            Arc::new(key.to_string()),
-            10,
-            Duration::from_secs(60),
-            seen,
-        );
+        let held = Held {
+            namespace: &ns,
+            tags: &tags,
+            value: Arc::new(key.to_string()),
+            bytes: 10,
+            lifetime: Duration::from_secs(60),
+        };
+        l1.insert(key, held, seen);
     }
 
     #[test]
@@ -295,15 +306,14 @@ mod tests {
         l1.set_live(true);
         let ns = Namespace::new("n").unwrap();
         let seen = l1.snapshot().unwrap();
-        l1.insert(
-            "a",
-            &ns,
-            &[],
-            Arc::new(1u8),
-            1,
-            Duration::from_secs(60),
-            seen,
-        );
+        let held = Held {
+            namespace: &ns,
+            tags: &[],
+            value: Arc::new(1u8),
+            bytes: 1,
+            lifetime: Duration::from_secs(60),
+        };
+        l1.insert("a", held, seen);
         assert!(l1.get("a").is_some());
         std::thread::sleep(Duration::from_millis(30));
         assert!(l1.get("a").is_none());

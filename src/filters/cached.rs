@@ -57,7 +57,7 @@ use super::request::{request_parts, RequestParts};
 use super::response::{header_map, mark, Answer, Outcome, Representation};
 use super::storing::{self, Preparation, Prepared};
 use crate::cache::codec::{Decoded, PayloadEncoding};
-use crate::cache::l1::L1;
+use crate::cache::l1::{Held, L1};
 use crate::cache::refill_lock::RefillLock;
 use crate::cache::tags::decode_names;
 use crate::cache::{CacheEvent, CacheManager, Lookup, Stamp};
@@ -404,15 +404,14 @@ impl LocalTier<'_> {
             representation: stored.representation.clone(),
             current,
         };
-        self.l1.insert(
-            self.full_key,
-            ns,
-            &tags,
-            Arc::new(entry),
+        let held = Held {
+            namespace: ns,
+            tags: &tags,
+            value: Arc::new(entry),
             bytes,
-            stored.meta.remaining(now),
-            self.seen,
-        );
+            lifetime: stored.meta.remaining(now),
+        };
+        self.l1.insert(self.full_key, held, self.seen);
     }
 }
 
