@@ -81,6 +81,24 @@ async fn a_write_through_one_instance_reaches_the_other_ones_l1() {
     );
     eprintln!("L1 invalidation across instances over {WRITES} writes: p50 {p50:?}, p99 {p99:?}, max {max:?}");
     assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
+
+    let stats: Value = reader.get("/cache/stats").await.json().await.expect("json");
+    assert_eq!(stats["l1"]["live"], true, "{stats}");
+    assert!(stats["l1"]["entries"].as_u64() >= Some(1), "{stats}");
+    let metrics = reader.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics.contains("cache_l1{measure=\"live\"} 1"),
+        "{metrics}"
+    );
+    let without: Value = writer_without_l1_stats(&redis).await;
+    assert!(without["l1"].is_null(), "{without}");
+}
+
+/// The stats of an instance without L1.
+async fn writer_without_l1_stats(redis: &RedisServer) -> Value {
+    let database = tempfile::tempdir().expect("temp dir");
+    let app = instance(redis, &database, false).await;
+    app.get("/cache/stats").await.json().await.expect("json")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
