@@ -72,8 +72,9 @@ round_trips() {
   redis-cli -p "$redis_port" echo round-trips-done >/dev/null
   until grep -q 'round-trips-done' "$work/monitor"; do sleep 0.02; done
   kill "$monitor_pid"; wait "$monitor_pid" 2>/dev/null || true
-  grep -v '^OK' "$work/monitor" | grep -v 'lua\]' | grep -v -c 'round-trips-done' \
-    | awk -v n="$sample" '{printf "%.3f", $1 / n}'
+  local count
+  count=$(grep -v '^OK' "$work/monitor" | grep -v 'lua\]' | grep -v -c 'round-trips-done' || true)
+  awk -v c="$count" -v n="$sample" 'BEGIN {printf "%.3f", c / n}'
 }
 declare -A rps p50 p99 cpr
 run_case() {

@@ -124,7 +124,10 @@ impl Application {
         .map(Reply::into_response)
         .recover(handle_rejection)
         .unify();
-        let routes = observed(routes, metrics, SecurityHeaders::new(app.hsts_max_age_secs));
+        // Boxed: the whole tree's request future is tens of kilobytes, and hyper moves it twice
+        // per request (into its dispatcher, then into the oneshot); behind a box it moves a
+        // pointer. Measured with scripts/profile_hit.sh: ~16 k fewer instructions per request.
+        let routes = observed(routes, metrics, SecurityHeaders::new(app.hsts_max_age_secs)).boxed();
         let (begin_drain, drain_started) = tokio::sync::oneshot::channel::<()>();
         let server = warp::serve(routes)
             .incoming(self.listener)

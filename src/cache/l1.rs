@@ -14,7 +14,9 @@
 //! missed). Values are opaque here (`Arc<dyn Any>`); the cache filter stores parsed responses.
 
 use std::any::Any;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -75,8 +77,10 @@ pub struct L1 {
     sequence: AtomicU64,
     /// The last mark of everything.
     everything_at: AtomicU64,
-    /// The last mark of each namespace (`ns`), tag (`ns\ntag`) and key (`\nkey`).
-    marks: RwLock<HashMap<String, u64>>,
+    /// The last mark of each namespace, tag and key, by a hash of what it names (a collision
+    /// can only kill an entry that was still good, never keep a dead one).
+    marks: RwLock<HashMap<u64, u64>>,
+    hasher: RandomState,
 }
 
 impl L1 {
@@ -95,6 +99,7 @@ impl L1 {
             sequence: AtomicU64::new(1),
             everything_at: AtomicU64::new(0),
             marks: RwLock::new(HashMap::new()),
+            hasher: RandomState::new(),
         }
     }
 
@@ -137,14 +142,26 @@ impl L1 {
         if marks.is_empty() {
             return true;
         }
-        let newer = |mark: &str| marks.get(mark).is_some_and(|at| *at >= entry.seen);
-        if newer(entry.namespace.as_str()) || newer(&key_mark(full_key)) {
+        let newer = |mark: u64| marks.get(&mark).is_some_and(|at| *at >= entry.seen);
+        let ns = entry.namespace.as_str();
+        if newer(self.mark_of(Mark::Namespace, ns, ""))
+            || newer(self.mark_of(Mark::Key, full_key, ""))
+        {
             return false;
         }
         !entry
             .tags
             .iter()
-            .any(|tag| newer(&tag_mark(&entry.namespace, tag)))
+            .any(|tag| newer(self.mark_of(Mark::Tag, ns, tag)))
+    }
+
+    fn mark_of(&self, kind: Mark, first: &str, second: &str) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write_u8(kind as u8);
+        hasher.write(first.as_bytes());
+        hasher.write_u8(0xff); // not UTF-8: separates the parts unambiguously
+        hasher.write(second.as_bytes());
+        hasher.finish()
     }
 
     /// Holds `held` under `full_key` for at most its lifetime (and the tier's maximum), unless
@@ -179,7 +196,7 @@ impl L1 {
         self.sequence.fetch_add(1, Ordering::AcqRel)
     }
 
-    fn mark(&self, mark: String) {
+    fn mark(&self, mark: u64) {
         let at = self.next();
         let mut marks = self.marks.write().unwrap_or_else(|e| e.into_inner());
         marks.insert(mark, at);
@@ -187,20 +204,20 @@ impl L1 {
 
     /// Every entry of `namespace` is dead.
     pub fn mark_namespace(&self, namespace: &Namespace) {
-        self.mark(namespace.as_str().to_string());
+        self.mark(self.mark_of(Mark::Namespace, namespace.as_str(), ""));
     }
 
     /// Every entry of `namespace` filed under one of `tags` is dead.
     pub fn mark_tags<'a>(&self, namespace: &Namespace, tags: impl IntoIterator<Item = &'a str>) {
         for tag in tags {
-            self.mark(tag_mark(namespace, tag));
+            self.mark(self.mark_of(Mark::Tag, namespace.as_str(), tag));
         }
     }
 
     /// The entry under `full_key` is dead.
     pub fn mark_key(&self, full_key: &str) {
         self.entries.invalidate(full_key);
-        self.mark(key_mark(full_key));
+        self.mark(self.mark_of(Mark::Key, full_key, ""));
     }
 
     /// Everything is dead.
@@ -222,12 +239,12 @@ impl L1 {
     }
 }
 
-fn tag_mark(namespace: &Namespace, tag: &str) -> String {
-    format!("{namespace}\n{tag}")
-}
-
-fn key_mark(full_key: &str) -> String {
-    format!("\n{full_key}")
+/// What a mark names.
+#[derive(Clone, Copy)]
+enum Mark {
+    Namespace,
+    Tag,
+    Key,
 }
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ where
         })
         .and(outcome)
         .and_then(settle)
+        .boxed()
 }
 
 /// When a write's request is dropped, its commit may still be under way on a task of its own

@@ -54,7 +54,7 @@ use super::flights::{follow, Flights, Leader, Role, SharedEntry};
 use super::origin::{detached, origin_request, Origin};
 use super::policy::CachePolicy;
 use super::request::{request_parts, RequestParts};
-use super::response::{header_map, mark, Answer, Outcome, Representation};
+use super::response::{header_map, mark, Answer, Outcome, Prebuilt, Representation};
 use super::storing::{self, Preparation, Prepared};
 use crate::cache::codec::{Decoded, PayloadEncoding};
 use crate::cache::l1::{Held, L1};
@@ -93,7 +93,7 @@ pub fn cached<F, R>(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone
 where
     F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
-    R: Reply,
+    R: Reply + 'static,
 {
     let state = Arc::new(CachedRoute {
         cache,
@@ -108,6 +108,9 @@ where
         .and_then(finish)
         .recover(answer_hit)
         .unify()
+        // Boxed so the request future an enclosing `or` chain moves around is a pointer, not
+        // the whole cache state machine (measured: a few thousand instructions per request).
+        .boxed()
 }
 
 struct CachedRoute {
@@ -374,12 +377,16 @@ impl StoredEntry {
     }
 }
 
-/// An entry held in the L1 tier: parsed, ready to answer from.
+/// An entry held in the L1 tier: parsed, with its usual answers prebuilt.
 struct LocalEntry {
     meta: EntryMeta,
     representation: Representation,
     /// The namespace's stamp when it was read from Redis (an early refresh stores under it).
     current: Stamp,
+    /// The answer for clients that get the plain body, when it is at hand.
+    plain: Option<Prebuilt>,
+    /// The answer for gzip-accepting clients, for an entry stored compressed.
+    gzip: Option<Prebuilt>,
 }
 
 /// Where a Redis hit may be copied into the L1 tier.
@@ -391,7 +398,8 @@ struct LocalTier<'a> {
 }
 
 impl LocalTier<'_> {
-    fn keep(&self, stored: &StoredEntry, current: Stamp, ns: &crate::cache::Namespace, now: u64) {
+    fn keep(&self, stored: &StoredEntry, current: Stamp, policy: &CachePolicy, now: u64) {
+        let (ns, vary) = (&policy.namespace, &policy.vary);
         let bytes = match &stored.representation {
             Representation::Plain(body) => body.len(),
             Representation::Gzip { compressed, plain } => {
@@ -399,10 +407,19 @@ impl LocalTier<'_> {
             }
         };
         let tags: Vec<String> = decode_names(&stored.tags).map(str::to_string).collect();
+        let (plain, gzip) = Prebuilt::for_entry(
+            &header_map(&stored.meta.headers),
+            &stored.representation,
+            &stored.meta.etag,
+            std::time::Duration::from_millis(stored.meta.ttl_ms),
+            vary,
+        );
         let entry = LocalEntry {
             meta: stored.meta.clone(),
             representation: stored.representation.clone(),
             current,
+            plain,
+            gzip,
         };
         let held = Held {
             namespace: ns,
@@ -447,6 +464,23 @@ fn answer_local(
         early_refresh,
         local: true,
     };
+    // The usual case, from the prebuilt answer; conditional requests and inflating for a
+    // client without gzip take the general path.
+    if !request
+        .headers()
+        .contains_key(warp::http::header::IF_NONE_MATCH)
+    {
+        let compressed = matches!(local.representation, Representation::Gzip { .. });
+        let prebuilt = if compressed && request.accepts_gzip() {
+            local.gzip.as_ref()
+        } else {
+            local.plain.as_ref()
+        };
+        if let Some(prebuilt) = prebuilt {
+            let status = StatusCode::from_u16(local.meta.status).unwrap_or(StatusCode::OK);
+            return Ok(Some(prebuilt.answer(status, local.meta.age(now), outcome)));
+        }
+    }
     answer_from(
         request,
         &state.policy,
@@ -510,7 +544,7 @@ async fn answer_stored(
             let early_refresh = early_refresh::should_refresh(remaining, origin, beta)
                 && revalidate_in_background(state, request, key, current);
             if let Some(local) = &local {
-                local.keep(&stored, current, &state.policy.namespace, now);
+                local.keep(&stored, current, &state.policy, now);
             }
             Outcome::Hit {
                 remaining,

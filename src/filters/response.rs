@@ -205,27 +205,92 @@ impl Answer<'_> {
             };
             (self.status, headers, body)
         };
-        set(&mut headers, header::ETAG, &etag);
-        set(
-            &mut headers,
-            header::CACHE_CONTROL,
-            &format!("max-age={}", self.max_age.as_secs()),
-        );
+        add_validators(&mut headers, &etag, self.max_age, self.vary, compressed);
         if let Some(age) = self.age {
             set(&mut headers, header::AGE, &age.as_secs().to_string());
-        }
-        let mut vary: Vec<&str> = self.vary.iter().map(HeaderName::as_str).collect();
-        if compressed {
-            vary.push("accept-encoding");
-        }
-        if !vary.is_empty() {
-            set(&mut headers, header::VARY, &vary.join(", "));
         }
         mark(&mut headers, self.outcome);
         let mut response = Response::new(body.into());
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         Ok(response)
+    }
+}
+
+/// Adds the headers that are the same on every answer from one entry: `ETag`,
+/// `Cache-Control: max-age` and `Vary` (the key's headers, and `Accept-Encoding` for an entry
+/// stored compressed).
+pub fn add_validators(
+    headers: &mut HeaderMap,
+    etag: &str,
+    max_age: Duration,
+    vary: &[HeaderName],
+    compressed: bool,
+) {
+    set(headers, header::ETAG, etag);
+    set(
+        headers,
+        header::CACHE_CONTROL,
+        &format!("max-age={}", max_age.as_secs()),
+    );
+    let mut varied: Vec<&str> = vary.iter().map(HeaderName::as_str).collect();
+    if compressed {
+        varied.push("accept-encoding");
+    }
+    if !varied.is_empty() {
+        set(headers, header::VARY, &varied.join(", "));
+    }
+}
+
+/// A response ready to copy: for entries held in the L1 tier, so a hit clones headers instead
+/// of rebuilding them.
+#[derive(Debug, Clone)]
+pub struct Prebuilt {
+    /// Representation headers with `ETag`, `Cache-Control`, `Vary` (and `Content-Encoding`).
+    pub headers: HeaderMap,
+    /// The body as sent.
+    pub body: Bytes,
+}
+
+impl Prebuilt {
+    /// The answers to prebuild for an entry: as plain (when the plain body is at hand) and, for
+    /// an entry stored compressed, as gzip.
+    pub fn for_entry(
+        stored_headers: &HeaderMap,
+        body: &Representation,
+        etag: &str,
+        max_age: Duration,
+        vary: &[HeaderName],
+    ) -> (Option<Prebuilt>, Option<Prebuilt>) {
+        let build = |body: &Bytes, etag: &str, compressed: bool, encoded: bool| {
+            let mut headers = stored_headers.clone();
+            if encoded {
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            add_validators(&mut headers, etag, max_age, vary, compressed);
+            Prebuilt {
+                headers,
+                body: body.clone(),
+            }
+        };
+        match body {
+            Representation::Plain(plain) => (Some(build(plain, etag, false, false)), None),
+            Representation::Gzip { compressed, plain } => (
+                plain.as_ref().map(|plain| build(plain, etag, true, false)),
+                Some(build(compressed, &gzip_etag(etag), true, true)),
+            ),
+        }
+    }
+
+    /// The response: these headers and body with `Age` and the cache headers for `outcome`.
+    pub fn answer(&self, status: StatusCode, age: Duration, outcome: Outcome) -> Response {
+        let mut headers = self.headers.clone();
+        set(&mut headers, header::AGE, &age.as_secs().to_string());
+        mark(&mut headers, outcome);
+        let mut response = Response::new(self.body.clone().into());
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        response
     }
 }
 

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{app_settings, eventually, header, spawn_app_with, RedisServer, TestApp};
+use crate::helpers::{
+    app_settings, eventually, header, spawn_app_with, x_cache, RedisServer, TestApp,
+};
 
 /// A service on `redis` and the item database at `database` (shared by the instances).
 async fn instance(redis: &RedisServer, database: &tempfile::TempDir, l1: bool) -> TestApp {
@@ -158,4 +160,51 @@ async fn a_lost_subscription_turns_l1_off_and_forgets_it() {
     );
     // And L1 comes back.
     until_local(&reader, "/items/1").await;
+}
+
+#[tokio::test]
+async fn an_l1_hit_answers_exactly_like_a_redis_hit() {
+    let redis = RedisServer::start();
+    let database = tempfile::tempdir().expect("temp dir");
+    let app = instance(&redis, &database, true).await;
+    // Over the 1 KiB compression threshold: stored gzip.
+    let description = "a lamp that lights a desk ".repeat(70);
+    for _ in 0..2 {
+        app.create_item(json!({"name": "Lamp", "price": 1, "description": description}))
+            .await;
+    }
+    let compared = [
+        "content-type",
+        "etag",
+        "cache-control",
+        "vary",
+        "content-encoding",
+        "x-cache",
+    ];
+    for (path, accept) in [("/items/1", None), ("/items/2", Some("gzip"))] {
+        let headers: Vec<(&str, &str)> =
+            accept.map(|a| ("accept-encoding", a)).into_iter().collect();
+        assert_eq!(x_cache(&app.get_with(path, &headers).await), "MISS");
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            let response = app.get_with(path, &headers).await;
+            let status = header(&response, "cache-status");
+            let picked: Vec<String> = compared
+                .iter()
+                .map(|name| header(&response, name))
+                .collect();
+            let body = response.bytes().await.expect("body");
+            answers.push((status, picked, body));
+        }
+        let (redis_hit, l1_hit) = (&answers[0], &answers[1]);
+        assert!(!redis_hit.0.contains("l1"), "{accept:?}: {}", redis_hit.0);
+        assert!(l1_hit.0.contains("detail=l1"), "{accept:?}: {}", l1_hit.0);
+        assert_eq!(redis_hit.1, l1_hit.1, "{accept:?}: headers differ");
+        assert_eq!(redis_hit.2, l1_hit.2, "{accept:?}: bodies differ");
+        let etag = l1_hit.1[1].clone();
+        let mut conditional = headers.clone();
+        conditional.push(("if-none-match", etag.as_str()));
+        let revalidated = app.get_with(path, &conditional).await;
+        assert_eq!(revalidated.status(), 304, "{accept:?}");
+    }
 }
