@@ -91,6 +91,19 @@ pub struct PoolState {
     pub idle: u64,
 }
 
+/// One Redis Cluster master's answer to a PING.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct NodeHealth {
+    /// `host:port` as the cluster reports it.
+    pub address: String,
+    /// Whether it answered.
+    pub healthy: bool,
+    /// PING round trip, when it answered.
+    pub latency_ms: Option<f64>,
+    /// Why it did not answer.
+    pub error: Option<String>,
+}
+
 /// Which backend is in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -267,16 +280,48 @@ impl Backend {
         }
     }
 
-    /// The connection pool's occupancy, for backends that have one.
+    /// The connection pool's occupancy, for backends that have one (not a Redis Cluster).
     pub async fn pool_state(&self) -> Option<PoolState> {
         match self {
-            Backend::Redis(redis) => Some(redis.pool_state().await),
+            Backend::Redis(redis) => redis.pool_state().await,
             Backend::Memory(_) => None,
         }
     }
 
-    /// One round trip to the backend; returns how long it took.
+    /// One round trip to the backend (to every master of a Redis Cluster); returns how long it
+    /// took (the slowest).
     pub async fn ping(&self) -> Result<Duration, BackendError> {
         dispatch!(self, b => b.ping().await)
+    }
+
+    /// Whether keys must be laid out for a Redis Cluster (one hash slot per namespace).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Backend::Redis(redis) if redis.is_cluster())
+    }
+
+    /// Each Redis Cluster master's PING; `None` for other backends.
+    pub async fn node_health(&self) -> Option<Result<Vec<NodeHealth>, BackendError>> {
+        match self {
+            Backend::Redis(redis) if redis.is_cluster() => Some(redis.node_health().await),
+            _ => None,
+        }
+    }
+
+    /// Publishes `message` on `channel` (every node of a cluster); returns how many subscribers
+    /// received it. The memory backend has no subscribers and answers 0.
+    pub async fn publish(&self, channel: &str, message: &[u8]) -> Result<u64, BackendError> {
+        match self {
+            Backend::Redis(redis) => redis.publish(channel, message).await,
+            Backend::Memory(_) => Ok(0),
+        }
+    }
+
+    /// A client for a `SUBSCRIBE` connection to one node (see
+    /// [`RedisBackend::subscription_client`]); `None` for the memory backend.
+    pub fn subscription_client(&self, attempt: usize) -> Option<redis::RedisResult<redis::Client>> {
+        match self {
+            Backend::Redis(redis) => Some(redis.subscription_client(attempt)),
+            Backend::Memory(_) => None,
+        }
     }
 }
