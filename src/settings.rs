@@ -889,8 +889,7 @@ mod tests {
         let err = load_yaml("redis:\n  mode: cluster\n  url: redis://h:7000/2\n", &[])
             .expect_err("database 2");
         assert!(err.to_string().contains("database 0 only"), "{err}");
-        let err = load_yaml("redis:\n  mode: cluster\n  url: \" , \"\n", &[])
-            .expect_err("no url");
+        let err = load_yaml("redis:\n  mode: cluster\n  url: \" , \"\n", &[]).expect_err("no url");
         assert!(err.to_string().contains("redis.url"), "{err}");
         let err = load_yaml("redis:\n  mode: sharded\n", &[]).expect_err("unknown mode");
         assert!(err.to_string().contains("redis.mode"), "{err}");

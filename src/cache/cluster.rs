@@ -66,7 +66,9 @@ impl ConnectionLike for Handle {
 /// A cluster client for the seed nodes in `settings.url`, with the backend's budgets: the
 /// client's own timeouts match ours, and it retries briefly so a failover costs a request the
 /// command timeout at most.
-pub(super) fn client(settings: &RedisSettings) -> redis::RedisResult<redis::cluster::ClusterClient> {
+pub(super) fn client(
+    settings: &RedisSettings,
+) -> redis::RedisResult<redis::cluster::ClusterClient> {
     ClusterClientBuilder::new(settings.urls())
         .connection_timeout(settings.connect_timeout())
         .response_timeout(settings.command_timeout())
@@ -177,7 +179,11 @@ mod tests {
         assert!(cursor < 1 << 53);
         assert_eq!(decode_cursor(next_cursor(0, 0, 3).expect("fits")), (1, 0));
         assert_eq!(decode_cursor(next_cursor(1, 7, 3).expect("fits")), (1, 7));
-        assert_eq!(next_cursor(2, 0, 3).expect("fits"), 0, "the last master is done");
+        assert_eq!(
+            next_cursor(2, 0, 3).expect("fits"),
+            0,
+            "the last master is done"
+        );
         assert!(encode_cursor(0, 1 << 48).is_err());
     }
 

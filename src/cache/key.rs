@@ -148,7 +148,8 @@ impl KeyLayout {
     /// `<prefix>:<segment>:<namespace>` (standalone), with room for `extra` more bytes.
     fn namespace_key(&self, namespace: &Namespace, segment: &str, extra: usize) -> String {
         let ns = namespace.as_str();
-        let mut key = String::with_capacity(self.prefix.len() + ns.len() + segment.len() + extra + 4);
+        let mut key =
+            String::with_capacity(self.prefix.len() + ns.len() + segment.len() + extra + 4);
         if self.clustered {
             key.push('{');
             key.push_str(&self.prefix);
@@ -318,7 +319,9 @@ mod tests {
         assert_eq!(layout.split(&keys[1]), None);
         assert_eq!(layout.split("wrc:items:x"), None);
         let other = Namespace::new("items2").expect("valid");
-        assert!(!layout.full_key(&other, "x").starts_with(&layout.namespace_start(&ns)));
+        assert!(!layout
+            .full_key(&other, "x")
+            .starts_with(&layout.namespace_start(&ns)));
         assert_eq!(layout.tag_prefix(&ns), "{wrc:items}#tag:");
     }
 
