@@ -40,22 +40,24 @@ for port in "${cluster_ports[@]}"; do
 done
 seeds=$(printf 'redis://127.0.0.1:%s,' "${cluster_ports[@]}")
 
-# Starts the service with extra environment "$@"; prints its port.
+# Starts the service with extra environment "$@", creates one item and reads it once; sets
+# app_port (not in a subshell, so the service's pid reaches cleanup).
 start_service() {
-  local log="$work/service-$RANDOM.log"
+  local log="$work/service-${#pids[@]}.log"
   env APP__PORT=0 CACHE__BACKEND=redis DATABASE__PATH=":memory:" \
     RUST_LOG=warn,warp_redis_cache=info,warp_redis_cache::access=warn \
-    CACHE__COMPRESSION_THRESHOLD_BYTES=4096 "$@" target/release/warp-redis-cache 2>"$log" &
+    CACHE__COMPRESSION_THRESHOLD_BYTES=4096 "$@" \
+    "${CARGO_TARGET_DIR:-target}/release/warp-redis-cache" >/dev/null 2>"$log" &
   pids+=($!)
-  local port
-  port=$(wait_for_listening "$log")
-  curl -sf -X POST -H 'content-type: application/json' "http://127.0.0.1:$port/items" \
+  app_port=$(wait_for_listening "$log")
+  curl -sf -X POST -H 'content-type: application/json' "http://127.0.0.1:$app_port/items" \
     -d '{"name":"Benchmark lamp","price":12.5,"description":"A steady desk lamp for measuring caches."}' >/dev/null
-  curl -sf "http://127.0.0.1:$port/items/1" -o /dev/null
-  echo "$port"
+  curl -sf "http://127.0.0.1:$app_port/items/1" -o /dev/null
 }
-single_app=$(start_service REDIS__URL="redis://127.0.0.1:$single_port/0")
-cluster_app=$(start_service REDIS__MODE=cluster REDIS__URL="${seeds%,}")
+start_service REDIS__URL="redis://127.0.0.1:$single_port/0"
+single_app=$app_port
+start_service REDIS__MODE=cluster REDIS__URL="${seeds%,}"
+cluster_app=$app_port
 
 cases=(
   "hit, standalone Redis|http://127.0.0.1:$single_app/items/1|"
@@ -88,7 +90,7 @@ done
 echo
 echo "redis-benchmark -c 50 -n 200000 -d 1024, SET and GET, without and with -P 16 (requests/s)"
 printf '| %-22s | %9s | %9s | %9s | %9s |\n' target SET GET "SET -P16" "GET -P16" "---" "---" "---" "---" "---"
-bench() { redis-benchmark "$@" -c 50 -n 200000 -d 1024 -t get,set -q | awk '{printf " %9.0f |", $2}'; }
+bench() { redis-benchmark "$@" -c 50 -n 200000 -d 1024 -t get,set -q | tr '\r' '\n' | awk '/requests per second/ {printf " %9.0f |", $2}'; }
 printf '| %-22s |' "one server"
 bench -p "$single_port"
 bench -p "$single_port" -P 16
