@@ -116,6 +116,19 @@ impl Metrics {
                 "# HELP cache_circuit_opened_total Times the circuit opened\n# TYPE cache_circuit_opened_total counter\ncache_circuit_opened_total {opened}"
             );
         }
+        if let Some(l1) = cache.l1() {
+            let (entries, bytes) = l1.usage();
+            gauge(
+                &mut text,
+                "cache_l1",
+                "The in-process L1 tier: whether it is in use (subscribed), entries and bytes held",
+                &[
+                    ("measure=\"live\"", f64::from(u8::from(l1.is_live()))),
+                    ("measure=\"entries\"", entries as f64),
+                    ("measure=\"bytes\"", bytes as f64),
+                ],
+            );
+        }
         if let Some(pool) = cache.pool_state().await {
             let states = [
                 ("state=\"max_open\"", pool.max_open as f64),

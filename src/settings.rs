@@ -116,6 +116,10 @@ pub struct CacheSettings {
     /// expires, scaled by how long the origin took to compute it. 0 turns it off; 1 is the
     /// usual setting; larger refreshes earlier.
     pub early_refresh_beta: f64,
+    /// Size of the in-process L1 tier in front of Redis, in bytes; 0 turns it off.
+    pub l1_max_bytes: u64,
+    /// Longest an entry stays in the L1 tier, in milliseconds (never longer than its freshness).
+    pub l1_ttl_ms: u64,
 }
 
 /// `admin:` section: who may use the cache admin routes.
@@ -208,6 +212,8 @@ impl Default for CacheSettings {
             stale_if_error_secs: 300,
             refill_lock: false,
             early_refresh_beta: 1.0,
+            l1_max_bytes: 0,
+            l1_ttl_ms: 1000,
         }
     }
 }

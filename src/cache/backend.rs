@@ -213,6 +213,15 @@ impl Backend {
         dispatch!(self, b => b.mark_soft_purged(key).await)
     }
 
+    /// Publishes `message` on `channel` (Redis pub/sub; a plain PUBLISH reaches every node of a
+    /// Redis Cluster; nothing to do for process memory).
+    pub async fn publish(&self, channel: &str, message: &str) -> Result<(), BackendError> {
+        match self {
+            Backend::Redis(redis) => redis.publish(channel, message).await,
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
     /// Stores `value` under `key` with no expiry.
     pub async fn set_persistent(&self, key: &str, value: Bytes) -> Result<(), BackendError> {
         dispatch!(self, b => b.set_persistent(key, value).await)
@@ -304,15 +313,6 @@ impl Backend {
         match self {
             Backend::Redis(redis) if redis.is_cluster() => Some(redis.node_health().await),
             _ => None,
-        }
-    }
-
-    /// Publishes `message` on `channel` (every node of a cluster); returns how many subscribers
-    /// received it. The memory backend has no subscribers and answers 0.
-    pub async fn publish(&self, channel: &str, message: &[u8]) -> Result<u64, BackendError> {
-        match self {
-            Backend::Redis(redis) => redis.publish(channel, message).await,
-            Backend::Memory(_) => Ok(0),
         }
     }
 

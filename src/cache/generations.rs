@@ -27,6 +27,7 @@ use bytes::Bytes;
 
 use super::backend::{BackendError, TaggedRead};
 use super::codec::{self, Decoded, Sections};
+use super::invalidation::Invalidated;
 use super::key::Namespace;
 use super::manager::{CacheError, CacheManager};
 use super::stamp::{judge, NamespaceState, Stamp, TagState, Validity};
@@ -179,6 +180,7 @@ impl CacheManager {
             .backend()
             .set_persistent(&key, Bytes::from(state.to_record()))
             .await;
+        self.announce(Invalidated::Namespace(ns)).await;
         self.observe(ns, result)?;
         Ok(state.stamp())
     }

@@ -14,7 +14,9 @@ use serde::Serialize;
 use super::backend::{Backend, BackendError, BackendKind, KeyTtl};
 use super::codec::{self, Codec, CodecError, Decoded, Encoded};
 use super::generations::PendingBusts;
+use super::invalidation::{Announcer, Invalidated};
 use super::key::{KeyLayout, Namespace};
+use super::l1::L1;
 use super::memory::MemoryBackend;
 use super::redis::RedisBackend;
 use super::stats::{CacheEvent, CacheStats};
@@ -53,11 +55,23 @@ struct Inner {
     error_log: ThrottledLog,
     corrupt_log: ThrottledLog,
     pending_busts: PendingBusts,
+    /// The L1 tier and its invalidation channel, when configured (Redis backend only).
+    announcer: Option<Announcer>,
 }
 
 impl CacheManager {
     /// A manager over `backend`, configured by `settings`.
     pub fn new(backend: Backend, settings: &CacheSettings) -> Self {
+        let announcer =
+            (settings.l1_max_bytes > 0 && backend.kind() == BackendKind::Redis).then(|| {
+                Announcer {
+                    l1: Arc::new(L1::new(
+                        settings.l1_max_bytes,
+                        Duration::from_millis(settings.l1_ttl_ms),
+                    )),
+                    channel: format!("{}:#invalidate", settings.key_prefix),
+                }
+            });
         Self {
             inner: Arc::new(Inner {
                 layout: layout_for(&backend, &settings.key_prefix),
@@ -74,8 +88,53 @@ impl CacheManager {
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 pending_busts: PendingBusts::default(),
+                announcer,
             }),
         }
+    }
+
+    /// The L1 tier, when one is configured.
+    pub fn l1(&self) -> Option<&Arc<L1>> {
+        self.inner.announcer.as_ref().map(|a| &a.l1)
+    }
+
+    /// Applies `what` to this process's L1 tier and publishes it to the other instances; does
+    /// nothing without an L1 tier. Called after the invalidation reached Redis (or failed to).
+    pub(super) async fn announce(&self, what: Invalidated<'_>) {
+        let Some(announcer) = &self.inner.announcer else {
+            return;
+        };
+        let layout = &self.inner.layout;
+        what.apply(&announcer.l1, |ns, key| layout.full_key(ns, key));
+        let published = self
+            .inner
+            .backend
+            .publish(&announcer.channel, &what.message())
+            .await;
+        if let Err(err) = published {
+            // Other instances' L1 entries then live out their (short) L1 lifetime.
+            self.inner
+                .error_log
+                .warn(|| format!("invalidation not published ({err})"));
+        }
+    }
+
+    /// Starts receiving other instances' invalidations, when an L1 tier is configured.
+    fn start_subscriber(&self) {
+        let Some(announcer) = &self.inner.announcer else {
+            return;
+        };
+        // The server, or the first seed node of a Redis Cluster (a PUBLISH reaches every node).
+        let Some(Ok(client)) = self.subscription_client(0) else {
+            return;
+        };
+        let layout = self.inner.layout.clone();
+        super::invalidation::spawn_subscriber(
+            client,
+            announcer.channel.clone(),
+            Arc::downgrade(&announcer.l1),
+            move |ns, key| layout.full_key(ns, key),
+        );
     }
 
     /// A manager over the in-process memory backend.
@@ -99,6 +158,7 @@ impl CacheManager {
             }
             BackendChoice::Redis => {
                 let manager = Self::new(Backend::Redis(RedisBackend::new(redis)?), cache);
+                manager.start_subscriber();
                 match manager.ping().await {
                     Ok(_) => log::info!("cache backend: redis at {}", shown(redis)),
                     Err(err) => log::warn!(
@@ -113,6 +173,7 @@ impl CacheManager {
                 match manager.ping().await {
                     Ok(_) => {
                         log::info!("cache backend: redis at {} (auto)", shown(redis));
+                        manager.start_subscriber();
                         Ok(manager)
                     }
                     Err(err) => {
@@ -145,6 +206,7 @@ impl CacheManager {
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 pending_busts: PendingBusts::default(),
+                announcer: None,
             }),
         })
     }
@@ -292,7 +354,11 @@ impl CacheManager {
             .iter()
             .map(|key| self.inner.layout.full_key(ns, key))
             .collect();
-        let deleted = self.observe(ns, self.inner.backend.delete(&full_keys).await)?;
+        let result = self.inner.backend.delete(&full_keys).await;
+        for key in keys {
+            self.announce(Invalidated::Key(ns, key)).await;
+        }
+        let deleted = self.observe(ns, result)?;
         self.inner
             .stats
             .record(Some(ns), CacheEvent::Delete(deleted));
@@ -338,6 +404,7 @@ impl CacheManager {
             .backend
             .delete_matching(&layout.prefix_start(), &layout.prefix_pattern())
             .await;
+        self.announce(Invalidated::Everything).await;
         let deleted = self.observe_global(result)?;
         self.inner.stats.record(None, CacheEvent::Delete(deleted));
         Ok(deleted)
@@ -357,14 +424,6 @@ impl CacheManager {
     pub async fn node_health(&self) -> Option<Result<Vec<super::NodeHealth>, CacheError>> {
         let nodes = self.inner.backend.node_health().await?;
         Some(self.observe_global(nodes))
-    }
-
-    /// Publishes `message` on `channel` through the backend's shared connection (a plain
-    /// `PUBLISH`, which a Redis Cluster delivers on every node); returns how many subscribers
-    /// received it.
-    pub async fn publish(&self, channel: &str, message: &[u8]) -> Result<u64, CacheError> {
-        let result = self.inner.backend.publish(channel, message).await;
-        self.observe_global(result)
     }
 
     /// A client for a dedicated `SUBSCRIBE` connection: the Redis server, or seed node

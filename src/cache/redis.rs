@@ -404,6 +404,13 @@ impl RedisBackend {
         Ok(marked == 1)
     }
 
+    pub(super) async fn publish(&self, channel: &str, message: &str) -> Result<(), BackendError> {
+        let _receivers: i64 = self
+            .run(redis::cmd("PUBLISH").arg(channel).arg(message))
+            .await?;
+        Ok(())
+    }
+
     pub(super) async fn set_persistent(&self, key: &str, value: Bytes) -> Result<(), BackendError> {
         self.run(redis::cmd("SET").arg(key).arg(value.as_ref()))
             .await
@@ -614,13 +621,6 @@ impl RedisBackend {
         let started = Instant::now();
         let _: String = self.run(&redis::cmd("PING")).await?;
         Ok(started.elapsed())
-    }
-
-    /// `PUBLISH channel message`; returns how many subscribers got it. On a cluster a plain
-    /// PUBLISH reaches the subscribers of every node.
-    pub(super) async fn publish(&self, channel: &str, message: &[u8]) -> Result<u64, BackendError> {
-        self.run(redis::cmd("PUBLISH").arg(channel).arg(message))
-            .await
     }
 
     /// Each master's PING, in address order (cluster mode; empty for one server).

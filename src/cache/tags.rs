@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::backend::BackendError;
+use super::invalidation::Invalidated;
 use super::key::Namespace;
 use super::manager::{CacheError, CacheManager};
 
@@ -132,6 +133,8 @@ impl CacheManager {
             .backend()
             .invalidate(&record, &tag_keys, how.script_mode())
             .await;
+        let names = tags.iter().map(Tag::as_str).collect();
+        self.announce(Invalidated::Tags(ns, names)).await;
         self.observe(ns, result).map(|_| ())
     }
 
@@ -143,6 +146,7 @@ impl CacheManager {
             .backend()
             .invalidate(&record, &[], "namespace-soft")
             .await;
+        self.announce(Invalidated::Namespace(ns)).await;
         self.observe(ns, result).map(|_| ())
     }
 
@@ -157,6 +161,7 @@ impl CacheManager {
             let full_key = self.layout().full_key(ns, key);
             let result: Result<bool, BackendError> =
                 self.backend().mark_soft_purged(&full_key).await;
+            self.announce(Invalidated::Key(ns, key)).await;
             if self.observe(ns, result)? {
                 marked += 1;
             }

@@ -57,7 +57,9 @@ use super::request::{request_parts, RequestParts};
 use super::response::{header_map, mark, Answer, Outcome, Representation};
 use super::storing::{self, Preparation, Prepared};
 use crate::cache::codec::{Decoded, PayloadEncoding};
+use crate::cache::l1::{Held, L1};
 use crate::cache::refill_lock::RefillLock;
+use crate::cache::tags::decode_names;
 use crate::cache::{CacheEvent, CacheManager, Lookup, Stamp};
 use crate::error::ApiError;
 
@@ -185,6 +187,16 @@ async fn decide(request: &RequestParts, state: &Arc<CachedRoute>) -> Result<Acti
     };
     let key = request.finish_key(key, &policy.vary);
     let ns = &policy.namespace;
+    let l1 = state.cache.l1().filter(|_| policy.l1);
+    let full_key = l1.map(|_| state.cache.layout().full_key(ns, &key));
+    if let (Some(l1), Some(full_key), false) = (l1, &full_key, directives.no_cache) {
+        if let Some(response) = answer_local(state, request, l1, full_key, &key)? {
+            return Err(answered(response));
+        }
+    }
+    // Taken before the lookup: an invalidation that arrives while the entry travels from Redis
+    // keeps it out of L1.
+    let l1_seen = l1.and_then(|l1| l1.snapshot());
     if state.cache.settle_pending_bust(ns).await.is_err() {
         return Ok(Action::Bypass("cache-unavailable"));
     }
@@ -206,11 +218,18 @@ async fn decide(request: &RequestParts, state: &Arc<CachedRoute>) -> Result<Acti
     if let (Some((decoded, soft_purged)), false, Some(current)) = (hit, refresh, current) {
         match StoredEntry::read(decoded) {
             Some(stored) => {
+                let local = match (l1, &full_key, l1_seen) {
+                    (Some(l1), Some(full_key), Some(seen)) => {
+                        Some(LocalTier { l1, full_key, seen })
+                    }
+                    _ => None,
+                };
                 let found = Found {
                     key: &key,
                     current,
                     stored,
                     soft_purged,
+                    local,
                 };
                 match answer_stored(state, request, found).await? {
                     Some(response) => return Err(answered(response)),
@@ -332,6 +351,8 @@ async fn wait_for_refill(state: &CachedRoute, key: &str, stamp: Stamp) -> Option
 struct StoredEntry {
     meta: EntryMeta,
     representation: Representation,
+    /// The tag section as stored (names separated by `\n`).
+    tags: bytes::Bytes,
 }
 
 impl StoredEntry {
@@ -348,8 +369,93 @@ impl StoredEntry {
         Some(Self {
             meta,
             representation,
+            tags: decoded.tags,
         })
     }
+}
+
+/// An entry held in the L1 tier: parsed, ready to answer from.
+struct LocalEntry {
+    meta: EntryMeta,
+    representation: Representation,
+    /// The namespace's stamp when it was read from Redis (an early refresh stores under it).
+    current: Stamp,
+}
+
+/// Where a Redis hit may be copied into the L1 tier.
+struct LocalTier<'a> {
+    l1: &'a L1,
+    full_key: &'a str,
+    /// Taken before the lookup.
+    seen: u64,
+}
+
+impl LocalTier<'_> {
+    fn keep(&self, stored: &StoredEntry, current: Stamp, ns: &crate::cache::Namespace, now: u64) {
+        let bytes = match &stored.representation {
+            Representation::Plain(body) => body.len(),
+            Representation::Gzip { compressed, plain } => {
+                compressed.len() + plain.as_ref().map_or(0, bytes::Bytes::len)
+            }
+        };
+        let tags: Vec<String> = decode_names(&stored.tags).map(str::to_string).collect();
+        let entry = LocalEntry {
+            meta: stored.meta.clone(),
+            representation: stored.representation.clone(),
+            current,
+        };
+        let held = Held {
+            namespace: ns,
+            tags: &tags,
+            value: Arc::new(entry),
+            bytes,
+            lifetime: stored.meta.remaining(now),
+        };
+        self.l1.insert(self.full_key, held, self.seen);
+    }
+}
+
+/// Answers from the L1 tier when it holds a fresh entry for `full_key`.
+fn answer_local(
+    state: &Arc<CachedRoute>,
+    request: &RequestParts,
+    l1: &L1,
+    full_key: &str,
+    key: &str,
+) -> Result<Option<Response>, Rejection> {
+    let Some(value) = l1.get(full_key) else {
+        return Ok(None);
+    };
+    let Ok(local) = value.downcast::<LocalEntry>() else {
+        return Ok(None);
+    };
+    let now = entry::now_ms();
+    if local.meta.freshness(now) != Freshness::Fresh {
+        return Ok(None);
+    }
+    let remaining = local.meta.remaining(now);
+    let origin = std::time::Duration::from_millis(local.meta.origin_ms);
+    let beta = state.policy.early_refresh_beta(&state.cache);
+    let early_refresh = early_refresh::should_refresh(remaining, origin, beta)
+        && revalidate_in_background(state, request, key, local.current);
+    state
+        .cache
+        .stats()
+        .record(Some(&state.policy.namespace), CacheEvent::Hit);
+    let outcome = Outcome::Hit {
+        remaining,
+        early_refresh,
+        local: true,
+    };
+    answer_from(
+        request,
+        &state.policy,
+        &local.meta,
+        local.representation.clone(),
+        now,
+        outcome,
+    )
+    .map(Some)
 }
 
 /// An entry the lookup found, with what is needed to answer from it or refresh it.
@@ -360,6 +466,8 @@ struct Found<'a> {
     stored: StoredEntry,
     /// A soft purge reached it: it is stale whatever its age.
     soft_purged: bool,
+    /// Where a fresh entry is copied for later hits, when the route uses L1.
+    local: Option<LocalTier<'a>>,
 }
 
 /// How usable `meta` is at `now`; a soft-purged entry is past its fresh lifetime whatever its
@@ -391,6 +499,7 @@ async fn answer_stored(
         current,
         stored,
         soft_purged,
+        local,
     } = found;
     let now = entry::now_ms();
     let outcome = match freshness_of(&stored.meta, now, soft_purged) {
@@ -400,9 +509,13 @@ async fn answer_stored(
             let beta = state.policy.early_refresh_beta(&state.cache);
             let early_refresh = early_refresh::should_refresh(remaining, origin, beta)
                 && revalidate_in_background(state, request, key, current);
+            if let Some(local) = &local {
+                local.keep(&stored, current, &state.policy.namespace, now);
+            }
             Outcome::Hit {
                 remaining,
                 early_refresh,
+                local: false,
             }
         }
         Freshness::Revalidate => {

@@ -105,6 +105,7 @@ pub struct CachePolicy {
     pub(crate) tags: Vec<Tag>,
     pub(crate) tag_fns: Vec<Arc<dyn TagFn>>,
     pub(crate) early_refresh: Option<f64>,
+    pub(crate) l1: bool,
 }
 
 /// The lifetimes an entry is stored with.
@@ -140,6 +141,7 @@ impl fmt::Debug for CachePolicy {
             .field("tags", &self.tags)
             .field("tag_fns", &self.tag_fns.len())
             .field("early_refresh", &self.early_refresh)
+            .field("l1", &self.l1)
             .finish()
     }
 }
@@ -162,7 +164,16 @@ impl CachePolicy {
             tags: Vec::new(),
             tag_fns: Vec::new(),
             early_refresh: None,
+            l1: true,
         }
+    }
+
+    /// Whether hits may be answered from the in-process L1 tier, when the manager has one
+    /// (`cache.l1_max_bytes`; default: yes). Turn it off for a route whose readers must see
+    /// another instance's write the moment it returned.
+    pub fn l1(mut self, enabled: bool) -> Self {
+        self.l1 = enabled;
+        self
     }
 
     /// Files every entry under `tag` too.

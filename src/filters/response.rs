@@ -28,6 +28,8 @@ pub enum Outcome {
         remaining: Duration,
         /// Whether this hit also started a background refresh ahead of expiry (XFetch).
         early_refresh: bool,
+        /// Whether it came from this process's L1 tier rather than Redis.
+        local: bool,
     },
     /// Answered by the origin after a lookup found nothing usable.
     Miss {
@@ -84,15 +86,17 @@ impl Outcome {
         match self {
             Outcome::Hit {
                 remaining,
-                early_refresh: false,
-            } => format!("{CACHE_NAME}; hit; ttl={}", remaining.as_secs()),
-            Outcome::Hit {
-                remaining,
-                early_refresh: true,
-            } => format!(
-                "{CACHE_NAME}; hit; ttl={}; detail=early-refresh",
-                remaining.as_secs()
-            ),
+                early_refresh,
+                local,
+            } => {
+                let detail = match (local, early_refresh) {
+                    (false, false) => "",
+                    (false, true) => "; detail=early-refresh",
+                    (true, false) => "; detail=l1",
+                    (true, true) => "; detail=l1-early-refresh",
+                };
+                format!("{CACHE_NAME}; hit; ttl={}{detail}", remaining.as_secs())
+            }
             Outcome::Miss { stored: true, .. } => format!("{CACHE_NAME}; fwd=miss; stored"),
             Outcome::Miss {
                 stored: false,
@@ -276,6 +280,7 @@ mod tests {
         let hit = Outcome::Hit {
             remaining: Duration::from_secs(42),
             early_refresh: false,
+            local: false,
         };
         assert_eq!(hit.cache_status(), "warp-redis-cache; hit; ttl=42");
         let bypass = Outcome::Bypass {

@@ -73,9 +73,22 @@ pub fn routes(
 pub struct StatsResponse {
     /// The backend in use and whether it answers.
     pub backend: BackendStatus,
+    /// The in-process L1 tier, when one is configured.
+    pub l1: Option<L1Report>,
     /// Counters, in total and per namespace.
     #[serde(flatten)]
     pub stats: StatsSnapshot,
+}
+
+/// The L1 tier's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct L1Report {
+    /// Whether it is in use: invalidations are being received.
+    pub live: bool,
+    /// Entries held.
+    pub entries: u64,
+    /// Bytes held (approximate).
+    pub bytes: u64,
 }
 
 /// The backend in use and its health.
@@ -230,7 +243,15 @@ pub async fn stats(cache: CacheManager) -> Result<impl Reply, Rejection> {
         nodes: cache.node_health().await.and_then(Result::ok),
     };
     let stats = cache.stats().snapshot();
-    Ok(warp::reply::json(&StatsResponse { backend, stats }))
+    let l1 = cache.l1().map(|l1| {
+        let (entries, bytes) = l1.usage();
+        L1Report {
+            live: l1.is_live(),
+            entries,
+            bytes,
+        }
+    });
+    Ok(warp::reply::json(&StatsResponse { backend, l1, stats }))
 }
 
 /// Sets every statistics counter to zero.

@@ -438,6 +438,7 @@ async fn openapi_document_is_openapi_3_and_lists_every_route() {
         ("get", "/cache/keys"),
         ("get", "/cache/entries/{namespace}/{key}"),
         ("delete", "/cache/entries/{namespace}/{key}"),
+        ("post", "/cache/purge"),
         ("get", "/health/live"),
         ("get", "/health/ready"),
         ("get", "/metrics"),

@@ -9,6 +9,7 @@ mod helpers;
 mod item_cache;
 mod item_store_postgres;
 mod item_store_suite;
+mod l1_tier;
 mod manager_suite;
 mod operator_scripts;
 mod postgres;

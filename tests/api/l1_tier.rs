@@ -1,0 +1,161 @@
+//! The L1 tier across instances: two services share one Redis; a write through one must reach
+//! the other's L1 through pub/sub. Measures how long that takes (p50/p99 over many writes).
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{app_settings, eventually, header, spawn_app_with, RedisServer, TestApp};
+
+/// A service on `redis` and the item database at `database` (shared by the instances).
+async fn instance(redis: &RedisServer, database: &tempfile::TempDir, l1: bool) -> TestApp {
+    let mut settings = app_settings(&redis.url());
+    settings.database.path = database
+        .path()
+        .join("items.db")
+        .to_string_lossy()
+        .into_owned();
+    if l1 {
+        settings.cache.l1_max_bytes = 8 * 1024 * 1024;
+        // Long enough that only an invalidation, never the L1 lifetime, can end an entry.
+        settings.cache.l1_ttl_ms = 600_000;
+    }
+    spawn_app_with(settings).await
+}
+
+async fn price_and_status(app: &TestApp, path: &str) -> (f64, String) {
+    let response = app.get(path).await;
+    let status = header(&response, "cache-status");
+    let body: Value = response.json().await.expect("json");
+    (body["price"].as_f64().expect("price"), status)
+}
+
+/// Reads `path` on `app` until it is answered from L1.
+async fn until_local(app: &TestApp, path: &str) {
+    let local = eventually(Duration::from_secs(5), || async {
+        price_and_status(app, path).await.1.contains("detail=l1")
+    })
+    .await;
+    assert!(local, "{path} never answered from L1");
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_one_instance_reaches_the_other_ones_l1() {
+    const WRITES: usize = 200;
+    let redis = RedisServer::start();
+    let database = tempfile::tempdir().expect("temp dir");
+    let writer = instance(&redis, &database, true).await;
+    let reader = instance(&redis, &database, true).await;
+    writer
+        .create_item(json!({"name": "Lamp", "price": 0}))
+        .await;
+    let mut windows = Vec::with_capacity(WRITES);
+    for version in 1..=WRITES {
+        until_local(&reader, "/items/1").await;
+        let body = json!({"price": version});
+        let patched = writer.send_json(Method::PATCH, "/items/1", &body).await;
+        assert_eq!(patched.status(), 200);
+        let returned = Instant::now();
+        loop {
+            let (price, _) = price_and_status(&reader, "/items/1").await;
+            if price == version as f64 {
+                break;
+            }
+            assert!(
+                returned.elapsed() < Duration::from_secs(2),
+                "write {version} never reached the other instance"
+            );
+        }
+        windows.push(returned.elapsed());
+    }
+    windows.sort();
+    let (p50, p99, max) = (
+        percentile(&windows, 0.5),
+        percentile(&windows, 0.99),
+        windows[windows.len() - 1],
+    );
+    eprintln!("L1 invalidation across instances over {WRITES} writes: p50 {p50:?}, p99 {p99:?}, max {max:?}");
+    assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
+
+    let stats: Value = reader.get("/cache/stats").await.json().await.expect("json");
+    assert_eq!(stats["l1"]["live"], true, "{stats}");
+    assert!(stats["l1"]["entries"].as_u64() >= Some(1), "{stats}");
+    let metrics = reader.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics.contains("cache_l1{measure=\"live\"} 1"),
+        "{metrics}"
+    );
+    let without: Value = writer_without_l1_stats(&redis).await;
+    assert!(without["l1"].is_null(), "{without}");
+}
+
+/// The stats of an instance without L1.
+async fn writer_without_l1_stats(redis: &RedisServer) -> Value {
+    let database = tempfile::tempdir().expect("temp dir");
+    let app = instance(redis, &database, false).await;
+    app.get("/cache/stats").await.json().await.expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_l1_a_write_is_read_back_by_every_instance_at_once() {
+    let redis = RedisServer::start();
+    let database = tempfile::tempdir().expect("temp dir");
+    let writer = instance(&redis, &database, false).await;
+    let reader = instance(&redis, &database, false).await;
+    writer
+        .create_item(json!({"name": "Lamp", "price": 0}))
+        .await;
+    for version in 1..=50 {
+        reader.get("/items/1").await;
+        let body = json!({"price": version});
+        assert_eq!(
+            writer
+                .send_json(Method::PATCH, "/items/1", &body)
+                .await
+                .status(),
+            200
+        );
+        let (price, status) = price_and_status(&reader, "/items/1").await;
+        assert_eq!(
+            price, version as f64,
+            "stale read after write {version}: {status}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_subscription_turns_l1_off_and_forgets_it() {
+    let redis = RedisServer::start();
+    let database = tempfile::tempdir().expect("temp dir");
+    let writer = instance(&redis, &database, true).await;
+    let reader = instance(&redis, &database, true).await;
+    writer
+        .create_item(json!({"name": "Lamp", "price": 1}))
+        .await;
+    until_local(&reader, "/items/1").await;
+    // Cut every subscription (the writer's too): invalidations published now reach nobody.
+    let _: i64 = redis.command(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"));
+    let body = json!({"price": 2});
+    assert_eq!(
+        writer
+            .send_json(Method::PATCH, "/items/1", &body)
+            .await
+            .status(),
+        200
+    );
+    let fresh = eventually(Duration::from_secs(2), || async {
+        price_and_status(&reader, "/items/1").await.0 == 2.0
+    })
+    .await;
+    assert!(
+        fresh,
+        "an L1 entry from before the outage was served after it"
+    );
+    // And L1 comes back.
+    until_local(&reader, "/items/1").await;
+}
