@@ -66,7 +66,11 @@ pub struct AppSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port/db` (or `rediss://`, `redis+unix://`).
+    /// One server, or one Redis Cluster.
+    pub mode: RedisMode,
+    /// `redis://[user:password@]host:port/db` (or `rediss://`, `redis+unix://`). In cluster
+    /// mode, one or more seed nodes separated by commas (database 0 only); the rest of the
+    /// cluster is discovered from them.
     #[serde(deserialize_with = "scalar_string")]
     pub url: String,
     /// Most connections the pool opens.
@@ -143,6 +147,17 @@ pub struct DatabaseSettings {
     pub url: String,
 }
 
+/// How Redis is deployed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One server (or a proxy in front of several).
+    #[default]
+    Standalone,
+    /// A Redis Cluster: keys of one namespace share a hash slot, scans visit every master.
+    Cluster,
+}
+
 /// Which cache backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -171,6 +186,7 @@ impl Default for AppSettings {
 impl Default for RedisSettings {
     fn default() -> Self {
         Self {
+            mode: RedisMode::Standalone,
             url: "redis://127.0.0.1:6379/0".into(),
             max_open: 4,
             max_idle: 4,
@@ -301,6 +317,25 @@ pub fn redact_password(url: &str) -> String {
 }
 
 impl RedisSettings {
+    /// The URLs in [`Self::url`]: one in standalone mode, the seed nodes in cluster mode.
+    ///
+    /// ```
+    /// use warp_redis_cache::settings::RedisSettings;
+    ///
+    /// let settings = RedisSettings {
+    ///     url: "redis://10.0.0.1:7000, redis://10.0.0.2:7000".into(),
+    ///     ..RedisSettings::default()
+    /// };
+    /// assert_eq!(settings.urls(), ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+    /// ```
+    pub fn urls(&self) -> Vec<&str> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect()
+    }
+
     /// [`Self::connect_timeout_ms`] as a duration.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
@@ -471,14 +506,8 @@ impl Settings {
                 format!("{:?} is not an IP address", self.app.host),
             ));
         }
-        if let Err(err) = redis::parse_redis_url(&self.redis.url)
-            .ok_or_else(|| "not a URL".to_string())
-            .and_then(|_| redis::Client::open(self.redis.url.as_str()).map_err(|e| e.to_string()))
-        {
-            return Err(fail(
-                "redis.url",
-                format!("{:?} is not a Redis URL: {err}", self.redis.url),
-            ));
+        if let Err(reason) = validate_redis_urls(&self.redis) {
+            return Err(fail("redis.url", reason));
         }
         let positive = [
             ("app.max_body_bytes", self.app.max_body_bytes),
@@ -557,6 +586,36 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// One Redis URL in standalone mode; one or more seed URLs, each on database 0, in cluster mode.
+fn validate_redis_urls(redis: &RedisSettings) -> Result<(), String> {
+    let urls = redis.urls();
+    if urls.is_empty() {
+        return Err("must name a Redis server".into());
+    }
+    if urls.len() > 1 && redis.mode == RedisMode::Standalone {
+        return Err(format!(
+            "{:?} names {} servers; several seed nodes need redis.mode: cluster",
+            redis.url,
+            urls.len()
+        ));
+    }
+    for url in urls {
+        let info = redis::parse_redis_url(url)
+            .ok_or_else(|| "not a URL".to_string())
+            .and_then(|_| {
+                redis::IntoConnectionInfo::into_connection_info(url).map_err(|e| e.to_string())
+            })
+            .map_err(|err| format!("{url:?} is not a Redis URL: {err}"))?;
+        if redis.mode == RedisMode::Cluster && info.redis.db != 0 {
+            return Err(format!(
+                "{url:?} selects database {}; a Redis Cluster has database 0 only",
+                info.redis.db
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Empty (SQLite), or a URL that the PostgreSQL driver can use; the reason never shows the
@@ -822,6 +881,24 @@ mod tests {
         let err = load_yaml("", &[("REDIS__URL", "not a url")]).expect_err("bad url");
         assert!(err.to_string().contains("redis.url"), "{err}");
         assert!(err.to_string().contains("REDIS__URL"), "{err}");
+    }
+
+    #[test]
+    fn cluster_mode_takes_several_seed_urls_and_standalone_refuses_them() {
+        let seeds = "redis://127.0.0.1:7000,redis://127.0.0.1:7001";
+        let settings = load_yaml("redis:\n  mode: cluster\n", &[("REDIS__URL", seeds)])
+            .expect("cluster seeds");
+        assert_eq!(settings.redis.mode, RedisMode::Cluster);
+        assert_eq!(settings.redis.urls().len(), 2);
+        let err = load_yaml("", &[("REDIS__URL", seeds)]).expect_err("standalone, two urls");
+        assert!(err.to_string().contains("redis.mode: cluster"), "{err}");
+        let err = load_yaml("redis:\n  mode: cluster\n  url: redis://h:7000/2\n", &[])
+            .expect_err("database 2");
+        assert!(err.to_string().contains("database 0 only"), "{err}");
+        let err = load_yaml("redis:\n  mode: cluster\n  url: \" , \"\n", &[]).expect_err("no url");
+        assert!(err.to_string().contains("redis.url"), "{err}");
+        let err = load_yaml("redis:\n  mode: sharded\n", &[]).expect_err("unknown mode");
+        assert!(err.to_string().contains("redis.mode"), "{err}");
     }
 
     #[test]

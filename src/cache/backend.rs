@@ -91,6 +91,19 @@ pub struct PoolState {
     pub idle: u64,
 }
 
+/// One Redis Cluster master's answer to a PING.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct NodeHealth {
+    /// `host:port` as the cluster reports it.
+    pub address: String,
+    /// Whether it answered.
+    pub healthy: bool,
+    /// PING round trip, when it answered.
+    pub latency_ms: Option<f64>,
+    /// Why it did not answer.
+    pub error: Option<String>,
+}
+
 /// Which backend is in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -200,7 +213,8 @@ impl Backend {
         dispatch!(self, b => b.mark_soft_purged(key).await)
     }
 
-    /// Publishes `message` on `channel` (Redis pub/sub; nothing to do for process memory).
+    /// Publishes `message` on `channel` (Redis pub/sub; a plain PUBLISH reaches every node of a
+    /// Redis Cluster; nothing to do for process memory).
     pub async fn publish(&self, channel: &str, message: &str) -> Result<(), BackendError> {
         match self {
             Backend::Redis(redis) => redis.publish(channel, message).await,
@@ -275,16 +289,39 @@ impl Backend {
         }
     }
 
-    /// The connection pool's occupancy, for backends that have one.
+    /// The connection pool's occupancy, for backends that have one (not a Redis Cluster).
     pub async fn pool_state(&self) -> Option<PoolState> {
         match self {
-            Backend::Redis(redis) => Some(redis.pool_state().await),
+            Backend::Redis(redis) => redis.pool_state().await,
             Backend::Memory(_) => None,
         }
     }
 
-    /// One round trip to the backend; returns how long it took.
+    /// One round trip to the backend (to every master of a Redis Cluster); returns how long it
+    /// took (the slowest).
     pub async fn ping(&self) -> Result<Duration, BackendError> {
         dispatch!(self, b => b.ping().await)
+    }
+
+    /// Whether keys must be laid out for a Redis Cluster (one hash slot per namespace).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Backend::Redis(redis) if redis.is_cluster())
+    }
+
+    /// Each Redis Cluster master's PING; `None` for other backends.
+    pub async fn node_health(&self) -> Option<Result<Vec<NodeHealth>, BackendError>> {
+        match self {
+            Backend::Redis(redis) if redis.is_cluster() => Some(redis.node_health().await),
+            _ => None,
+        }
+    }
+
+    /// A client for a `SUBSCRIBE` connection to one node (see
+    /// [`RedisBackend::subscription_client`]); `None` for the memory backend.
+    pub fn subscription_client(&self, attempt: usize) -> Option<redis::RedisResult<redis::Client>> {
+        match self {
+            Backend::Redis(redis) => Some(redis.subscription_client(attempt)),
+            Backend::Memory(_) => None,
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Cache key layout: `<prefix>:<namespace>:<key>`, and the validation that keeps it unambiguous.
+//! Cache key layout: `<prefix>:<namespace>:<key>` (`{<prefix>:<namespace>}:<key>` on a Redis
+//! Cluster), and the validation that keeps it unambiguous.
 //!
 //! Namespaces are a closed alphabet (ASCII letters, digits, `_ . -`, 1 to 64 characters), so a
 //! namespace can never contain `:` or a glob character and clearing one namespace can never
@@ -90,84 +91,162 @@ pub fn validate_prefix(prefix: &str) -> Result<(), String> {
 const GENERATION_SEGMENT: &str = "#gen";
 
 /// Builds full keys and SCAN patterns under one prefix.
+///
+/// Two layouts. Standalone Redis: `<prefix>:<namespace>:<key>`, with the namespace's records
+/// under `<prefix>:#gen:<namespace>`, `<prefix>:#tag:<namespace>:<tag>` and
+/// `<prefix>:#lock:<namespace>:<key>`. Redis Cluster: every key of a namespace starts with the
+/// hash tag `{<prefix>:<namespace>}`, so entry, namespace record, tag records and refill locks
+/// share one hash slot: `{<prefix>:<namespace>}:<key>`, `{..}#gen`, `{..}#tag:<tag>`,
+/// `{..}#lock:<key>`. That keeps a hit one `MGET` (or one script) and every invalidation one
+/// atomic script; the price is that a namespace lives on one master, so load spreads over
+/// masters by namespace, not by key (docs/scaling.md).
+///
+/// ```
+/// use warp_redis_cache::cache::{key::KeyLayout, Namespace};
+///
+/// let items = Namespace::new("items").unwrap();
+/// assert_eq!(KeyLayout::new("wrc").full_key(&items, "GET:/items/1"), "wrc:items:GET:/items/1");
+/// let clustered = KeyLayout::clustered("wrc");
+/// assert_eq!(clustered.full_key(&items, "GET:/items/1"), "{wrc:items}:GET:/items/1");
+/// assert_eq!(clustered.generation_key(&items), "{wrc:items}#gen");
+/// ```
 #[derive(Debug, Clone)]
 pub struct KeyLayout {
     prefix: Arc<str>,
+    clustered: bool,
 }
 
 impl KeyLayout {
-    /// A layout for `prefix`, which must pass [`validate_prefix`] (settings check it at load).
+    /// The standalone layout for `prefix`, which must pass [`validate_prefix`] (settings check
+    /// it at load).
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: Arc::from(prefix),
+            clustered: false,
         }
     }
 
-    /// The prefix every key starts with.
+    /// The Redis Cluster layout for `prefix`: one hash slot per namespace.
+    pub fn clustered(prefix: &str) -> Self {
+        Self {
+            prefix: Arc::from(prefix),
+            clustered: true,
+        }
+    }
+
+    /// Whether this is the Redis Cluster layout.
+    pub fn is_clustered(&self) -> bool {
+        self.clustered
+    }
+
+    /// The prefix every key starts with (after the `{` of the cluster layout).
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
 
-    /// `<prefix>:<namespace>:<key>`.
+    /// Starts a namespace-scoped key: `{<prefix>:<namespace>}` (cluster) or
+    /// `<prefix>:<segment>:<namespace>` (standalone), with room for `extra` more bytes.
+    fn namespace_key(&self, namespace: &Namespace, segment: &str, extra: usize) -> String {
+        let ns = namespace.as_str();
+        let mut key =
+            String::with_capacity(self.prefix.len() + ns.len() + segment.len() + extra + 4);
+        if self.clustered {
+            key.push('{');
+            key.push_str(&self.prefix);
+            key.push(':');
+            key.push_str(ns);
+            key.push('}');
+            key.push_str(segment);
+        } else {
+            key.push_str(&self.prefix);
+            key.push(':');
+            if !segment.is_empty() {
+                key.push_str(segment);
+                key.push(':');
+            }
+            key.push_str(ns);
+        }
+        key
+    }
+
+    /// `<prefix>:<namespace>:<key>`, or `{<prefix>:<namespace>}:<key>`.
     pub fn full_key(&self, namespace: &Namespace, key: &str) -> String {
-        let mut full =
-            String::with_capacity(self.prefix.len() + namespace.as_str().len() + key.len() + 2);
-        full.push_str(&self.prefix);
-        full.push(':');
-        full.push_str(namespace.as_str());
+        let mut full = self.namespace_key(namespace, "", key.len() + 1);
         full.push(':');
         full.push_str(key);
         full
     }
 
-    /// `<prefix>:#gen:<namespace>`: where the namespace's current generation is kept.
+    /// `<prefix>:#gen:<namespace>`, or `{<prefix>:<namespace>}#gen`: where the namespace's
+    /// current generation is kept.
     pub fn generation_key(&self, namespace: &Namespace) -> String {
-        format!("{}:{GENERATION_SEGMENT}:{}", self.prefix, namespace)
+        self.namespace_key(namespace, GENERATION_SEGMENT, 0)
     }
 
-    /// `<prefix>:#tag:<namespace>:`: what every tag record of the namespace starts with.
+    /// `<prefix>:#tag:<namespace>:`, or `{<prefix>:<namespace>}#tag:`: what every tag record
+    /// of the namespace starts with.
     pub fn tag_prefix(&self, namespace: &Namespace) -> String {
-        format!("{}:#tag:{}:", self.prefix, namespace)
+        let mut key = self.namespace_key(namespace, "#tag", 1);
+        key.push(':');
+        key
     }
 
-    /// `<prefix>:#tag:<namespace>:<tag>`: the record of one tag.
+    /// The tag prefix followed by `tag`: the record of one tag.
     pub fn tag_key(&self, namespace: &Namespace, tag: &str) -> String {
         let mut key = self.tag_prefix(namespace);
         key.push_str(tag);
         key
     }
 
-    /// `<prefix>:#lock:<namespace>:<key>`: the refill lock of one entry.
+    /// `<prefix>:#lock:<namespace>:<key>`, or `{<prefix>:<namespace>}#lock:<key>`: the refill
+    /// lock of one entry.
     pub fn lock_key(&self, namespace: &Namespace, key: &str) -> String {
-        format!("{}:#lock:{}:{key}", self.prefix, namespace)
+        let mut lock = self.namespace_key(namespace, "#lock", key.len() + 1);
+        lock.push(':');
+        lock.push_str(key);
+        lock
     }
 
-    /// The SCAN pattern matching every key of `namespace`, and only those.
+    /// The SCAN pattern matching every entry of `namespace`, and only those.
     pub fn namespace_pattern(&self, namespace: &Namespace) -> String {
-        format!(
-            "{}:{}:*",
-            escape_glob(&self.prefix),
-            escape_glob(namespace.as_str())
-        )
+        let mut pattern = escape_glob(&self.namespace_start(namespace));
+        pattern.push('*');
+        pattern
     }
 
     /// The SCAN pattern matching every key under the prefix, and only those.
     pub fn prefix_pattern(&self) -> String {
-        format!("{}:*", escape_glob(&self.prefix))
+        let mut pattern = escape_glob(&self.prefix_start());
+        pattern.push('*');
+        pattern
     }
 
-    /// The literal text every key of `namespace` starts with.
+    /// The literal text every entry of `namespace` starts with.
     pub fn namespace_start(&self, namespace: &Namespace) -> String {
-        format!("{}:{}:", self.prefix, namespace)
+        let mut start = self.namespace_key(namespace, "", 1);
+        start.push(':');
+        start
     }
 
-    /// The literal text every key under the prefix starts with.
+    /// The literal text every key under the prefix starts with: `<prefix>:` or `{<prefix>:`.
     pub fn prefix_start(&self) -> String {
-        format!("{}:", self.prefix)
+        if self.clustered {
+            format!("{{{}:", self.prefix)
+        } else {
+            format!("{}:", self.prefix)
+        }
     }
 
     /// Splits a full key back into namespace and key, when it is one of ours.
     pub fn split<'a>(&self, full_key: &'a str) -> Option<(&'a str, &'a str)> {
+        if self.clustered {
+            let rest = full_key
+                .strip_prefix('{')?
+                .strip_prefix(self.prefix.as_ref())?
+                .strip_prefix(':')?;
+            let (namespace, key) = rest.split_once('}')?;
+            return Some((namespace, key.strip_prefix(':')?));
+        }
         let rest = full_key
             .strip_prefix(self.prefix.as_ref())?
             .strip_prefix(':')?;
@@ -216,6 +295,45 @@ mod tests {
         assert_eq!(layout.generation_key(&ns), "wrc:#gen:items");
         assert!(validate_prefix("my-app.v2").is_ok());
         assert!(validate_prefix("a:b").is_err());
+    }
+
+    #[test]
+    fn cluster_layout_puts_a_namespace_in_one_slot_and_patterns_match_only_it() {
+        let layout = KeyLayout::clustered("wrc");
+        let ns = Namespace::new("items").expect("valid");
+        let keys = [
+            layout.full_key(&ns, "GET:/items/1"),
+            layout.generation_key(&ns),
+            layout.tag_key(&ns, "item:1"),
+            layout.lock_key(&ns, "GET:/items/1"),
+        ];
+        for key in &keys {
+            assert!(key.starts_with("{wrc:items}"), "{key}");
+            assert!(key.starts_with(&layout.prefix_start()), "{key}");
+        }
+        assert_eq!(layout.namespace_pattern(&ns), "{wrc:items}:*");
+        assert_eq!(layout.prefix_pattern(), "{wrc:*");
+        assert!(!keys[1].starts_with(&layout.namespace_start(&ns)));
+        assert!(!keys[2].starts_with(&layout.namespace_start(&ns)));
+        assert_eq!(layout.split(&keys[0]), Some(("items", "GET:/items/1")));
+        assert_eq!(layout.split(&keys[1]), None);
+        assert_eq!(layout.split("wrc:items:x"), None);
+        let other = Namespace::new("items2").expect("valid");
+        assert!(!layout
+            .full_key(&other, "x")
+            .starts_with(&layout.namespace_start(&ns)));
+        assert_eq!(layout.tag_prefix(&ns), "{wrc:items}#tag:");
+    }
+
+    #[test]
+    fn standalone_layout_is_unchanged() {
+        let layout = KeyLayout::new("wrc");
+        let ns = Namespace::new("items").expect("valid");
+        assert_eq!(layout.tag_prefix(&ns), "wrc:#tag:items:");
+        assert_eq!(layout.tag_key(&ns, "t"), "wrc:#tag:items:t");
+        assert_eq!(layout.lock_key(&ns, "k"), "wrc:#lock:items:k");
+        assert_eq!(layout.namespace_start(&ns), "wrc:items:");
+        assert_eq!(layout.prefix_start(), "wrc:");
     }
 
     #[test]

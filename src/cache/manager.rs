@@ -74,8 +74,8 @@ impl CacheManager {
             });
         Self {
             inner: Arc::new(Inner {
+                layout: layout_for(&backend, &settings.key_prefix),
                 backend: Arc::new(backend),
-                layout: KeyLayout::new(&settings.key_prefix),
                 codec: Codec::new(settings.compression_threshold_bytes, settings.gzip_level),
                 default_ttl: settings.default_ttl(),
                 default_stale_windows: (
@@ -120,11 +120,12 @@ impl CacheManager {
     }
 
     /// Starts receiving other instances' invalidations, when an L1 tier is configured.
-    fn start_subscriber(&self, redis: &RedisSettings) {
+    fn start_subscriber(&self) {
         let Some(announcer) = &self.inner.announcer else {
             return;
         };
-        let Ok(client) = redis::Client::open(redis.url.as_str()) else {
+        // The server, or the first seed node of a Redis Cluster (a PUBLISH reaches every node).
+        let Some(Ok(client)) = self.subscription_client(0) else {
             return;
         };
         let layout = self.inner.layout.clone();
@@ -157,12 +158,12 @@ impl CacheManager {
             }
             BackendChoice::Redis => {
                 let manager = Self::new(Backend::Redis(RedisBackend::new(redis)?), cache);
-                manager.start_subscriber(redis);
+                manager.start_subscriber();
                 match manager.ping().await {
-                    Ok(_) => log::info!("cache backend: redis at {}", redacted(&redis.url)),
+                    Ok(_) => log::info!("cache backend: redis at {}", shown(redis)),
                     Err(err) => log::warn!(
                         "cache backend: redis at {} (not answering yet: {err}; requests are served uncached until it does)",
-                        redacted(&redis.url)
+                        shown(redis)
                     ),
                 }
                 Ok(manager)
@@ -171,14 +172,14 @@ impl CacheManager {
                 let manager = Self::new(Backend::Redis(RedisBackend::new(redis)?), cache);
                 match manager.ping().await {
                     Ok(_) => {
-                        log::info!("cache backend: redis at {} (auto)", redacted(&redis.url));
-                        manager.start_subscriber(redis);
+                        log::info!("cache backend: redis at {} (auto)", shown(redis));
+                        manager.start_subscriber();
                         Ok(manager)
                     }
                     Err(err) => {
                         log::warn!(
                             "cache backend: memory (auto: Redis at {} did not answer: {err})",
-                            redacted(&redis.url)
+                            shown(redis)
                         );
                         Ok(Self::in_memory(cache))
                     }
@@ -195,7 +196,7 @@ impl CacheManager {
         Ok(Self {
             inner: Arc::new(Inner {
                 backend: Arc::clone(&inner.backend),
-                layout: KeyLayout::new(prefix),
+                layout: layout_for(&inner.backend, prefix),
                 codec: inner.codec,
                 default_ttl: inner.default_ttl,
                 default_stale_windows: inner.default_stale_windows,
@@ -419,6 +420,19 @@ impl CacheManager {
         self.inner.backend.pool_state().await
     }
 
+    /// Each Redis Cluster master's health (`None` unless the backend is a Redis Cluster).
+    pub async fn node_health(&self) -> Option<Result<Vec<super::NodeHealth>, CacheError>> {
+        let nodes = self.inner.backend.node_health().await?;
+        Some(self.observe_global(nodes))
+    }
+
+    /// A client for a dedicated `SUBSCRIBE` connection: the Redis server, or seed node
+    /// `attempt` of a Redis Cluster (any node hears every `PUBLISH`; after losing one, try the
+    /// next attempt). `None` for the memory backend.
+    pub fn subscription_client(&self, attempt: usize) -> Option<redis::RedisResult<redis::Client>> {
+        self.inner.backend.subscription_client(attempt)
+    }
+
     /// One round trip to the backend; returns its latency.
     pub async fn ping(&self) -> Result<Duration, CacheError> {
         let result = self.inner.backend.ping().await;
@@ -478,6 +492,21 @@ impl CacheManager {
             log::debug!("could not delete corrupt entry: {err}");
         }
     }
+}
+
+/// The key layout `backend` needs: one hash slot per namespace on a Redis Cluster.
+fn layout_for(backend: &Backend, prefix: &str) -> KeyLayout {
+    if backend.is_cluster() {
+        KeyLayout::clustered(prefix)
+    } else {
+        KeyLayout::new(prefix)
+    }
+}
+
+/// The Redis URL (each seed node's, in cluster mode) without passwords, for logs.
+fn shown(redis: &RedisSettings) -> String {
+    let urls: Vec<String> = redis.urls().into_iter().map(redacted).collect();
+    urls.join(",")
 }
 
 /// The URL with any password replaced, for logs.

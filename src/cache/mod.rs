@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod breaker;
+mod cluster;
 pub mod codec;
 pub mod generations;
 pub mod inspect;
@@ -20,7 +21,9 @@ pub mod stats;
 pub mod tags;
 pub mod throttled_log;
 
-pub use backend::{Backend, BackendError, BackendKind, KeyInfo, KeyPage, KeyTtl, PoolState};
+pub use backend::{
+    Backend, BackendError, BackendKind, KeyInfo, KeyPage, KeyTtl, NodeHealth, PoolState,
+};
 pub use breaker::CircuitState;
 pub use generations::{Generation, Lookup, StorePayload};
 pub use inspect::EntryView;

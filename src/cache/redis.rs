@@ -11,6 +11,12 @@
 //!
 //! Every step has a budget: a dead Redis costs a request at most the connect timeout once, then
 //! nothing during the reconnect back-off; a slow one costs at most the command timeout.
+//!
+//! In cluster mode (`redis.mode: cluster`) the shared connection is a `ClusterConnection`: also
+//! cloneable and multiplexed, it keeps one connection per node and routes each command by its
+//! keys' hash slot, so the hot path is the same code. There is no pool: bulk work (SCAN, UNLINK)
+//! goes to each master in turn over that node's connection, in batches, and a broken cluster
+//! connection is healed by dialling the seed nodes again. See [`super::cluster`].
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
@@ -19,13 +25,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mobc::Pool;
 use mobc_redis::RedisConnectionManager;
-use redis::aio::MultiplexedConnection;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
+use redis::cluster::ClusterClient;
+use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
 
-use super::backend::{BackendError, KeyInfo, KeyPage, KeyTtl, PoolState, TaggedRead};
+use super::backend::{BackendError, KeyInfo, KeyPage, KeyTtl, NodeHealth, PoolState, TaggedRead};
 use super::breaker::{Admission, CircuitBreaker, CircuitState};
+use super::cluster::{self, Handle};
 use super::scripts;
-use crate::settings::RedisSettings;
+use crate::settings::{RedisMode, RedisSettings};
 
 /// After a failed reconnect, calls fail at once for this long instead of each dialling again.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
@@ -40,16 +47,24 @@ static INVALIDATE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::INVA
 static MARK_SOFT_PURGED: LazyLock<Script> =
     LazyLock::new(|| Script::new(scripts::MARK_SOFT_PURGED));
 
-/// The shared connection and the pool lease that owns it.
+/// The shared connection and the pool lease that owns it (none in cluster mode).
 struct SharedConnection {
     id: u64,
-    handle: MultiplexedConnection,
-    lease: mobc::Connection<RedisConnectionManager>,
+    handle: Handle,
+    lease: Option<mobc::Connection<RedisConnectionManager>>,
 }
 
-/// Redis through a mobc pool.
+/// How connections are made: from a pool (standalone) or by a cluster client.
+enum Dialer {
+    Pool(Pool<RedisConnectionManager>),
+    Cluster(ClusterClient),
+}
+
+/// Redis through a mobc pool, or a Redis Cluster through a cluster connection.
 pub struct RedisBackend {
-    pool: Pool<RedisConnectionManager>,
+    dialer: Dialer,
+    /// The configured server, or the cluster's seed nodes.
+    seeds: Vec<redis::ConnectionInfo>,
     shared: Mutex<Option<SharedConnection>>,
     reconnect: tokio::sync::Mutex<Option<Instant>>,
     next_id: AtomicU64,
@@ -65,18 +80,33 @@ pub struct RedisBackend {
 pub struct InvalidRedisUrl(String);
 
 impl RedisBackend {
-    /// A backend for `settings.url`; connects lazily, on the first call.
+    /// A backend for `settings.url` (the seed nodes, in cluster mode); connects lazily, on the
+    /// first call.
     pub fn new(settings: &RedisSettings) -> Result<Self, InvalidRedisUrl> {
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| InvalidRedisUrl(e.to_string()))?;
-        let pool = Pool::builder()
-            .max_open(settings.max_open)
-            .max_idle(settings.max_idle)
-            .get_timeout(Some(settings.pool_get_timeout()))
-            .max_lifetime(None)
-            .build(RedisConnectionManager::new(client));
+        let invalid = |e: RedisError| InvalidRedisUrl(e.to_string());
+        let seeds = settings
+            .urls()
+            .into_iter()
+            .map(redis::IntoConnectionInfo::into_connection_info)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let dialer = match settings.mode {
+            RedisMode::Standalone => {
+                let client = redis::Client::open(settings.url.as_str()).map_err(invalid)?;
+                Dialer::Pool(
+                    Pool::builder()
+                        .max_open(settings.max_open)
+                        .max_idle(settings.max_idle)
+                        .get_timeout(Some(settings.pool_get_timeout()))
+                        .max_lifetime(None)
+                        .build(RedisConnectionManager::new(client)),
+                )
+            }
+            RedisMode::Cluster => Dialer::Cluster(cluster::client(settings).map_err(invalid)?),
+        };
         Ok(Self {
-            pool,
+            dialer,
+            seeds,
             shared: Mutex::new(None),
             reconnect: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
@@ -90,13 +120,25 @@ impl RedisBackend {
         })
     }
 
-    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
+    /// Whether this backend talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.dialer, Dialer::Cluster(_))
+    }
+
+    /// A client for a `SUBSCRIBE` connection. Standalone: the one server. Cluster: seed node
+    /// `attempt` (modulo their number), since a plain `PUBLISH` reaches every node of a
+    /// cluster; a subscriber that loses its node tries the next attempt.
+    pub fn subscription_client(&self, attempt: usize) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self.seeds[attempt % self.seeds.len()].clone())
+    }
+
+    fn current(&self) -> Option<(u64, Handle)> {
         let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         shared.as_ref().map(|c| (c.id, c.handle.clone()))
     }
 
     /// The shared connection, dialling a new one when there is none.
-    async fn connection(&self) -> Result<(u64, MultiplexedConnection), BackendError> {
+    async fn connection(&self) -> Result<(u64, Handle), BackendError> {
         if let Some(current) = self.current() {
             return Ok(current);
         }
@@ -113,12 +155,29 @@ impl RedisBackend {
                 ));
             }
         }
-        let dialled = tokio::time::timeout(self.connect_timeout, self.pool.get()).await;
-        let lease = match dialled {
-            Ok(Ok(lease)) => lease,
+        let dialled = match &self.dialer {
+            Dialer::Pool(pool) => tokio::time::timeout(self.connect_timeout, pool.get())
+                .await
+                .map(|dialled| {
+                    dialled
+                        .map(|lease| (Handle::Single((*lease).clone()), Some(lease)))
+                        .map_err(|err| err.to_string())
+                }),
+            Dialer::Cluster(client) => {
+                tokio::time::timeout(self.connect_timeout, client.get_async_connection())
+                    .await
+                    .map(|dialled| {
+                        dialled
+                            .map(|conn| (Handle::Cluster(conn), None))
+                            .map_err(|err| err.to_string())
+                    })
+            }
+        };
+        let (handle, lease) = match dialled {
+            Ok(Ok(dialled)) => dialled,
             Ok(Err(err)) => {
                 *last_failure = Some(Instant::now());
-                return Err(BackendError::Unavailable(err.to_string()));
+                return Err(BackendError::Unavailable(err));
             }
             Err(_) => {
                 *last_failure = Some(Instant::now());
@@ -127,14 +186,16 @@ impl RedisBackend {
         };
         *last_failure = None;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let handle = (*lease).clone();
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         *shared = Some(SharedConnection {
             id,
             handle: handle.clone(),
             lease,
         });
-        log::info!("connected to Redis");
+        log::info!(
+            "connected to Redis{}",
+            if self.is_cluster() { " Cluster" } else { "" }
+        );
         Ok((id, handle))
     }
 
@@ -150,7 +211,9 @@ impl RedisBackend {
         };
         if let Some(broken) = broken {
             log::warn!("dropping the shared Redis connection; the next call reconnects");
-            drop(broken.lease.into_inner());
+            if let Some(lease) = broken.lease {
+                drop(lease.into_inner());
+            }
         }
     }
 
@@ -230,6 +293,9 @@ impl RedisBackend {
                 self.discard(id);
                 Err(BackendError::Unavailable(err.to_string()))
             }
+            Ok(Err(err)) if cluster_unavailable(&err) => {
+                Err(BackendError::Unavailable(err.to_string()))
+            }
             Ok(Err(err)) => Err(BackendError::Command(err.to_string())),
             Err(_) => {
                 let timeouts = self.consecutive_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
@@ -245,7 +311,7 @@ impl RedisBackend {
     /// Runs `cmd` on `conn` (a dedicated pooled connection) within the command timeout.
     async fn run_on<T: FromRedisValue>(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut redis::aio::MultiplexedConnection,
         cmd: &Cmd,
     ) -> Result<T, BackendError> {
         match tokio::time::timeout(self.command_timeout, cmd.query_async(conn)).await {
@@ -426,16 +492,20 @@ impl RedisBackend {
         })
     }
 
-    /// SCAN with `pattern` and UNLINK in batches, on a dedicated pooled connection.
+    /// SCAN with `pattern` and UNLINK in batches: on a dedicated pooled connection, or on
+    /// every master of a cluster in turn.
     pub(super) async fn delete_matching(
         &self,
         _start: &str,
         pattern: &str,
     ) -> Result<u64, BackendError> {
+        let pool = match &self.dialer {
+            Dialer::Pool(pool) => pool,
+            Dialer::Cluster(_) => return self.delete_matching_on_masters(pattern).await,
+        };
         let lease = self
             .guarded(async {
-                self.pool
-                    .get()
+                pool.get()
                     .await
                     .map_err(|e| BackendError::Unavailable(e.to_string()))
             })
@@ -444,13 +514,7 @@ impl RedisBackend {
         let mut cursor: u64 = 0;
         let mut deleted = 0;
         loop {
-            let scan = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .clone();
+            let scan = scan_command(cursor, pattern, SCAN_BATCH);
             let (next, keys): (u64, Vec<Vec<u8>>) = self.run_on(&mut conn, &scan).await?;
             if !keys.is_empty() {
                 let count: u64 = self
@@ -465,7 +529,8 @@ impl RedisBackend {
         }
     }
 
-    /// One SCAN step, then PTTL and STRLEN of each key found, pipelined.
+    /// One SCAN step, then PTTL and STRLEN of each key found, pipelined. On a cluster the
+    /// cursor walks the masters one after another (see [`cluster::encode_cursor`]).
     pub(super) async fn scan_page(
         &self,
         _start: &str,
@@ -473,14 +538,25 @@ impl RedisBackend {
         cursor: u64,
         count: usize,
     ) -> Result<KeyPage, BackendError> {
-        let scan = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(count)
-            .clone();
-        let (next_cursor, keys): (u64, Vec<Vec<u8>>) = self.run(&scan).await?;
+        let (node, next_cursor, keys) = if self.is_cluster() {
+            let masters = self.masters().await?;
+            let (index, node_cursor) = cluster::decode_cursor(cursor);
+            let Some(node) = masters.get(index) else {
+                // The cluster has fewer masters than when the listing started: it is over.
+                return Ok(KeyPage {
+                    keys: Vec::new(),
+                    next_cursor: 0,
+                });
+            };
+            let scan = scan_command(node_cursor, pattern, count);
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.run_on_node(node, &scan).await?;
+            let next_cursor = cluster::next_cursor(index, next, masters.len())?;
+            (Some(node.clone()), next_cursor, keys)
+        } else {
+            let (next_cursor, keys): (u64, Vec<Vec<u8>>) =
+                self.run(&scan_command(cursor, pattern, count)).await?;
+            (None, next_cursor, keys)
+        };
         if keys.is_empty() {
             return Ok(KeyPage {
                 keys: Vec::new(),
@@ -491,7 +567,10 @@ impl RedisBackend {
         for key in &keys {
             pipe.cmd("PTTL").arg(key).cmd("STRLEN").arg(key);
         }
-        let details: Vec<i64> = self.run_pipeline(&pipe).await?;
+        let details: Vec<i64> = match &node {
+            Some(node) => self.pipeline_on_node(node, &pipe, keys.len() * 2).await?,
+            None => self.run_pipeline(&pipe).await?,
+        };
         let keys = keys
             .into_iter()
             .zip(details.chunks(2))
@@ -508,21 +587,155 @@ impl RedisBackend {
         Ok(KeyPage { keys, next_cursor })
     }
 
-    pub(super) async fn pool_state(&self) -> PoolState {
-        let state = self.pool.state().await;
-        PoolState {
+    /// The pool's occupancy; `None` in cluster mode, which has no pool.
+    pub(super) async fn pool_state(&self) -> Option<PoolState> {
+        let Dialer::Pool(pool) = &self.dialer else {
+            return None;
+        };
+        let state = pool.state().await;
+        Some(PoolState {
             max_open: state.max_open,
             connections: state.connections,
             in_use: state.in_use,
             idle: state.idle,
-        }
+        })
     }
 
+    /// One PING; on a cluster, one per master, and the slowest answer (any failure fails).
     pub(super) async fn ping(&self) -> Result<Duration, BackendError> {
+        if self.is_cluster() {
+            let nodes = self.node_health().await?;
+            if let Some(down) = nodes.iter().find(|node| !node.healthy) {
+                let error = down.error.as_deref().unwrap_or("no answer");
+                return Err(BackendError::Unavailable(format!(
+                    "master {}: {error}",
+                    down.address
+                )));
+            }
+            let slowest = nodes
+                .iter()
+                .filter_map(|node| node.latency_ms)
+                .fold(0.0, f64::max);
+            return Ok(Duration::from_secs_f64(slowest / 1000.0));
+        }
         let started = Instant::now();
         let _: String = self.run(&redis::cmd("PING")).await?;
         Ok(started.elapsed())
     }
+
+    /// Each master's PING, in address order (cluster mode; empty for one server).
+    pub(super) async fn node_health(&self) -> Result<Vec<NodeHealth>, BackendError> {
+        if !self.is_cluster() {
+            return Ok(Vec::new());
+        }
+        let masters = self.masters().await?;
+        let pings = masters.into_iter().map(|address| async move {
+            let started = Instant::now();
+            let answer: Result<String, BackendError> =
+                self.run_on_node(&address, &redis::cmd("PING")).await;
+            NodeHealth {
+                healthy: answer.is_ok(),
+                latency_ms: answer
+                    .as_ref()
+                    .ok()
+                    .map(|_| started.elapsed().as_secs_f64() * 1000.0),
+                error: answer.err().map(|err| err.to_string()),
+                address,
+            }
+        });
+        Ok(futures_util::future::join_all(pings).await)
+    }
+
+    /// The cluster's masters (`host:port`), sorted, from `CLUSTER SLOTS`.
+    async fn masters(&self) -> Result<Vec<String>, BackendError> {
+        let slots: redis::Value = self.run(redis::cmd("CLUSTER").arg("SLOTS")).await?;
+        let masters = cluster::masters(&slots);
+        if masters.is_empty() {
+            return Err(BackendError::Unavailable(
+                "the cluster reports no master serving slots".into(),
+            ));
+        }
+        Ok(masters)
+    }
+
+    /// SCAN and UNLINK in batches on every master in turn, one UNLINK per hash slot.
+    async fn delete_matching_on_masters(&self, pattern: &str) -> Result<u64, BackendError> {
+        let mut deleted = 0;
+        for node in self.masters().await? {
+            let mut cursor: u64 = 0;
+            loop {
+                let scan = scan_command(cursor, pattern, SCAN_BATCH);
+                let (next, keys): (u64, Vec<Vec<u8>>) = self.run_on_node(&node, &scan).await?;
+                if !keys.is_empty() {
+                    let unlinks = cluster::unlink_by_slot(&keys);
+                    let count = unlinks.cmd_iter().count();
+                    let counts: Vec<u64> = self.pipeline_on_node(&node, &unlinks, count).await?;
+                    deleted += counts.iter().sum::<u64>();
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Runs `cmd` on the cluster node at `address` over the shared cluster connection.
+    async fn run_on_node<T: FromRedisValue>(
+        &self,
+        address: &str,
+        cmd: &Cmd,
+    ) -> Result<T, BackendError> {
+        let routing = cluster::routing(address)?;
+        self.guarded(async {
+            let (id, handle) = self.connection().await?;
+            let Handle::Cluster(mut conn) = handle else {
+                return Err(BackendError::Command("not a cluster connection".into()));
+            };
+            let call = async {
+                let value = conn.route_command(cmd, routing).await?;
+                redis::from_owned_redis_value(value)
+            };
+            let result = tokio::time::timeout(self.command_timeout, call).await;
+            self.settle(id, result)
+        })
+        .await
+    }
+
+    /// Runs the `count` commands of `pipe` on the cluster node at `address`.
+    async fn pipeline_on_node<T: FromRedisValue>(
+        &self,
+        address: &str,
+        pipe: &Pipeline,
+        count: usize,
+    ) -> Result<T, BackendError> {
+        let route = cluster::at_node(address)?;
+        self.guarded(async {
+            let (id, handle) = self.connection().await?;
+            let Handle::Cluster(mut conn) = handle else {
+                return Err(BackendError::Command("not a cluster connection".into()));
+            };
+            let call = async {
+                let values = conn.route_pipeline(pipe, 0, count, route).await?;
+                redis::from_owned_redis_value(redis::Value::Array(values))
+            };
+            let result = tokio::time::timeout(self.command_timeout, call).await;
+            self.settle(id, result)
+        })
+        .await
+    }
+}
+
+/// `SCAN cursor MATCH pattern COUNT count`.
+fn scan_command(cursor: u64, pattern: &str, count: usize) -> Cmd {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(count)
+        .clone()
 }
 
 /// A TTL as Redis milliseconds: at least 1, at most what Redis accepts.
@@ -530,6 +743,18 @@ fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis())
         .unwrap_or(u64::MAX)
         .clamp(1, i64::MAX as u64 / 2)
+}
+
+/// Cluster errors that mean "no master serves this slot right now" (a failover or a lost
+/// majority): the cache is unavailable, though the connection itself is fine.
+fn cluster_unavailable(err: &RedisError) -> bool {
+    matches!(
+        err.kind(),
+        ErrorKind::ClusterDown
+            | ErrorKind::MasterDown
+            | ErrorKind::TryAgain
+            | ErrorKind::ClusterConnectionNotFound
+    )
 }
 
 /// Errors after which the connection cannot be trusted for further commands.

@@ -11,7 +11,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::auth::{admin_only, AdminAccess};
 use super::with_cache;
-use crate::cache::{CacheManager, CircuitState, KeyTtl, Namespace, StatsSnapshot};
+use crate::cache::{CacheManager, CircuitState, KeyTtl, Namespace, NodeHealth, StatsSnapshot};
 use crate::error::ApiError;
 
 /// Most keys one listing page returns.
@@ -104,6 +104,9 @@ pub struct BackendStatus {
     pub error: Option<String>,
     /// The circuit breaker (Redis backend only).
     pub circuit: Option<CircuitReport>,
+    /// Each master's PING (Redis Cluster only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<NodeHealth>>,
 }
 
 /// The circuit breaker's state.
@@ -237,6 +240,7 @@ pub async fn stats(cache: CacheManager) -> Result<impl Reply, Rejection> {
         latency_ms: ping.as_ref().ok().map(|l| l.as_secs_f64() * 1000.0),
         error: ping.err().map(|e| e.to_string()),
         circuit,
+        nodes: cache.node_health().await.and_then(Result::ok),
     };
     let stats = cache.stats().snapshot();
     let l1 = cache.l1().map(|l1| {

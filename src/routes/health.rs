@@ -40,7 +40,8 @@ fn ready(cache: CacheManager) -> impl Filter<Extract = (impl Reply,), Error = Re
         .and_then(readiness)
 }
 
-/// The cache backend answers (the memory backend always does).
+/// The cache backend answers (the memory backend always does; a Redis Cluster when every master
+/// does, and then each master is listed under `nodes`).
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, description = "{\"status\": \"ready\", \"backend\": \"redis\", \"latency_ms\": 0.3}"),
               (status = 503, body = crate::error::ErrorBody)))]
@@ -48,11 +49,14 @@ pub async fn readiness(cache: CacheManager) -> Result<warp::reply::Response, Rej
     let backend = cache.backend_kind().as_str();
     match cache.ping().await {
         Ok(latency) => {
-            let body = json!({
+            let mut body = json!({
                 "status": "ready",
                 "backend": backend,
                 "latency_ms": latency.as_secs_f64() * 1000.0,
             });
+            if let Some(Ok(nodes)) = cache.node_health().await {
+                body["nodes"] = json!(nodes);
+            }
             Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::OK).into_response())
         }
         Err(err) => Err(ApiError::Unavailable(format!(

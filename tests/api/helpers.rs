@@ -181,9 +181,17 @@ pub async fn round_trips<Fut: std::future::Future>(
     server: &RedisServer,
     action: impl FnOnce() -> Fut,
 ) -> (Fut::Output, Vec<String>) {
+    round_trips_on(server.port, action).await
+}
+
+/// [`round_trips`] as seen by the Redis server on `port` (one node of a cluster, say).
+pub async fn round_trips_on<Fut: std::future::Future>(
+    port: u16,
+    action: impl FnOnce() -> Fut,
+) -> (Fut::Output, Vec<String>) {
     use std::io::BufRead;
     let mut monitor = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "monitor"])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "monitor"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -207,7 +215,10 @@ pub async fn round_trips<Fut: std::future::Future>(
     assert_eq!(next(&lines_rx), "OK", "MONITOR started");
     let output = action().await;
     let marker = format!("round-trips-marker-{}", free_port());
-    let _: String = server.command(redis::cmd("ECHO").arg(&marker));
+    let _: String = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
+        .and_then(|client| client.get_connection())
+        .and_then(|mut conn| redis::cmd("ECHO").arg(&marker).query(&mut conn))
+        .expect("ECHO the marker");
     let mut commands = Vec::new();
     loop {
         let line = next(&lines_rx);

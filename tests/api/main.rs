@@ -3,6 +3,7 @@
 mod admin_api;
 mod busting_races;
 mod cache_filters;
+mod cluster_fixture;
 mod faults;
 mod helpers;
 mod item_cache;
@@ -14,6 +15,7 @@ mod operator_scripts;
 mod postgres;
 mod properties;
 mod redis_backend;
+mod redis_cluster;
 mod service_binary;
 mod stale_and_stampede;
 mod tags_and_purge;
