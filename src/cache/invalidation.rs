@@ -76,17 +76,22 @@ pub fn apply_message(l1: &L1, message: &str, full_key: impl Fn(&Namespace, &str)
     }
 }
 
-/// Keeps a subscription to `channel` on `client` for as long as `l1` exists: L1 is live while
-/// subscribed, off (and forgotten) while not.
+/// Keeps a subscription to `channel` for as long as `l1` exists: L1 is live while subscribed,
+/// off (and forgotten) while not. `client_for(attempt)` gives the server to subscribe on; each
+/// attempt after a lost subscription asks for the next one (another seed node of a cluster).
 pub fn spawn_subscriber(
-    client: redis::Client,
+    client_for: impl Fn(usize) -> Option<redis::Client> + Send + 'static,
     channel: String,
     l1: Weak<L1>,
     full_key: impl Fn(&Namespace, &str) -> String + Send + Sync + 'static,
 ) {
     tokio::spawn(async move {
         let mut logged_down = false;
-        loop {
+        for attempt in 0.. {
+            let Some(client) = client_for(attempt) else {
+                log::warn!("L1 off: no server to subscribe to invalidations on");
+                return;
+            };
             match subscribe(&client, &channel, &l1, &full_key).await {
                 Ok(()) => return, // L1 is gone
                 Err(err) => {

@@ -124,13 +124,12 @@ impl CacheManager {
         let Some(announcer) = &self.inner.announcer else {
             return;
         };
-        // The server, or the first seed node of a Redis Cluster (a PUBLISH reaches every node).
-        let Some(Ok(client)) = self.subscription_client(0) else {
-            return;
-        };
+        // The server, or a seed node of a Redis Cluster (a PUBLISH reaches every node): each
+        // new attempt after a lost subscription tries the next seed.
+        let backend = Arc::clone(&self.inner.backend);
         let layout = self.inner.layout.clone();
         super::invalidation::spawn_subscriber(
-            client,
+            move |attempt| backend.subscription_client(attempt).and_then(Result::ok),
             announcer.channel.clone(),
             Arc::downgrade(&announcer.l1),
             move |ns, key| layout.full_key(ns, key),

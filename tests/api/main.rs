@@ -19,3 +19,4 @@ mod redis_cluster;
 mod service_binary;
 mod stale_and_stampede;
 mod tags_and_purge;
+mod topology;
