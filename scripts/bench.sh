@@ -59,6 +59,7 @@ cases=(
   "bare warp (baseline)|http://127.0.0.1:$base_port/items/1|"
   "cached hit (Redis)|http://127.0.0.1:$app_port/items/1|"
   "cached hit (L1)|http://127.0.0.1:$l1_port/items/1|"
+  "service shell (/health/live)|http://127.0.0.1:$app_port/health/live|"
   "uncached origin (SQLite)|http://127.0.0.1:$app_port/items/1|Cache-Control: no-store"
   "miss path (origin + store)|http://127.0.0.1:$app_port/items/1|Cache-Control: no-cache"
 )

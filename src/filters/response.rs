@@ -207,7 +207,7 @@ impl Answer<'_> {
         };
         add_validators(&mut headers, &etag, self.max_age, self.vary, compressed);
         if let Some(age) = self.age {
-            set(&mut headers, header::AGE, &age.as_secs().to_string());
+            headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
         }
         mark(&mut headers, self.outcome);
         let mut response = Response::new(body.into());
@@ -285,7 +285,7 @@ impl Prebuilt {
     /// The response: these headers and body with `Age` and the cache headers for `outcome`.
     pub fn answer(&self, status: StatusCode, age: Duration, outcome: Outcome) -> Response {
         let mut headers = self.headers.clone();
-        set(&mut headers, header::AGE, &age.as_secs().to_string());
+        headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
         mark(&mut headers, outcome);
         let mut response = Response::new(self.body.clone().into());
         *response.status_mut() = status;

@@ -14,8 +14,9 @@ use warp::Filter;
 use crate::cache::CacheManager;
 
 /// Every route of the service, combined; errors are turned into JSON by the caller's
-/// `recover`. Cheap uncached routes first, the cached item routes last (a cached route looks
-/// up every GET that reaches it).
+/// `recover`. The item routes come first, behind a check of the first path segment: a cached
+/// route looks up every GET that reaches it, so only `/items...` may reach it, and the hot
+/// path does not fail through every admin route first.
 pub fn all(
     cache: CacheManager,
     store: crate::items::ItemStore,
@@ -23,11 +24,25 @@ pub fn all(
     access: auth::AdminAccess,
     max_body_bytes: u64,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
-    health::routes(cache.clone())
+    under("items")
+        .and(items::routes(store, cache.clone(), max_body_bytes))
+        .or(health::routes(cache.clone()))
         .or(meta::routes(cache.clone(), metrics))
         .or(admin::routes(cache.clone(), access.clone()))
-        .or(purge::routes(cache.clone(), access))
-        .or(items::routes(store, cache, max_body_bytes))
+        .or(purge::routes(cache, access))
+}
+
+/// Passes requests whose path starts with the segment `first`, without consuming it.
+pub fn under(first: &'static str) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::path::peek()
+        .and_then(move |peek: warp::path::Peek| async move {
+            if peek.segments().next() == Some(first) {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
 }
 
 /// The route template a path belongs to, for metric labels: bounded whatever the path.

@@ -42,8 +42,8 @@ impl RedisCluster {
         };
         for _ in 0..count {
             let node = Node {
-                port: free_port(),
-                bus_port: free_port(),
+                port: cluster.unused_port(),
+                bus_port: cluster.unused_port(),
                 child: None,
             };
             cluster.nodes.push(node);
@@ -54,6 +54,17 @@ impl RedisCluster {
         for index in 0..count {
             while cluster.info(index, "server").is_none() {
                 assert!(Instant::now() < deadline, "a cluster node did not start");
+                // A port taken between picking and binding (another test's server): the
+                // node exits at once; start it again on other ports.
+                let exited = cluster.nodes[index]
+                    .child
+                    .as_mut()
+                    .is_some_and(|child| matches!(child.try_wait(), Ok(Some(_))));
+                if exited {
+                    cluster.nodes[index].port = cluster.unused_port();
+                    cluster.nodes[index].bus_port = cluster.unused_port();
+                    cluster.spawn(index);
+                }
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
@@ -74,6 +85,20 @@ impl RedisCluster {
         assert!(created.success(), "redis-cli --cluster create failed");
         cluster.wait_until_ok(deadline);
         cluster
+    }
+
+    /// A free port that no node of this cluster uses yet (as client or bus port).
+    fn unused_port(&self) -> u16 {
+        loop {
+            let port = free_port();
+            if !self
+                .nodes
+                .iter()
+                .any(|node| node.port == port || node.bus_port == port)
+            {
+                return port;
+            }
+        }
     }
 
     fn spawn(&mut self, index: usize) {
