@@ -81,10 +81,24 @@ pub struct L1 {
     /// The last mark of everything.
     everything_at: AtomicU64,
     /// The last mark of each namespace, tag and key, by a hash of what it names (a collision
-    /// can only kill an entry that was still good, never keep a dead one).
-    marks: RwLock<HashMap<u64, u64>>,
+    /// can only kill an entry that was still good, never keep a dead one), with when it was
+    /// made. Sequence numbers are taken while the write lock is held, so a mark never
+    /// overwrites a newer one.
+    marks: RwLock<Marks>,
     hasher: RandomState,
 }
+
+/// The marks, and when old ones were last dropped.
+struct Marks {
+    by_name: HashMap<u64, (u64, Instant)>,
+    swept_at: Instant,
+}
+
+/// Marks are dropped once older than the longest L1 lifetime plus this: no entry that a mark
+/// could still concern (one read from Redis before the mark) can be held any longer.
+const MARK_RETENTION_MARGIN: Duration = Duration::from_secs(60);
+/// The mark count above which old marks are looked for (at most once a second).
+const MARKS_BEFORE_SWEEP: usize = 4096;
 
 impl L1 {
     /// An L1 tier of at most `max_bytes`, holding entries at most `max_lifetime`. It starts
@@ -101,7 +115,10 @@ impl L1 {
             live: AtomicBool::new(false),
             sequence: AtomicU64::new(1),
             everything_at: AtomicU64::new(0),
-            marks: RwLock::new(HashMap::new()),
+            marks: RwLock::new(Marks {
+                by_name: HashMap::new(),
+                swept_at: Instant::now(),
+            }),
             hasher: RandomState::new(),
         }
     }
@@ -142,10 +159,15 @@ impl L1 {
             return false;
         }
         let marks = self.marks.read().unwrap_or_else(|e| e.into_inner());
-        if marks.is_empty() {
+        if marks.by_name.is_empty() {
             return true;
         }
-        let newer = |mark: u64| marks.get(&mark).is_some_and(|at| *at >= entry.seen);
+        let newer = |mark: u64| {
+            marks
+                .by_name
+                .get(&mark)
+                .is_some_and(|(at, _)| *at >= entry.seen)
+        };
         let ns = entry.namespace.as_str();
         if newer(self.mark_of(Mark::Namespace, ns, ""))
             || newer(self.mark_of(Mark::Key, full_key, ""))
@@ -200,9 +222,19 @@ impl L1 {
     }
 
     fn mark(&self, mark: u64) {
-        let at = self.next();
         let mut marks = self.marks.write().unwrap_or_else(|e| e.into_inner());
-        marks.insert(mark, at);
+        let at = self.next();
+        let now = Instant::now();
+        marks.by_name.insert(mark, (at, now));
+        if marks.by_name.len() > MARKS_BEFORE_SWEEP
+            && now.duration_since(marks.swept_at) > Duration::from_secs(1)
+        {
+            let keep = self.max_lifetime + MARK_RETENTION_MARGIN;
+            marks
+                .by_name
+                .retain(|_, (_, made)| now.duration_since(*made) < keep);
+            marks.swept_at = now;
+        }
     }
 
     /// Every entry of `namespace` is dead.
@@ -225,14 +257,22 @@ impl L1 {
 
     /// Everything is dead.
     pub fn mark_everything(&self) {
+        let mut marks = self.marks.write().unwrap_or_else(|e| e.into_inner());
         let at = self.next();
-        self.everything_at.store(at, Ordering::Release);
+        self.everything_at.fetch_max(at, Ordering::AcqRel);
         // Older marks are covered by this one.
-        self.marks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        marks.by_name.retain(|_, (mark_at, _)| *mark_at > at);
+        drop(marks);
         self.entries.invalidate_all();
+    }
+
+    /// How many marks are held (for tests and stats).
+    pub fn marks_held(&self) -> usize {
+        self.marks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_name
+            .len()
     }
 
     /// Entries held and their total weight in bytes (approximate, for stats).
@@ -318,6 +358,49 @@ mod tests {
             l1.get("a").is_none(),
             "an entry from before the outage came back"
         );
+    }
+
+    #[test]
+    fn old_marks_are_dropped_once_no_entry_can_need_them() {
+        let l1 = L1::new(1 << 20, Duration::ZERO);
+        l1.set_live(true);
+        let ns = Namespace::new("n").unwrap();
+        let names: Vec<String> = (0..MARKS_BEFORE_SWEEP + 10)
+            .map(|i| format!("t{i}"))
+            .collect();
+        l1.mark_tags(&ns, names.iter().map(String::as_str));
+        assert_eq!(
+            l1.marks_held(),
+            MARKS_BEFORE_SWEEP + 10,
+            "not swept within a second"
+        );
+        // Pretend the marks were made long ago.
+        {
+            let mut marks = l1.marks.write().unwrap();
+            let long_ago = Instant::now() - MARK_RETENTION_MARGIN - Duration::from_secs(2);
+            for (_, made) in marks.by_name.values_mut() {
+                *made = long_ago;
+            }
+            marks.swept_at = long_ago;
+        }
+        l1.mark_tags(&ns, ["fresh"]);
+        assert_eq!(l1.marks_held(), 1, "old marks kept");
+    }
+
+    #[test]
+    fn marking_everything_keeps_newer_marks_and_never_goes_back() {
+        let l1 = l1();
+        let ns = Namespace::new("n").unwrap();
+        l1.mark_tags(&ns, ["old"]);
+        l1.mark_everything();
+        assert_eq!(
+            l1.marks_held(),
+            0,
+            "marks covered by everything are dropped"
+        );
+        let before = l1.everything_at.load(Ordering::Acquire);
+        l1.mark_everything();
+        assert!(l1.everything_at.load(Ordering::Acquire) > before);
     }
 
     #[test]

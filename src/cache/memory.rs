@@ -63,7 +63,9 @@ impl Expiry<String, MemoryEntry> for EntryDeadline {
 /// Cache entries held in this process's memory.
 pub struct MemoryBackend {
     entries: Cache<String, MemoryEntry>,
-    /// Serialises the read-modify-write operations that Redis runs as Lua scripts.
+    /// Serialises the read-modify-write operations that Redis runs as Lua scripts with every
+    /// write, as Redis's single thread does: a script must never write back a value that a
+    /// write (a namespace bust, a delete, a store) replaced while it ran.
     scripts: Mutex<()>,
 }
 
@@ -113,6 +115,8 @@ impl MemoryBackend {
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), BackendError> {
+        // Writes wait for a script-like read-modify-write in progress (see `scripts`).
+        let _write = self.script_lock();
         // A TTL past what Instant can represent means "practically never".
         let entry = MemoryEntry {
             value,
@@ -265,6 +269,7 @@ impl MemoryBackend {
     }
 
     pub(super) async fn set_persistent(&self, key: &str, value: Bytes) -> Result<(), BackendError> {
+        let _write = self.script_lock();
         let entry = MemoryEntry {
             value,
             expires_at: None,
@@ -278,6 +283,7 @@ impl MemoryBackend {
         key: &str,
         value: Bytes,
     ) -> Result<Bytes, BackendError> {
+        let _write = self.script_lock();
         let now = Instant::now();
         let entry =
             self.entries
@@ -341,6 +347,7 @@ impl MemoryBackend {
     }
 
     pub(super) async fn delete(&self, keys: &[String]) -> Result<u64, BackendError> {
+        let _write = self.script_lock();
         let removed = keys
             .iter()
             .filter_map(|key| self.entries.remove(key))
