@@ -1,0 +1,366 @@
+//! The Redis backend: a mobc pool that owns and heals connections, and one shared
+//! multiplexed connection that carries the hot path.
+//!
+//! Why not one pooled connection per call: a checkout costs a semaphore, a lock and a spawned
+//! return task, and spreading commands over many connections batches fewer of them per socket
+//! write (see the README's measurements). A `MultiplexedConnection` is a cheap, cloneable handle
+//! that pipelines every caller's commands over one socket, so the hot path clones it under a
+//! short lock and goes. The pool's jobs are dialling (bounded by the connect timeout), replacing
+//! the shared connection when it breaks, and lending separate connections to bulk work
+//! (SCAN/UNLINK loops) so hits never queue behind a namespace clear.
+//!
+//! Every step has a budget: a dead Redis costs a request at most the connect timeout once, then
+//! nothing during the reconnect back-off; a slow one costs at most the command timeout.
+//!
+//! In cluster mode (`redis.mode: cluster`) the shared connection is a `ClusterConnection`: also
+//! cloneable and multiplexed, it keeps one connection per node and routes each command by its
+//! keys' hash slot, so the hot path is the same code. There is no pool: bulk work (SCAN, UNLINK)
+//! goes to each master in turn over that node's connection, in batches, and a broken cluster
+//! connection is healed by dialling the seed nodes again. See the `cluster` module.
+//!
+//! This module holds the connection handling; `commands` has one method per backend operation
+//! and `nodes` the work addressed to single cluster nodes.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use mobc::Pool;
+use mobc_redis::RedisConnectionManager;
+use redis::cluster::ClusterClient;
+use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
+
+use super::backend::BackendError;
+use super::breaker::{Admission, CircuitBreaker, CircuitState};
+use super::cluster::{self, Handle};
+use super::scripts;
+use crate::settings::{RedisMode, RedisSettings};
+
+mod commands;
+mod nodes;
+
+/// After a failed reconnect, calls fail at once for this long instead of each dialling again.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+/// Consecutive timeouts after which the shared connection is presumed half-open and replaced.
+const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
+/// Keys examined per SCAN step and deleted per UNLINK.
+const SCAN_BATCH: usize = 500;
+
+static READ_TAGGED: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::READ_TAGGED));
+static STORE_TAGGED: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::STORE_TAGGED));
+static INVALIDATE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::INVALIDATE));
+static MARK_SOFT_PURGED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(scripts::MARK_SOFT_PURGED));
+
+/// The shared connection and the pool lease that owns it (none in cluster mode).
+struct SharedConnection {
+    id: u64,
+    handle: Handle,
+    lease: Option<mobc::Connection<RedisConnectionManager>>,
+}
+
+/// How connections are made: from a pool (standalone) or by a cluster client.
+enum Dialer {
+    Pool(Pool<RedisConnectionManager>),
+    Cluster(ClusterClient),
+}
+
+/// Redis through a mobc pool, or a Redis Cluster through a cluster connection.
+pub struct RedisBackend {
+    dialer: Dialer,
+    /// The configured server, or the cluster's seed nodes.
+    seeds: Vec<redis::ConnectionInfo>,
+    shared: Mutex<Option<SharedConnection>>,
+    reconnect: tokio::sync::Mutex<Option<Instant>>,
+    next_id: AtomicU64,
+    consecutive_timeouts: AtomicU32,
+    breaker: CircuitBreaker,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+}
+
+/// Why the Redis settings could not be turned into a client.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Redis URL: {0}")]
+pub struct InvalidRedisUrl(String);
+
+impl RedisBackend {
+    /// A backend for `settings.url` (the seed nodes, in cluster mode); connects lazily, on the
+    /// first call.
+    pub fn new(settings: &RedisSettings) -> Result<Self, InvalidRedisUrl> {
+        let invalid = |e: RedisError| InvalidRedisUrl(e.to_string());
+        let seeds = settings
+            .urls()
+            .into_iter()
+            .map(redis::IntoConnectionInfo::into_connection_info)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let dialer = match settings.mode {
+            RedisMode::Standalone => {
+                let client = redis::Client::open(settings.url.as_str()).map_err(invalid)?;
+                Dialer::Pool(
+                    Pool::builder()
+                        .max_open(settings.max_open)
+                        .max_idle(settings.max_idle)
+                        .get_timeout(Some(settings.pool_get_timeout()))
+                        .max_lifetime(None)
+                        .build(RedisConnectionManager::new(client)),
+                )
+            }
+            RedisMode::Cluster => Dialer::Cluster(cluster::client(settings).map_err(invalid)?),
+        };
+        Ok(Self {
+            dialer,
+            seeds,
+            shared: Mutex::new(None),
+            reconnect: tokio::sync::Mutex::new(None),
+            next_id: AtomicU64::new(1),
+            consecutive_timeouts: AtomicU32::new(0),
+            breaker: CircuitBreaker::new(
+                settings.breaker_failures,
+                Duration::from_millis(settings.breaker_cooldown_ms),
+            ),
+            connect_timeout: settings.connect_timeout(),
+            command_timeout: settings.command_timeout(),
+        })
+    }
+
+    /// Whether this backend talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.dialer, Dialer::Cluster(_))
+    }
+
+    /// A client for a `SUBSCRIBE` connection. Standalone: the one server. Cluster: seed node
+    /// `attempt` (modulo their number), since a plain `PUBLISH` reaches every node of a
+    /// cluster; a subscriber that loses its node tries the next attempt.
+    pub fn subscription_client(&self, attempt: usize) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self.seeds[attempt % self.seeds.len()].clone())
+    }
+
+    fn current(&self) -> Option<(u64, Handle)> {
+        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.as_ref().map(|c| (c.id, c.handle.clone()))
+    }
+
+    /// The shared connection, dialling a new one when there is none.
+    async fn connection(&self) -> Result<(u64, Handle), BackendError> {
+        if let Some(current) = self.current() {
+            return Ok(current);
+        }
+        let mut last_failure = tokio::time::timeout(self.connect_timeout, self.reconnect.lock())
+            .await
+            .map_err(|_| BackendError::Timeout(self.connect_timeout))?;
+        if let Some(current) = self.current() {
+            return Ok(current);
+        }
+        if let Some(failed_at) = *last_failure {
+            if failed_at.elapsed() < RECONNECT_BACKOFF {
+                return Err(BackendError::Unavailable(
+                    "Redis did not answer; retrying shortly".into(),
+                ));
+            }
+        }
+        let dialled = match &self.dialer {
+            Dialer::Pool(pool) => tokio::time::timeout(self.connect_timeout, pool.get())
+                .await
+                .map(|dialled| {
+                    dialled
+                        .map(|lease| (Handle::Single((*lease).clone()), Some(lease)))
+                        .map_err(|err| err.to_string())
+                }),
+            Dialer::Cluster(client) => {
+                tokio::time::timeout(self.connect_timeout, client.get_async_connection())
+                    .await
+                    .map(|dialled| {
+                        dialled
+                            .map(|conn| (Handle::Cluster(conn), None))
+                            .map_err(|err| err.to_string())
+                    })
+            }
+        };
+        let (handle, lease) = match dialled {
+            Ok(Ok(dialled)) => dialled,
+            Ok(Err(err)) => {
+                *last_failure = Some(Instant::now());
+                return Err(BackendError::Unavailable(err));
+            }
+            Err(_) => {
+                *last_failure = Some(Instant::now());
+                return Err(BackendError::Timeout(self.connect_timeout));
+            }
+        };
+        *last_failure = None;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        *shared = Some(SharedConnection {
+            id,
+            handle: handle.clone(),
+            lease,
+        });
+        log::info!(
+            "connected to Redis{}",
+            if self.is_cluster() { " Cluster" } else { "" }
+        );
+        Ok((id, handle))
+    }
+
+    /// Drops the shared connection `id` (if still current) so the next call dials afresh.
+    /// The lease is taken out of the pool rather than returned to it: it is broken.
+    fn discard(&self, id: u64) {
+        let broken = {
+            let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            match shared.as_ref() {
+                Some(current) if current.id == id => shared.take(),
+                _ => None,
+            }
+        };
+        if let Some(broken) = broken {
+            log::warn!("dropping the shared Redis connection; the next call reconnects");
+            if let Some(lease) = broken.lease {
+                drop(lease.into_inner());
+            }
+        }
+    }
+
+    /// Runs `call` if the circuit breaker admits it, and tells the breaker how it went.
+    async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let admission = self.breaker.admit();
+        if admission == Admission::Rejected {
+            return Err(BackendError::CircuitOpen);
+        }
+        let result = call.await;
+        let failed = matches!(
+            result,
+            Err(BackendError::Timeout(_) | BackendError::Unavailable(_))
+        );
+        self.breaker.record(admission, !failed);
+        result
+    }
+
+    /// Runs `cmd` on the shared connection within the command timeout.
+    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, BackendError> {
+        self.guarded(async {
+            let (id, mut conn) = self.connection().await?;
+            let result =
+                tokio::time::timeout(self.command_timeout, cmd.query_async(&mut conn)).await;
+            self.settle(id, result)
+        })
+        .await
+    }
+
+    /// Runs `pipe` on the shared connection within the command timeout.
+    async fn run_pipeline<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, BackendError> {
+        self.guarded(async {
+            let (id, mut conn) = self.connection().await?;
+            let result =
+                tokio::time::timeout(self.command_timeout, pipe.query_async(&mut conn)).await;
+            self.settle(id, result)
+        })
+        .await
+    }
+
+    /// Runs a script (`EVALSHA`, loading it once when Redis does not know it yet) on the shared
+    /// connection within the command timeout.
+    async fn run_script<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, BackendError> {
+        self.guarded(async {
+            let (id, mut conn) = self.connection().await?;
+            let result =
+                tokio::time::timeout(self.command_timeout, invocation.invoke_async(&mut conn))
+                    .await;
+            self.settle(id, result)
+        })
+        .await
+    }
+
+    /// The circuit breaker's state.
+    pub(super) fn circuit(&self) -> (CircuitState, u64) {
+        (self.breaker.state(), self.breaker.times_opened())
+    }
+
+    /// Turns a timed call's outcome into ours, replacing the connection when it broke.
+    fn settle<T>(
+        &self,
+        id: u64,
+        result: Result<Result<T, RedisError>, tokio::time::error::Elapsed>,
+    ) -> Result<T, BackendError> {
+        match result {
+            Ok(Ok(value)) => {
+                self.consecutive_timeouts.store(0, Ordering::Relaxed);
+                Ok(value)
+            }
+            Ok(Err(err)) if breaks_connection(&err) => {
+                self.discard(id);
+                Err(BackendError::Unavailable(err.to_string()))
+            }
+            Ok(Err(err)) if cluster_unavailable(&err) => {
+                Err(BackendError::Unavailable(err.to_string()))
+            }
+            Ok(Err(err)) => Err(BackendError::Command(err.to_string())),
+            Err(_) => {
+                let timeouts = self.consecutive_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+                if timeouts >= TIMEOUTS_BEFORE_RECONNECT {
+                    self.consecutive_timeouts.store(0, Ordering::Relaxed);
+                    self.discard(id);
+                }
+                Err(BackendError::Timeout(self.command_timeout))
+            }
+        }
+    }
+
+    /// Runs `cmd` on `conn` (a dedicated pooled connection) within the command timeout.
+    async fn run_on<T: FromRedisValue>(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        cmd: &Cmd,
+    ) -> Result<T, BackendError> {
+        match tokio::time::timeout(self.command_timeout, cmd.query_async(conn)).await {
+            Ok(result) => result.map_err(|e| BackendError::Command(e.to_string())),
+            Err(_) => Err(BackendError::Timeout(self.command_timeout)),
+        }
+    }
+}
+
+/// `SCAN cursor MATCH pattern COUNT count`.
+fn scan_command(cursor: u64, pattern: &str, count: usize) -> Cmd {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(count)
+        .clone()
+}
+
+/// A TTL as Redis milliseconds: at least 1, at most what Redis accepts.
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, i64::MAX as u64 / 2)
+}
+
+/// Cluster errors that mean "no master serves this slot right now" (a failover or a lost
+/// majority): the cache is unavailable, though the connection itself is fine.
+fn cluster_unavailable(err: &RedisError) -> bool {
+    matches!(
+        err.kind(),
+        ErrorKind::ClusterDown
+            | ErrorKind::MasterDown
+            | ErrorKind::TryAgain
+            | ErrorKind::ClusterConnectionNotFound
+    )
+}
+
+/// Errors after which the connection cannot be trusted for further commands.
+fn breaks_connection(err: &RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_unrecoverable_error()
+        || err.is_timeout()
+}
