@@ -388,7 +388,7 @@ mod tests {
     }
 
     #[test]
-    fn marking_everything_keeps_newer_marks_and_never_goes_back() {
+    fn marking_everything_drops_the_marks_it_covers_and_moves_forward() {
         let l1 = l1();
         let ns = Namespace::new("n").unwrap();
         l1.mark_tags(&ns, ["old"]);

@@ -99,16 +99,18 @@ pub fn read_tags(context: &TagContext<'_>) -> Vec<String> {
 
 /// The tags a successful write invalidates (see the module docs).
 pub fn write_tags(request: &RequestParts) -> Vec<String> {
-    let id = request.path().strip_prefix("/items/").map(|raw| {
-        raw.parse::<i64>()
-            .map_or_else(|_| format!("item:{raw}"), item_tag)
-    });
+    // Only successful writes bust: POST /items, or PUT/PATCH/DELETE of a valid id (any other
+    // path or id is rejected before it can succeed).
+    let id = request
+        .path()
+        .strip_prefix("/items/")
+        .and_then(|raw| raw.parse::<i64>().ok());
     match (request.method(), id) {
-        (&Method::POST, _) => vec![LISTS_TAG.to_string()],
-        (&Method::DELETE, Some(item)) => vec![item, LISTS_TAG.to_string()],
-        (_, Some(item)) => vec![item, FILTERED_LISTS_TAG.to_string()],
-        // Not an item route: invalidate every list and (through an invalid tag) the namespace.
-        (_, None) => vec![LISTS_TAG.to_string(), "?".to_string()],
+        (&Method::DELETE, Some(id)) => vec![item_tag(id), LISTS_TAG.to_string()],
+        (&Method::PUT | &Method::PATCH, Some(id)) => {
+            vec![item_tag(id), FILTERED_LISTS_TAG.to_string()]
+        }
+        _ => vec![LISTS_TAG.to_string()],
     }
 }
 

@@ -42,6 +42,26 @@ async fn until_local(app: &TestApp, path: &str) {
     assert!(local, "{path} never answered from L1");
 }
 
+/// Two instances on `redis` sharing one item database, with item 1 (price `price`) created
+/// through the first. The temp dir must outlive them.
+async fn pair(redis: &RedisServer, l1: bool, price: u32) -> (TestApp, TestApp, tempfile::TempDir) {
+    let database = tempfile::tempdir().expect("temp dir");
+    let writer = instance(redis, &database, l1).await;
+    let reader = instance(redis, &database, l1).await;
+    writer
+        .create_item(json!({"name": "Lamp", "price": price}))
+        .await;
+    (writer, reader, database)
+}
+
+/// Sets item 1's price through `app`; asserts the write succeeded.
+async fn set_price(app: &TestApp, price: usize) {
+    let patched = app
+        .send_json(Method::PATCH, "/items/1", &json!({"price": price}))
+        .await;
+    assert_eq!(patched.status(), 200, "PATCH price {price}");
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -50,18 +70,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn a_write_through_one_instance_reaches_the_other_ones_l1() {
     const WRITES: usize = 200;
     let redis = RedisServer::start();
-    let database = tempfile::tempdir().expect("temp dir");
-    let writer = instance(&redis, &database, true).await;
-    let reader = instance(&redis, &database, true).await;
-    writer
-        .create_item(json!({"name": "Lamp", "price": 0}))
-        .await;
+    let (writer, reader, _database) = pair(&redis, true, 0).await;
     let mut windows = Vec::with_capacity(WRITES);
     for version in 1..=WRITES {
         until_local(&reader, "/items/1").await;
-        let body = json!({"price": version});
-        let patched = writer.send_json(Method::PATCH, "/items/1", &body).await;
-        assert_eq!(patched.status(), 200);
+        set_price(&writer, version).await;
         let returned = Instant::now();
         loop {
             let (price, _) = price_and_status(&reader, "/items/1").await;
@@ -106,22 +119,10 @@ async fn writer_without_l1_stats(redis: &RedisServer) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_l1_a_write_is_read_back_by_every_instance_at_once() {
     let redis = RedisServer::start();
-    let database = tempfile::tempdir().expect("temp dir");
-    let writer = instance(&redis, &database, false).await;
-    let reader = instance(&redis, &database, false).await;
-    writer
-        .create_item(json!({"name": "Lamp", "price": 0}))
-        .await;
+    let (writer, reader, _database) = pair(&redis, false, 0).await;
     for version in 1..=50 {
         reader.get("/items/1").await;
-        let body = json!({"price": version});
-        assert_eq!(
-            writer
-                .send_json(Method::PATCH, "/items/1", &body)
-                .await
-                .status(),
-            200
-        );
+        set_price(&writer, version).await;
         let (price, status) = price_and_status(&reader, "/items/1").await;
         assert_eq!(
             price, version as f64,
@@ -133,23 +134,11 @@ async fn without_l1_a_write_is_read_back_by_every_instance_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_subscription_turns_l1_off_and_forgets_it() {
     let redis = RedisServer::start();
-    let database = tempfile::tempdir().expect("temp dir");
-    let writer = instance(&redis, &database, true).await;
-    let reader = instance(&redis, &database, true).await;
-    writer
-        .create_item(json!({"name": "Lamp", "price": 1}))
-        .await;
+    let (writer, reader, _database) = pair(&redis, true, 1).await;
     until_local(&reader, "/items/1").await;
     // Cut every subscription (the writer's too): invalidations published now reach nobody.
     let _: i64 = redis.command(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"));
-    let body = json!({"price": 2});
-    assert_eq!(
-        writer
-            .send_json(Method::PATCH, "/items/1", &body)
-            .await
-            .status(),
-        200
-    );
+    set_price(&writer, 2).await;
     let fresh = eventually(Duration::from_secs(2), || async {
         price_and_status(&reader, "/items/1").await.0 == 2.0
     })

@@ -29,6 +29,14 @@ async fn warm(app: &TestApp, paths: &[&str]) {
     }
 }
 
+/// Items 3 and 4, and the first two pages of five (item 3 is on the first).
+const FOUR_ENTRIES: [&str; 4] = [
+    "/items/3",
+    "/items/4",
+    "/items?limit=5",
+    "/items?limit=5&offset=5",
+];
+
 async fn purge(app: &TestApp, body: Value) -> (u16, Value) {
     let response = app.send_json(Method::POST, "/cache/purge", &body).await;
     let status = response.status().as_u16();
@@ -104,12 +112,7 @@ async fn purging_a_tag_hard_reaches_exactly_the_entries_filed_under_it() {
     let redis = RedisServer::start();
     let app = spawn_app(&redis).await;
     seed(&app, 12).await;
-    let paths = [
-        "/items/3",
-        "/items/4",
-        "/items?limit=5",
-        "/items?limit=5&offset=5",
-    ];
+    let paths = FOUR_ENTRIES;
     warm(&app, &paths).await;
     let (status, body) = purge(&app, json!({"namespace": "items", "tags": ["item:3"]})).await;
     assert_eq!(status, 200, "{body}");
@@ -203,12 +206,7 @@ async fn a_dry_run_reports_and_changes_nothing() {
     let redis = RedisServer::start();
     let app = spawn_app(&redis).await;
     seed(&app, 12).await;
-    let paths = [
-        "/items/3",
-        "/items/4",
-        "/items?limit=5",
-        "/items?limit=5&offset=5",
-    ];
+    let paths = FOUR_ENTRIES;
     warm(&app, &paths).await;
     let keys_before: Vec<String> = redis.command(redis::cmd("KEYS").arg("*"));
     let (status, body) = purge(
