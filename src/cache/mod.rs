@@ -2,6 +2,7 @@
 //!
 //! Only [`CacheManager`] talks to a backend; the warp filters and admin routes go through it.
 
+pub mod auto;
 pub mod backend;
 pub mod breaker;
 mod cluster;

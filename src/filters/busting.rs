@@ -18,7 +18,7 @@ use warp::reject::Rejection;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::policy::BustPolicy;
+use super::policy::{BustPolicy, BustTagSource, BustTags};
 use super::request::{request_parts, RequestParts};
 use crate::cache::{CacheManager, Invalidation, Tag};
 
@@ -101,7 +101,7 @@ impl Drop for BustGuard {
                     let (cache, policy) = &*state;
                     for delay in CANCELLED_WRITE_BUSTS {
                         tokio::time::sleep(delay).await;
-                        bust(cache, policy, &request).await;
+                        bust(cache, policy, &request, None).await;
                     }
                 });
             }
@@ -121,14 +121,22 @@ async fn settle(mut guard: BustGuard, outcome: RouteOutcome) -> Result<Response,
     if response.status().is_success() {
         if let Some(state) = guard.state.clone() {
             let (cache, policy) = &*state;
-            bust(cache, policy, &guard.request).await;
+            let reply_tags = response.extensions().get::<BustTags>();
+            bust(cache, policy, &guard.request, reply_tags).await;
         }
     }
     guard.disarm();
     Ok(response)
 }
 
-async fn bust(cache: &CacheManager, policy: &BustPolicy, request: &RequestParts) {
+/// Carries out `policy` for a write of `request` whose reply named `reply_tags` (`None` when
+/// the reply never came or named none).
+async fn bust(
+    cache: &CacheManager,
+    policy: &BustPolicy,
+    request: &RequestParts,
+    reply_tags: Option<&BustTags>,
+) {
     let how = if policy.soft {
         Invalidation::Soft
     } else {
@@ -146,11 +154,18 @@ async fn bust(cache: &CacheManager, policy: &BustPolicy, request: &RequestParts)
             }
         }
     }
-    for (namespace, tags) in &policy.tags {
-        let tags: Result<Vec<Tag>, _> = tags.tags(request).iter().map(|t| Tag::new(t)).collect();
+    for (namespace, source) in &policy.tags {
+        let names = match (source, reply_tags) {
+            (BustTagSource::Request(tags), _) => Some(tags.tags(request)),
+            (BustTagSource::Reply, Some(BustTags(names))) => Some(names.clone()),
+            (BustTagSource::Reply, None) => None,
+        };
+        let tags: Option<Result<Vec<Tag>, _>> =
+            names.map(|names| names.iter().map(|t| Tag::new(t)).collect());
         let done = match tags {
-            Ok(tags) => cache.invalidate_tags(namespace, &tags, how).await.is_ok(),
-            Err(err) => {
+            Some(Ok(tags)) => cache.invalidate_tags(namespace, &tags, how).await.is_ok(),
+            None => false,
+            Some(Err(err)) => {
                 // A write whose invalidation cannot be expressed must not leave stale entries
                 // behind: the whole namespace goes instead.
                 log::warn!(

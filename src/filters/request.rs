@@ -63,20 +63,7 @@ impl RequestParts {
     /// The query parameters, decoded as `application/x-www-form-urlencoded` (`+` is a space,
     /// `%XX` escapes decoded, invalid UTF-8 replaced).
     pub fn query_pairs(&self) -> Vec<(String, String)> {
-        let decode = |text: &str| {
-            let spaced = text.replace('+', " ");
-            percent_encoding::percent_decode_str(&spaced)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        self.query
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (decode(name), decode(value))
-            })
-            .collect()
+        decode_query(&self.query)
     }
 
     /// The request headers.
@@ -177,6 +164,25 @@ impl RequestParts {
         header_tokens_raw(&self.headers, &warp::http::header::IF_NONE_MATCH)
             .any(|tag| tag == "*" || tag.trim_start_matches("W/") == wanted)
     }
+}
+
+/// Decodes a raw query string as `application/x-www-form-urlencoded` (`+` is a space, `%XX`
+/// escapes decoded, invalid UTF-8 replaced): the one decoder that both a route and its cache
+/// key use, so they can never read a query differently.
+pub fn decode_query(raw: &str) -> Vec<(String, String)> {
+    let decode = |text: &str| {
+        let spaced = text.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    raw.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name), decode(value))
+        })
+        .collect()
 }
 
 /// Cache-Control directives of a request.

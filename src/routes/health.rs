@@ -1,7 +1,8 @@
 //! Health routes for load balancers and orchestrators.
 //!
 //! `live` says the process serves HTTP; `ready` says the cache backend answers (the memory
-//! backend always does). Neither needs authentication: they reveal nothing but up or down.
+//! backend always does), with `status: degraded` while an `auto` backend is on its memory
+//! fallback. Neither needs authentication: they reveal nothing but up or down.
 
 use serde_json::json;
 use warp::http::StatusCode;
@@ -49,8 +50,15 @@ pub async fn readiness(cache: CacheManager) -> Result<warp::reply::Response, Rej
     let backend = cache.backend_kind().as_str();
     match cache.ping().await {
         Ok(latency) => {
+            // On an `auto` backend's memory fallback the instance serves, but its entries miss
+            // other instances' writes until Redis answers (see `cache::auto`).
+            let status = if cache.on_memory_fallback() {
+                "degraded"
+            } else {
+                "ready"
+            };
             let mut body = json!({
-                "status": "ready",
+                "status": status,
                 "backend": backend,
                 "latency_ms": latency.as_secs_f64() * 1000.0,
             });

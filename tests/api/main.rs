@@ -5,6 +5,7 @@ mod busting_races;
 mod cache_filters;
 mod cluster_fixture;
 mod faults;
+mod freshness;
 mod helpers;
 mod item_cache;
 mod item_store_postgres;
