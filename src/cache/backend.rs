@@ -166,7 +166,7 @@ impl Backend {
     }
 
     /// Redis, when calls go to it now (a Redis backend, or an `auto` one that switched).
-    fn redis(&self) -> Option<&RedisBackend> {
+    pub(super) fn redis(&self) -> Option<&RedisBackend> {
         match self {
             Backend::Redis(redis) => Some(redis),
             Backend::Auto(auto) if auto.on_redis() => Some(&auto.redis),

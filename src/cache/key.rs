@@ -214,6 +214,12 @@ impl KeyLayout {
         pattern
     }
 
+    /// `<prefix>:#intent:<namespace>`, or `{<prefix>:<namespace>}#intent`: the hash of the
+    /// writes under way that may change the namespace (see `cache::intents`).
+    pub fn intents_key(&self, namespace: &Namespace) -> String {
+        self.namespace_key(namespace, "#intent", 0)
+    }
+
     /// `<prefix>#lineage`: which Redis server process the data under the prefix was last
     /// checked against (see `cache::redis::lineage`). Outside the prefix's patterns (`#` is
     /// not in the prefix alphabet), so clears never delete it and listings never show it.

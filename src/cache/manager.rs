@@ -15,6 +15,7 @@ use super::auto::AutoBackend;
 use super::backend::{Backend, BackendError, BackendKind, KeyTtl};
 use super::codec::{self, Codec, CodecError, Decoded, Encoded};
 use super::generations::PendingBusts;
+use super::intents::IntentSweep;
 use super::invalidation::{Announcer, Invalidated};
 use super::key::{KeyLayout, Namespace};
 use super::l1::L1;
@@ -66,6 +67,8 @@ struct Inner {
     error_log: ThrottledLog,
     corrupt_log: ThrottledLog,
     pending_busts: PendingBusts,
+    intent_sweep: IntentSweep,
+    write_intent_grace: Duration,
     /// The L1 tier and its invalidation channel, when configured (Redis backend only).
     announcer: Option<Announcer>,
 }
@@ -98,6 +101,8 @@ impl CacheManager {
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 pending_busts: PendingBusts::default(),
+                intent_sweep: IntentSweep::default(),
+                write_intent_grace: Duration::from_millis(settings.write_intent_grace_ms),
                 announcer,
             }),
         }
@@ -269,6 +274,8 @@ impl CacheManager {
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 pending_busts: PendingBusts::default(),
+                intent_sweep: IntentSweep::default(),
+                write_intent_grace: inner.write_intent_grace,
                 announcer: None,
             }),
         })
@@ -500,6 +507,15 @@ impl CacheManager {
     pub async fn ping(&self) -> Result<Duration, CacheError> {
         let result = self.inner.backend.ping().await;
         self.observe_global(result)
+    }
+
+    pub(super) fn intent_sweep(&self) -> &IntentSweep {
+        &self.inner.intent_sweep
+    }
+
+    /// How old an abandoned write intent must be before it is replayed.
+    pub(super) fn write_intent_grace(&self) -> Duration {
+        self.inner.write_intent_grace
     }
 
     pub(super) fn pending_busts(&self) -> &PendingBusts {

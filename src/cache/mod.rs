@@ -9,6 +9,7 @@ mod cluster;
 pub mod codec;
 pub mod generations;
 pub mod inspect;
+pub mod intents;
 pub mod invalidation;
 pub mod key;
 pub mod l1;

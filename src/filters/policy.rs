@@ -480,6 +480,20 @@ impl BustPolicy {
         self
     }
 
+    /// Every namespace this policy invalidates something in, once each.
+    pub fn namespaces_touched(&self) -> Vec<Namespace> {
+        let mut touched: Vec<Namespace> = Vec::new();
+        let named = self.namespaces.iter();
+        let by_tags = self.tags.iter().map(|(ns, _)| ns);
+        let by_keys = self.keys.iter().map(|(ns, _)| ns);
+        for ns in named.chain(by_tags).chain(by_keys) {
+            if !touched.contains(ns) {
+                touched.push(ns.clone());
+            }
+        }
+        touched
+    }
+
     /// Soft invalidation: what this policy reaches is marked stale (served under its
     /// stale-while-revalidate and stale-if-error windows while refreshed) instead of dead.
     /// Keys named with [`Self::and_key`] are marked too rather than deleted.

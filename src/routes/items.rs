@@ -56,11 +56,25 @@ pub fn routes(
     let read_policy = CachePolicy::new(namespace.clone())
         .key_with(read_key)
         .tags_with(read_tags);
-    cached(cache.clone(), read_policy, reads).or(cache_busting(
-        cache,
+    // Scoped to /items, so that an unsafe request elsewhere records no write intent.
+    let writes = under_items().and(cache_busting(
+        cache.clone(),
         BustPolicy::reply_tags(namespace),
         writes,
-    ))
+    ));
+    cached(cache, read_policy, reads).or(writes)
+}
+
+/// Passes requests whose path starts with `/items`.
+fn under_items() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::path::peek()
+        .and_then(|path: warp::path::Peek| async move {
+            match path.segments().next() {
+                Some("items") => Ok(()),
+                _ => Err(warp::reject::not_found()),
+            }
+        })
+        .untuple_one()
 }
 
 /// What an item read asks for, parsed exactly as the handlers parse it.

@@ -13,6 +13,37 @@ use super::{
 };
 
 impl RedisBackend {
+    /// `HSET key field value` and `PEXPIRE key ttl`, in one round trip.
+    pub(in crate::cache) async fn hash_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSET").arg(key).arg(field).arg(value).ignore();
+        pipe.cmd("PEXPIRE").arg(key).arg(ttl_millis(ttl)).ignore();
+        self.run_pipeline(&pipe).await
+    }
+
+    /// `HDEL key fields...`; returns how many existed.
+    pub(in crate::cache) async fn hash_delete(
+        &self,
+        key: &str,
+        fields: &[String],
+    ) -> Result<u64, BackendError> {
+        self.run(redis::cmd("HDEL").arg(key).arg(fields)).await
+    }
+
+    /// `HGETALL key`, as field-value pairs.
+    pub(in crate::cache) async fn hash_entries(
+        &self,
+        key: &str,
+    ) -> Result<Vec<(String, String)>, BackendError> {
+        self.run(redis::cmd("HGETALL").arg(key)).await
+    }
+
     pub(in crate::cache) async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
         let value: Option<Vec<u8>> = self.run(redis::cmd("GET").arg(key)).await?;
         Ok(value.map(Bytes::from))
