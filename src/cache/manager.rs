@@ -179,7 +179,10 @@ impl CacheManager {
                 let manager = Self::new(Backend::Redis(RedisBackend::new(redis)?), cache);
                 manager.start_subscriber();
                 match manager.ping().await {
-                    Ok(_) => log::info!("cache backend: redis at {}", shown(redis)),
+                    Ok(_) => {
+                        log::info!("cache backend: redis at {}", shown(redis));
+                        manager.check_memory_limits().await;
+                    }
                     Err(err) => log::warn!(
                         "cache backend: redis at {} (not answering yet: {err}; requests are served uncached until it does)",
                         shown(redis)
@@ -208,11 +211,34 @@ impl CacheManager {
                 let backend = Backend::Auto(AutoBackend::new(redis_backend, memory, answered));
                 let manager = Self::new(backend, cache);
                 manager.start_subscriber();
-                if !answered {
+                if answered {
+                    manager.check_memory_limits().await;
+                } else {
                     manager.start_redis_probe();
                 }
                 Ok(manager)
             }
+        }
+    }
+
+    /// Warns when Redis's memory is unbounded or never evicted: every distinct URL a client asks
+    /// for can become an entry, so only `maxmemory` with an eviction policy bounds what clients
+    /// can make Redis hold (entries also expire with their TTL).
+    async fn check_memory_limits(&self) {
+        let Some(redis) = self.inner.backend.configured_redis() else {
+            return;
+        };
+        match redis.memory_limits().await {
+            Ok((0, _)) => log::warn!(
+                "Redis has no maxmemory: cache entries can grow it until the host runs out of \
+                 memory; set maxmemory and an eviction policy such as allkeys-lru (README, Security)"
+            ),
+            Ok((_, policy)) if policy == "noeviction" => log::warn!(
+                "Redis maxmemory-policy is noeviction: once full, every store fails instead of \
+                 evicting old entries; use allkeys-lru or volatile-lru (README, Security)"
+            ),
+            Ok(_) => {}
+            Err(err) => log::debug!("could not read Redis memory limits: {err}"),
         }
     }
 

@@ -157,6 +157,8 @@ fn environment_overrides_file_and_backend_choice_is_logged() {
 
     let with_file = RunningService::start(&config, &[]);
     with_file.wait_for_line("cache backend: redis");
+    // The test server runs with Redis's defaults: no maxmemory.
+    with_file.wait_for_line("Redis has no maxmemory");
     with_file.wait_for_line("listening on port");
     assert!(with_file.terminate().success());
 

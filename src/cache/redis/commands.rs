@@ -13,6 +13,20 @@ use super::{
 };
 
 impl RedisBackend {
+    /// `maxmemory` and `maxmemory-policy`, from `INFO memory` (which managed Redis services
+    /// answer even where `CONFIG` is disabled). In a cluster, the node that answers.
+    pub(in crate::cache) async fn memory_limits(&self) -> Result<(u64, String), BackendError> {
+        let info: String = self.run(redis::cmd("INFO").arg("memory")).await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(|value| value.trim().to_string())
+        };
+        let maxmemory = field("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let policy = field("maxmemory_policy").unwrap_or_else(|| "unknown".into());
+        Ok((maxmemory, policy))
+    }
+
     /// `HSET key field value` and `PEXPIRE key ttl`, in one round trip.
     pub(in crate::cache) async fn hash_set(
         &self,
