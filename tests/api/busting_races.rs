@@ -222,7 +222,7 @@ async fn a_write_whose_request_is_dropped_mid_commit_still_busts() {
 
 /// How the history app invalidates.
 #[derive(Clone, Copy, Debug)]
-enum Busting {
+pub(crate) enum Busting {
     /// A write busts the whole namespace.
     Namespace,
     /// Entries are tagged with the keys they hold; a write invalidates its key's tag.
@@ -232,7 +232,7 @@ enum Busting {
 /// A few versioned keys, read one at a time (`/h/<k>`) or all together (`/h/all`, a "list page"
 /// holding every key); reads are slowed by a random 0-3 ms between reading the versions and
 /// answering, writes increment a key's version.
-fn history_app(
+pub(crate) fn history_app(
     cache: CacheManager,
     versions: Arc<Vec<AtomicUsize>>,
     busting: Busting,
@@ -284,7 +284,7 @@ fn history_app(
 }
 
 /// Parses `k=v,k=v` into (key, version) pairs.
-fn versions_seen(body: &[u8]) -> Vec<(usize, usize)> {
+pub(crate) fn versions_seen(body: &[u8]) -> Vec<(usize, usize)> {
     String::from_utf8_lossy(body)
         .split(',')
         .map(|pair| {

@@ -7,6 +7,7 @@ mod cluster_fixture;
 mod faults;
 mod freshness;
 mod helpers;
+mod history_faults;
 mod item_cache;
 mod item_store_postgres;
 mod item_store_suite;
