@@ -42,3 +42,4 @@ pub mod ops;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod wording;
