@@ -5,6 +5,7 @@ mod busting_races;
 mod cache_filters;
 mod cluster_fixture;
 mod faults;
+mod first_run;
 mod helpers;
 mod item_cache;
 mod item_store_postgres;
