@@ -264,24 +264,31 @@ function svg(name, attrs, text) {
   return el;
 }
 
+// The x axis spans the samples held (at least MIN_SPAN_MS, at most HISTORY_SAMPLES of them);
+// the viewBox follows the element's width so text is never stretched.
+const MIN_SPAN_MS = 20000;
 function drawChart() {
   const chart = $("chart");
   chart.textContent = "";
-  const [left, right, top, bottom] = [34, 596, 8, 150];
+  const width = Math.max(chart.clientWidth || 640, 320);
+  chart.setAttribute("viewBox", "0 0 " + width + " 170");
+  const [left, right, top, bottom] = [36, width - 44, 8, 150];
   const samples = state.history;
   const maxRate = Math.max(1, ...samples.map((s) => s.lookupsPerSec));
   for (const fraction of [0, 0.5, 1]) {
     const y = bottom - fraction * (bottom - top);
     chart.appendChild(svg("line", { x1: left, x2: right, y1: y, y2: y, stroke: "#e4e7ec" }));
     chart.appendChild(svg("text", { x: 2, y: y + 3 }, Math.round(fraction * 100) + "%"));
-    chart.appendChild(svg("text", { x: right + 4, y: y + 3 }, (fraction * maxRate).toFixed(fraction ? 1 : 0)));
+    chart.appendChild(svg("text", { x: right + 4, y: y + 3 }, (fraction * maxRate).toFixed(fraction ? 1 : 0) + "/s"));
   }
-  const span = HISTORY_SAMPLES * REFRESH_MS;
-  chart.appendChild(svg("text", { x: left, y: 166 }, "-" + Math.round(span / 60000) + " min"));
+  const now = samples.length ? samples[samples.length - 1].at : Date.now();
+  const span = Math.max(MIN_SPAN_MS, samples.length ? now - samples[0].at : 0);
+  const seconds = Math.round(span / 1000);
+  const ago = seconds >= 120 ? "-" + Math.round(seconds / 60) + " min" : "-" + seconds + " s";
+  chart.appendChild(svg("text", { x: left, y: 166 }, ago));
   chart.appendChild(svg("text", { x: right - 20, y: 166 }, "now"));
   setText("chart-scale", samples.length ? samples.length + " samples, every " + REFRESH_MS / 1000 + " s" : "waiting for the second sample");
   if (!samples.length) return;
-  const now = samples[samples.length - 1].at;
   const x = (at) => right - ((now - at) / span) * (right - left);
   const line = (value, colour) => {
     const points = samples
