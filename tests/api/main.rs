@@ -13,6 +13,7 @@ mod item_store_postgres;
 mod item_store_suite;
 mod l1_tier;
 mod manager_suite;
+mod monitoring_files;
 mod operator_scripts;
 mod postgres;
 mod properties;
