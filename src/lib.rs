@@ -35,6 +35,7 @@ pub mod cache;
 pub mod error;
 pub mod filters;
 pub mod items;
+pub mod logging;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
