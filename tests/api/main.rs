@@ -4,6 +4,7 @@ mod admin_api;
 mod busting_races;
 mod cache_filters;
 mod cluster_fixture;
+mod command_line;
 mod dashboard_browser;
 mod faults;
 mod first_run;
