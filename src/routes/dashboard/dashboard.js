@@ -166,7 +166,8 @@ function renderHealth(stats) {
   nodes.textContent = "";
   for (const node of backend.nodes || []) {
     const line = document.createElement("div");
-    line.textContent = (node.node || node.address || "node") + ": " + (node.healthy ? "up" : "down");
+    const latency = typeof node.latency_ms === "number" ? " (" + node.latency_ms.toFixed(2) + " ms)" : "";
+    line.textContent = node.address + ": " + (node.healthy ? "up" + latency : "down");
     nodes.appendChild(line);
   }
   const circuit = backend.circuit;
@@ -178,10 +179,10 @@ function renderHealth(stats) {
     setText("breaker-state", "none (" + (backend.kind || "no") + " backend)", "big muted");
     setText("breaker-opened", "–");
   }
-  // Reported by newer services only: shown when present.
+  // Reported by newer services only (a number, or an object with a count): shown when present.
   const pending = stats.pending_busts;
   const pendingCount = typeof pending === "number" ? pending
-    : pending && typeof pending === "object" ? (pending.count ?? pending.pending ?? pending.total) : undefined;
+    : pending && typeof pending === "object" ? pending.count : undefined;
   if (typeof pendingCount === "number") {
     setText("pending-busts", number(pendingCount), pendingCount > 0 ? "big warn" : "big ok");
   } else {
