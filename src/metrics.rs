@@ -90,6 +90,12 @@ impl Metrics {
             "Whether the cache backend answers a PING",
             &[(&format!("backend=\"{backend}\""), up as f64)],
         );
+        gauge(
+            &mut text,
+            "cache_pending_busts",
+            "Namespaces whose invalidation failed and is being retried",
+            &[("", cache.pending_bust_count() as f64)],
+        );
         if let Some((state, opened)) = cache.circuit() {
             let states = [
                 (
@@ -208,6 +214,10 @@ fn render_cache_stats(text: &mut String, stats: &StatsSnapshot) {
 fn gauge(text: &mut String, name: &str, help: &str, samples: &[(&str, f64)]) {
     let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
     for (labels, value) in samples {
-        let _ = writeln!(text, "{name}{{{labels}}} {value}");
+        if labels.is_empty() {
+            let _ = writeln!(text, "{name} {value}");
+        } else {
+            let _ = writeln!(text, "{name}{{{labels}}} {value}");
+        }
     }
 }

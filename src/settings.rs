@@ -122,6 +122,10 @@ pub struct CacheSettings {
     pub l1_max_bytes: u64,
     /// Longest an entry stays in the L1 tier, in milliseconds (never longer than its freshness).
     pub l1_ttl_ms: u64,
+    /// How old a write's intent record must be before any instance replays it as a namespace
+    /// bust (the write's own instance crashed between its commit and its bust), in
+    /// milliseconds. Bounds how long a crash mid-write can leave stale entries.
+    pub write_intent_grace_ms: u64,
 }
 
 /// `admin:` section: who may use the cache admin routes.
@@ -228,6 +232,7 @@ impl Default for CacheSettings {
             early_refresh_beta: 1.0,
             l1_max_bytes: 0,
             l1_ttl_ms: 1000,
+            write_intent_grace_ms: 10_000,
         }
     }
 }
@@ -543,6 +548,10 @@ impl Settings {
             ("redis.breaker_cooldown_ms", self.redis.breaker_cooldown_ms),
             ("cache.default_ttl_secs", self.cache.default_ttl_secs),
             ("cache.memory_max_bytes", self.cache.memory_max_bytes),
+            (
+                "cache.write_intent_grace_ms",
+                self.cache.write_intent_grace_ms,
+            ),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(fail(field, "must be greater than zero".into()));

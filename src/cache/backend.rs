@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::auto::AutoBackend;
 use super::memory::MemoryBackend;
 use super::redis::RedisBackend;
 
@@ -133,6 +134,8 @@ pub enum Backend {
     Redis(RedisBackend),
     /// Process memory.
     Memory(MemoryBackend),
+    /// Redis, with process memory until Redis first answers (`cache.backend: auto`).
+    Auto(AutoBackend),
 }
 
 macro_rules! dispatch {
@@ -140,6 +143,14 @@ macro_rules! dispatch {
         match $self {
             Backend::Redis($backend) => $call,
             Backend::Memory($backend) => $call,
+            Backend::Auto(auto) if auto.on_redis() => {
+                let $backend = &auto.redis;
+                $call
+            }
+            Backend::Auto(auto) => {
+                let $backend = &auto.memory;
+                $call
+            }
         }
     };
 }
@@ -149,8 +160,38 @@ impl Backend {
     pub fn kind(&self) -> BackendKind {
         match self {
             Backend::Redis(_) => BackendKind::Redis,
-            Backend::Memory(_) => BackendKind::Memory,
+            Backend::Auto(auto) if auto.on_redis() => BackendKind::Redis,
+            Backend::Memory(_) | Backend::Auto(_) => BackendKind::Memory,
         }
+    }
+
+    /// Redis, when calls go to it now (a Redis backend, or an `auto` one that switched).
+    pub(super) fn redis(&self) -> Option<&RedisBackend> {
+        match self {
+            Backend::Redis(redis) => Some(redis),
+            Backend::Auto(auto) if auto.on_redis() => Some(&auto.redis),
+            _ => None,
+        }
+    }
+
+    /// Redis, whether or not calls go to it yet (for the L1 tier's subscriber and the key
+    /// layout, which must not change at an `auto` backend's switch).
+    pub(super) fn configured_redis(&self) -> Option<&RedisBackend> {
+        match self {
+            Backend::Redis(redis) => Some(redis),
+            Backend::Auto(auto) => Some(&auto.redis),
+            Backend::Memory(_) => None,
+        }
+    }
+
+    /// Whether Redis is configured (a Redis backend, or an `auto` one on either side).
+    pub fn has_redis(&self) -> bool {
+        self.configured_redis().is_some()
+    }
+
+    /// Whether this is an `auto` backend still on its memory fallback.
+    pub fn on_memory_fallback(&self) -> bool {
+        matches!(self, Backend::Auto(auto) if !auto.on_redis())
     }
 
     /// The value under `key`, if any.
@@ -216,9 +257,9 @@ impl Backend {
     /// Publishes `message` on `channel` (Redis pub/sub; a plain PUBLISH reaches every node of a
     /// Redis Cluster; nothing to do for process memory).
     pub async fn publish(&self, channel: &str, message: &str) -> Result<(), BackendError> {
-        match self {
-            Backend::Redis(redis) => redis.publish(channel, message).await,
-            Backend::Memory(_) => Ok(()),
+        match self.redis() {
+            Some(redis) => redis.publish(channel, message).await,
+            None => Ok(()),
         }
     }
 
@@ -283,17 +324,14 @@ impl Backend {
 
     /// The circuit breaker's state and how often it opened, for backends that have one.
     pub fn circuit(&self) -> Option<(super::breaker::CircuitState, u64)> {
-        match self {
-            Backend::Redis(redis) => Some(redis.circuit()),
-            Backend::Memory(_) => None,
-        }
+        self.redis().map(RedisBackend::circuit)
     }
 
     /// The connection pool's occupancy, for backends that have one (not a Redis Cluster).
     pub async fn pool_state(&self) -> Option<PoolState> {
-        match self {
-            Backend::Redis(redis) => redis.pool_state().await,
-            Backend::Memory(_) => None,
+        match self.redis() {
+            Some(redis) => redis.pool_state().await,
+            None => None,
         }
     }
 
@@ -305,13 +343,14 @@ impl Backend {
 
     /// Whether keys must be laid out for a Redis Cluster (one hash slot per namespace).
     pub fn is_cluster(&self) -> bool {
-        matches!(self, Backend::Redis(redis) if redis.is_cluster())
+        self.configured_redis()
+            .is_some_and(RedisBackend::is_cluster)
     }
 
     /// Each Redis Cluster master's PING; `None` for other backends.
     pub async fn node_health(&self) -> Option<Result<Vec<NodeHealth>, BackendError>> {
-        match self {
-            Backend::Redis(redis) if redis.is_cluster() => Some(redis.node_health().await),
+        match self.redis() {
+            Some(redis) if redis.is_cluster() => Some(redis.node_health().await),
             _ => None,
         }
     }
@@ -319,9 +358,7 @@ impl Backend {
     /// A client for a `SUBSCRIBE` connection to one node (see
     /// [`RedisBackend::subscription_client`]); `None` for the memory backend.
     pub fn subscription_client(&self, attempt: usize) -> Option<redis::RedisResult<redis::Client>> {
-        match self {
-            Backend::Redis(redis) => Some(redis.subscription_client(attempt)),
-            Backend::Memory(_) => None,
-        }
+        self.configured_redis()
+            .map(|redis| redis.subscription_client(attempt))
     }
 }

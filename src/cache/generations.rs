@@ -19,7 +19,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -243,7 +243,10 @@ impl CacheManager {
 ///
 /// Until a bust of such a namespace succeeds, it must not be read from the cache: the backend
 /// may come back with the old entries intact (a pause, a partition). [`CacheManager::bust_or_remember`]
-/// records failures; [`CacheManager::settle_pending_bust`] retries before a read.
+/// records failures; a background task retries them with back-off until they land (so other
+/// instances, which cannot know of the failure, stop reading the old entries within
+/// [`PENDING_BUST_RETRY_MAX`] of the backend's return, whether or not this instance serves
+/// traffic), and [`CacheManager::settle_pending_bust`] also retries before a read here.
 #[derive(Debug, Default)]
 pub struct PendingBusts {
     count: AtomicUsize,
@@ -251,7 +254,16 @@ pub struct PendingBusts {
     /// clears the mark only if no failure was recorded after that bust started.
     namespaces: Mutex<HashMap<Namespace, u64>>,
     epoch: AtomicU64,
+    /// Whether the background retry task is running.
+    retrying: AtomicBool,
 }
+
+/// First pause of the background retry of pending busts; doubled after each round that left
+/// some pending, up to [`PENDING_BUST_RETRY_MAX`].
+pub const PENDING_BUST_RETRY_MIN: Duration = Duration::from_millis(50);
+/// Longest pause between two rounds of retries: with the breaker's cool-down, the bound on how
+/// long after the backend's return another instance may still read what a failed bust missed.
+pub const PENDING_BUST_RETRY_MAX: Duration = Duration::from_secs(1);
 
 impl PendingBusts {
     fn add(&self, ns: &Namespace) {
@@ -260,6 +272,21 @@ impl PendingBusts {
         if namespaces.insert(ns.clone(), epoch).is_none() {
             self.count.fetch_add(1, Ordering::Release);
         }
+    }
+
+    /// How many namespaces have a bust pending.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Whether no bust is pending.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn snapshot(&self) -> Vec<Namespace> {
+        let namespaces = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        namespaces.keys().cloned().collect()
     }
 
     /// The epoch of `ns`'s pending failure, if one is pending.
@@ -297,17 +324,66 @@ impl CacheManager {
                 true
             }
             Err(err) => {
-                log::warn!("invalidation of namespace {ns} failed ({err}); it is bypassed until a retry succeeds");
-                self.pending_busts().add(ns);
+                log::warn!("invalidation of namespace {ns} failed ({err}); it is bypassed here and retried in the background until it lands");
+                self.remember_failed_bust(ns);
                 false
             }
         }
     }
 
     /// Remembers that an invalidation in `ns` failed: the namespace is bypassed until a bust
-    /// of it succeeds.
+    /// of it succeeds, which a background task retries until it does.
     pub fn remember_failed_bust(&self, ns: &Namespace) {
         self.pending_busts().add(ns);
+        self.start_bust_retries();
+    }
+
+    /// How many namespaces have an invalidation pending (failed, being retried).
+    pub fn pending_bust_count(&self) -> usize {
+        self.pending_busts().len()
+    }
+
+    /// Starts the background task that retries pending busts, unless it runs already. It
+    /// holds the manager weakly: dropping every handle of the manager ends it.
+    fn start_bust_retries(&self) {
+        if self.pending_busts().retrying.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime (a synchronous caller): reads still retry before they are served.
+            self.pending_busts()
+                .retrying
+                .store(false, Ordering::Release);
+            return;
+        };
+        let manager = self.downgrade();
+        runtime.spawn(async move {
+            let mut pause = PENDING_BUST_RETRY_MIN;
+            loop {
+                tokio::time::sleep(pause).await;
+                let Some(manager) = manager.upgrade() else {
+                    return;
+                };
+                let pending = manager.pending_busts();
+                let mut failed = false;
+                for ns in pending.snapshot() {
+                    failed |= manager.settle_pending_bust(&ns).await.is_err();
+                }
+                if pending.is_empty() {
+                    pending.retrying.store(false, Ordering::Release);
+                    // A failure recorded after the check would have found the flag set:
+                    // take the work back if so, else stop.
+                    if pending.is_empty() || pending.retrying.swap(true, Ordering::AcqRel) {
+                        return;
+                    }
+                }
+                pause = if failed {
+                    (pause * 2).min(PENDING_BUST_RETRY_MAX)
+                } else {
+                    PENDING_BUST_RETRY_MIN
+                };
+            }
+        });
     }
 
     /// Ok when `ns` may be read: no bust of it is pending, or the pending one succeeds now.

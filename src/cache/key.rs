@@ -214,6 +214,33 @@ impl KeyLayout {
         pattern
     }
 
+    /// `<prefix>:#intent:<namespace>`, or `{<prefix>:<namespace>}#intent`: the hash of the
+    /// writes under way that may change the namespace (see `cache::intents`).
+    pub fn intents_key(&self, namespace: &Namespace) -> String {
+        self.namespace_key(namespace, "#intent", 0)
+    }
+
+    /// `<prefix>#lineage`: which Redis server process the data under the prefix was last
+    /// checked against (see `cache::redis::lineage`). Outside the prefix's patterns (`#` is
+    /// not in the prefix alphabet), so clears never delete it and listings never show it.
+    pub fn lineage_key(&self) -> String {
+        format!("{}#lineage", self.prefix)
+    }
+
+    /// The SCAN pattern matching every namespace record under the prefix, and only those.
+    pub fn namespace_records_pattern(&self) -> String {
+        if self.clustered {
+            format!(
+                "{}*}}{GENERATION_SEGMENT}",
+                escape_glob(&self.prefix_start())
+            )
+        } else {
+            let mut pattern = escape_glob(&format!("{}:{GENERATION_SEGMENT}:", self.prefix));
+            pattern.push('*');
+            pattern
+        }
+    }
+
     /// The SCAN pattern matching every key under the prefix, and only those.
     pub fn prefix_pattern(&self) -> String {
         let mut pattern = escape_glob(&self.prefix_start());

@@ -11,9 +11,11 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::auto::AutoBackend;
 use super::backend::{Backend, BackendError, BackendKind, KeyTtl};
 use super::codec::{self, Codec, CodecError, Decoded, Encoded};
 use super::generations::PendingBusts;
+use super::intents::IntentSweep;
 use super::invalidation::{Announcer, Invalidated};
 use super::key::{KeyLayout, Namespace};
 use super::l1::L1;
@@ -37,6 +39,16 @@ pub enum CacheError {
     Encode(String),
 }
 
+/// A [`CacheManager`] held weakly, by tasks that must end with it.
+pub(super) struct WeakCacheManager(std::sync::Weak<Inner>);
+
+impl WeakCacheManager {
+    /// The manager, while some handle of it lives.
+    pub(super) fn upgrade(&self) -> Option<CacheManager> {
+        self.0.upgrade().map(|inner| CacheManager { inner })
+    }
+}
+
 /// Reads and writes cache entries; see the module docs.
 #[derive(Clone)]
 pub struct CacheManager {
@@ -55,6 +67,8 @@ struct Inner {
     error_log: ThrottledLog,
     corrupt_log: ThrottledLog,
     pending_busts: PendingBusts,
+    intent_sweep: IntentSweep,
+    write_intent_grace: Duration,
     /// The L1 tier and its invalidation channel, when configured (Redis backend only).
     announcer: Option<Announcer>,
 }
@@ -62,19 +76,18 @@ struct Inner {
 impl CacheManager {
     /// A manager over `backend`, configured by `settings`.
     pub fn new(backend: Backend, settings: &CacheSettings) -> Self {
-        let announcer =
-            (settings.l1_max_bytes > 0 && backend.kind() == BackendKind::Redis).then(|| {
-                Announcer {
-                    l1: Arc::new(L1::new(
-                        settings.l1_max_bytes,
-                        Duration::from_millis(settings.l1_ttl_ms),
-                    )),
-                    channel: format!("{}:#invalidate", settings.key_prefix),
-                }
-            });
+        let announcer = (settings.l1_max_bytes > 0 && backend.has_redis()).then(|| Announcer {
+            l1: Arc::new(L1::new(
+                settings.l1_max_bytes,
+                Duration::from_millis(settings.l1_ttl_ms),
+            )),
+            channel: format!("{}:#invalidate", settings.key_prefix),
+        });
+        let layout = layout_for(&backend, &settings.key_prefix);
+        watch_lineage(&backend, &layout);
         Self {
             inner: Arc::new(Inner {
-                layout: layout_for(&backend, &settings.key_prefix),
+                layout,
                 backend: Arc::new(backend),
                 codec: Codec::new(settings.compression_threshold_bytes, settings.gzip_level),
                 default_ttl: settings.default_ttl(),
@@ -88,9 +101,16 @@ impl CacheManager {
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 pending_busts: PendingBusts::default(),
+                intent_sweep: IntentSweep::default(),
+                write_intent_grace: Duration::from_millis(settings.write_intent_grace_ms),
                 announcer,
             }),
         }
+    }
+
+    /// A handle that does not keep the manager alive (for background tasks).
+    pub(super) fn downgrade(&self) -> WeakCacheManager {
+        WeakCacheManager(Arc::downgrade(&self.inner))
     }
 
     /// The L1 tier, when one is configured.
@@ -159,7 +179,10 @@ impl CacheManager {
                 let manager = Self::new(Backend::Redis(RedisBackend::new(redis)?), cache);
                 manager.start_subscriber();
                 match manager.ping().await {
-                    Ok(_) => log::info!("cache backend: redis at {}", shown(redis)),
+                    Ok(_) => {
+                        log::info!("cache backend: redis at {}", shown(redis));
+                        manager.check_memory_limits().await;
+                    }
                     Err(err) => log::warn!(
                         "cache backend: redis at {} (not answering yet: {err}; requests are served uncached until it does)",
                         shown(redis)
@@ -168,23 +191,93 @@ impl CacheManager {
                 Ok(manager)
             }
             BackendChoice::Auto => {
-                let manager = Self::new(Backend::Redis(RedisBackend::new(redis)?), cache);
-                match manager.ping().await {
+                let redis_backend = RedisBackend::new(redis)?;
+                let answered = match redis_backend.ping().await {
                     Ok(_) => {
                         log::info!("cache backend: redis at {} (auto)", shown(redis));
-                        manager.start_subscriber();
-                        Ok(manager)
+                        true
                     }
                     Err(err) => {
                         log::warn!(
-                            "cache backend: memory (auto: Redis at {} did not answer: {err})",
-                            shown(redis)
+                            "cache backend: memory (auto: Redis at {} did not answer: {err}; \
+                             probing it every {:?}, switching to it when it answers)",
+                            shown(redis),
+                            super::auto::AUTO_PROBE_INTERVAL
                         );
-                        Ok(Self::in_memory(cache))
+                        false
                     }
+                };
+                let memory = MemoryBackend::new(cache.memory_max_bytes);
+                let backend = Backend::Auto(AutoBackend::new(redis_backend, memory, answered));
+                let manager = Self::new(backend, cache);
+                manager.start_subscriber();
+                if answered {
+                    manager.check_memory_limits().await;
+                } else {
+                    manager.start_redis_probe();
                 }
+                Ok(manager)
             }
         }
+    }
+
+    /// Warns when Redis's memory is unbounded or never evicted: every distinct URL a client asks
+    /// for can become an entry, so only `maxmemory` with an eviction policy bounds what clients
+    /// can make Redis hold (entries also expire with their TTL).
+    async fn check_memory_limits(&self) {
+        let Some(redis) = self.inner.backend.configured_redis() else {
+            return;
+        };
+        match redis.memory_limits().await {
+            Ok((0, _)) => log::warn!(
+                "Redis has no maxmemory: cache entries can grow it until the host runs out of \
+                 memory; set maxmemory and an eviction policy such as allkeys-lru (README, Security)"
+            ),
+            Ok((_, policy)) if policy == "noeviction" => log::warn!(
+                "Redis maxmemory-policy is noeviction: once full, every store fails instead of \
+                 evicting old entries; use allkeys-lru or volatile-lru (README, Security)"
+            ),
+            Ok(_) => {}
+            Err(err) => log::debug!("could not read Redis memory limits: {err}"),
+        }
+    }
+
+    /// Asks Redis every [`AUTO_PROBE_INTERVAL`](super::auto::AUTO_PROBE_INTERVAL) whether it
+    /// answers, while an `auto` backend is on its memory fallback; switches when it does.
+    fn start_redis_probe(&self) {
+        let manager = self.downgrade();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(super::auto::AUTO_PROBE_INTERVAL).await;
+                let Some(manager) = manager.upgrade() else {
+                    return;
+                };
+                let Backend::Auto(auto) = manager.backend() else {
+                    return;
+                };
+                if auto.on_redis() {
+                    return;
+                }
+                if auto.redis.ping().await.is_ok() {
+                    if auto.switch_to_redis() {
+                        if let Some(l1) = manager.l1() {
+                            l1.mark_everything();
+                        }
+                        log::warn!(
+                            "cache backend: Redis answers now; switched from the memory fallback \
+                             to redis for good (memory entries dropped)"
+                        );
+                    }
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Whether this instance is on an `auto` backend's memory fallback: its entries are not
+    /// invalidated by other instances' writes (readiness says `degraded`).
+    pub fn on_memory_fallback(&self) -> bool {
+        self.inner.backend.on_memory_fallback()
     }
 
     /// A manager over the same backend under another key prefix, with its own statistics:
@@ -192,10 +285,12 @@ impl CacheManager {
     pub fn with_key_prefix(&self, prefix: &str) -> Result<Self, String> {
         super::key::validate_prefix(prefix)?;
         let inner = &self.inner;
+        let layout = layout_for(&inner.backend, prefix);
+        watch_lineage(&inner.backend, &layout);
         Ok(Self {
             inner: Arc::new(Inner {
                 backend: Arc::clone(&inner.backend),
-                layout: layout_for(&inner.backend, prefix),
+                layout,
                 codec: inner.codec,
                 default_ttl: inner.default_ttl,
                 default_stale_windows: inner.default_stale_windows,
@@ -205,6 +300,8 @@ impl CacheManager {
                 error_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 corrupt_log: ThrottledLog::new(ERROR_LOG_INTERVAL),
                 pending_busts: PendingBusts::default(),
+                intent_sweep: IntentSweep::default(),
+                write_intent_grace: inner.write_intent_grace,
                 announcer: None,
             }),
         })
@@ -438,6 +535,15 @@ impl CacheManager {
         self.observe_global(result)
     }
 
+    pub(super) fn intent_sweep(&self) -> &IntentSweep {
+        &self.inner.intent_sweep
+    }
+
+    /// How old an abandoned write intent must be before it is replayed.
+    pub(super) fn write_intent_grace(&self) -> Duration {
+        self.inner.write_intent_grace
+    }
+
     pub(super) fn pending_busts(&self) -> &PendingBusts {
         &self.inner.pending_busts
     }
@@ -494,6 +600,16 @@ impl CacheManager {
 }
 
 /// The key layout `backend` needs: one hash slot per namespace on a Redis Cluster.
+/// Has the Redis backend check this prefix's lineage on every new connection.
+fn watch_lineage(backend: &Backend, layout: &KeyLayout) {
+    if let Some(redis) = backend.configured_redis() {
+        redis.watch_lineage(super::redis::Lineage {
+            record_key: layout.lineage_key(),
+            namespace_records: layout.namespace_records_pattern(),
+        });
+    }
+}
+
 fn layout_for(backend: &Backend, prefix: &str) -> KeyLayout {
     if backend.is_cluster() {
         KeyLayout::clustered(prefix)

@@ -86,6 +86,11 @@ impl MemoryBackend {
         }
     }
 
+    /// Drops every entry (an `auto` backend leaving its memory fallback).
+    pub(super) fn clear(&self) {
+        self.entries.invalidate_all();
+    }
+
     fn script_lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.scripts.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -2,12 +2,14 @@
 //!
 //! Only [`CacheManager`] talks to a backend; the warp filters and admin routes go through it.
 
+pub mod auto;
 pub mod backend;
 pub mod breaker;
 mod cluster;
 pub mod codec;
 pub mod generations;
 pub mod inspect;
+pub mod intents;
 pub mod invalidation;
 pub mod key;
 pub mod l1;

@@ -10,17 +10,22 @@
 //! unchanged: the namespace is remembered and bypassed until a retried bust succeeds, so no
 //! client reads an entry from before the write. If the request is dropped while the route runs
 //! (the client went away after sending a write), the bust still happens, from a task of its own.
+//! If the process dies between the write's commit and its bust, the write intent recorded before
+//! the route ran is replayed by any instance after `cache.write_intent_grace_ms` (see
+//! [`crate::cache::intents`]); an unsafe request that reaches this filter costs that one extra
+//! round trip, so mount it under the routes' path (`warp::path("items").and(...)`-like scoping).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use warp::reject::Rejection;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use super::policy::BustPolicy;
+use super::policy::{BustPolicy, BustTagSource, BustTags};
 use super::request::{request_parts, RequestParts};
-use crate::cache::{CacheManager, Invalidation, Tag};
+use crate::cache::intents::WriteIntent;
+use crate::cache::{CacheManager, Invalidation, Namespace, Tag};
 
 /// Wraps a mutation `route` so that its success invalidates what `policy` names.
 ///
@@ -43,6 +48,9 @@ where
     F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
     R: Reply,
 {
+    for ns in policy.namespaces_touched() {
+        cache.sweep_write_intents(&ns);
+    }
     let state = Arc::new((cache, policy));
     let outcome = route
         .map(|reply: R| RouteOutcome::Replied(reply.into_response()))
@@ -50,10 +58,7 @@ where
             |rejection| async move { Ok::<_, Rejection>((RouteOutcome::Rejected(rejection),)) },
         );
     request_parts()
-        .map(move |request| BustGuard {
-            state: Some(Arc::clone(&state)),
-            request: Arc::new(request),
-        })
+        .then(move |request| arm(Arc::clone(&state), request))
         .and(outcome)
         .and_then(settle)
         .boxed()
@@ -69,6 +74,40 @@ const CANCELLED_WRITE_BUSTS: [Duration; 3] = [
     Duration::from_secs(5),
 ];
 
+/// The test hook that stands for a crash between a write's commit and its bust:
+/// `WARP_REDIS_CACHE_FAILPOINT=abort-before-bust` aborts the process there. Never set it
+/// outside tests.
+static ABORT_BEFORE_BUST: LazyLock<bool> = LazyLock::new(|| {
+    std::env::var("WARP_REDIS_CACHE_FAILPOINT").is_ok_and(|v| v == "abort-before-bust")
+});
+
+/// Arms the guard before the route runs; an unsafe request first records its write intents.
+async fn arm(state: Arc<(CacheManager, BustPolicy)>, request: RequestParts) -> BustGuard {
+    let mut intents = Vec::new();
+    if !matches!(
+        request.method().as_str(),
+        "GET" | "HEAD" | "OPTIONS" | "TRACE"
+    ) {
+        for ns in state.1.namespaces_touched() {
+            if let Some(intent) = state.0.begin_write(&ns).await {
+                intents.push((ns, intent));
+            }
+        }
+    }
+    BustGuard {
+        state: Some(state),
+        request: Arc::new(request),
+        intents,
+    }
+}
+
+/// Removes write intents whose busts landed or whose writes changed nothing.
+async fn end_writes(cache: &CacheManager, intents: Vec<(Namespace, WriteIntent)>) {
+    for (ns, intent) in intents {
+        cache.end_write(&ns, intent).await;
+    }
+}
+
 /// What the wrapped route did.
 enum RouteOutcome {
     Replied(Response),
@@ -81,6 +120,7 @@ enum RouteOutcome {
 struct BustGuard {
     state: Option<Arc<(CacheManager, BustPolicy)>>,
     request: Arc<RequestParts>,
+    intents: Vec<(Namespace, WriteIntent)>,
 }
 
 impl BustGuard {
@@ -95,13 +135,18 @@ impl Drop for BustGuard {
             return;
         };
         let request = Arc::clone(&self.request);
+        let intents = std::mem::take(&mut self.intents);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     let (cache, policy) = &*state;
+                    let mut landed = false;
                     for delay in CANCELLED_WRITE_BUSTS {
                         tokio::time::sleep(delay).await;
-                        bust(cache, policy, &request).await;
+                        landed = bust(cache, policy, &request, None).await;
+                    }
+                    if landed {
+                        end_writes(cache, intents).await;
                     }
                 });
             }
@@ -111,24 +156,49 @@ impl Drop for BustGuard {
 }
 
 async fn settle(mut guard: BustGuard, outcome: RouteOutcome) -> Result<Response, Rejection> {
+    let Some(state) = guard.state.clone() else {
+        return match outcome {
+            RouteOutcome::Rejected(rejection) => Err(rejection),
+            RouteOutcome::Replied(response) => Ok(response),
+        };
+    };
+    let (cache, policy) = &*state;
+    let intents = std::mem::take(&mut guard.intents);
     let response = match outcome {
         RouteOutcome::Rejected(rejection) => {
             guard.disarm();
+            end_writes(cache, intents).await;
             return Err(rejection);
         }
         RouteOutcome::Replied(response) => response,
     };
-    if response.status().is_success() {
-        if let Some(state) = guard.state.clone() {
-            let (cache, policy) = &*state;
-            bust(cache, policy, &guard.request).await;
+    let landed = if response.status().is_success() {
+        if *ABORT_BEFORE_BUST {
+            log::error!("failpoint abort-before-bust: aborting after a write, before its bust");
+            std::process::abort();
         }
-    }
+        let reply_tags = response.extensions().get::<BustTags>();
+        bust(cache, policy, &guard.request, reply_tags).await
+    } else {
+        true
+    };
     guard.disarm();
+    if landed {
+        end_writes(cache, intents).await;
+    }
     Ok(response)
 }
 
-async fn bust(cache: &CacheManager, policy: &BustPolicy, request: &RequestParts) {
+/// Carries out `policy` for a write of `request` whose reply named `reply_tags` (`None` when
+/// the reply never came or named none); returns whether every invalidation landed now (the
+/// others are retried in the background).
+async fn bust(
+    cache: &CacheManager,
+    policy: &BustPolicy,
+    request: &RequestParts,
+    reply_tags: Option<&BustTags>,
+) -> bool {
+    let mut landed = true;
     let how = if policy.soft {
         Invalidation::Soft
     } else {
@@ -137,20 +207,28 @@ async fn bust(cache: &CacheManager, policy: &BustPolicy, request: &RequestParts)
     for namespace in &policy.namespaces {
         match how {
             Invalidation::Hard => {
-                cache.bust_or_remember(namespace).await;
+                landed &= cache.bust_or_remember(namespace).await;
             }
             Invalidation::Soft => {
                 if cache.soft_purge_namespace(namespace).await.is_err() {
                     cache.remember_failed_bust(namespace);
+                    landed = false;
                 }
             }
         }
     }
-    for (namespace, tags) in &policy.tags {
-        let tags: Result<Vec<Tag>, _> = tags.tags(request).iter().map(|t| Tag::new(t)).collect();
+    for (namespace, source) in &policy.tags {
+        let names = match (source, reply_tags) {
+            (BustTagSource::Request(tags), _) => Some(tags.tags(request)),
+            (BustTagSource::Reply, Some(BustTags(names))) => Some(names.clone()),
+            (BustTagSource::Reply, None) => None,
+        };
+        let tags: Option<Result<Vec<Tag>, _>> =
+            names.map(|names| names.iter().map(|t| Tag::new(t)).collect());
         let done = match tags {
-            Ok(tags) => cache.invalidate_tags(namespace, &tags, how).await.is_ok(),
-            Err(err) => {
+            Some(Ok(tags)) => cache.invalidate_tags(namespace, &tags, how).await.is_ok(),
+            None => false,
+            Some(Err(err)) => {
                 // A write whose invalidation cannot be expressed must not leave stale entries
                 // behind: the whole namespace goes instead.
                 log::warn!(
@@ -160,7 +238,7 @@ async fn bust(cache: &CacheManager, policy: &BustPolicy, request: &RequestParts)
             }
         };
         if !done {
-            cache.bust_or_remember(namespace).await;
+            landed &= cache.bust_or_remember(namespace).await;
         }
     }
     for (namespace, key) in &policy.keys {
@@ -171,6 +249,8 @@ async fn bust(cache: &CacheManager, policy: &BustPolicy, request: &RequestParts)
         };
         if !done {
             cache.remember_failed_bust(namespace);
+            landed = false;
         }
     }
+    landed
 }

@@ -11,8 +11,9 @@
 //!   methods pass through untouched.
 //! - A hit is one round trip (`MGET` of the entry and its namespace generation) and answers
 //!   with the stored status, headers and body, plus `X-Cache: HIT`, `Cache-Status`, `Age`,
-//!   `ETag` and `Cache-Control: max-age=<lifetime>`. `If-None-Match` matching the ETag gets 304
-//!   with no body.
+//!   `ETag` and the policy's downstream `Cache-Control` (default `no-cache`: clients and
+//!   proxies revalidate, see [`ClientCacheControl`](super::ClientCacheControl)).
+//!   `If-None-Match` matching the ETag gets 304 with no body.
 //! - A miss runs the route and stores its response (one write) under the generation read
 //!   before the route ran, so a response computed before a concurrent bust is never served
 //!   after it. Concurrent misses of one key in this process run the route once: the others
@@ -411,7 +412,9 @@ impl LocalTier<'_> {
             &header_map(&stored.meta.headers),
             &stored.representation,
             &stored.meta.etag,
-            std::time::Duration::from_millis(stored.meta.ttl_ms),
+            &policy
+                .client_cache_control
+                .header_value(std::time::Duration::from_millis(stored.meta.ttl_ms)),
             vary,
         );
         let entry = LocalEntry {
@@ -641,15 +644,17 @@ fn answer_from(
     outcome: Outcome,
 ) -> Result<Response, Rejection> {
     let status = StatusCode::from_u16(meta.status).unwrap_or(StatusCode::OK);
-    // Downstream caches compute freshness as max-age minus Age, so max-age is the entry's
-    // whole lifetime, not what is left of it.
+    // Downstream caches compute freshness as max-age minus Age, so max-age (when the policy
+    // grants one) is the entry's whole lifetime, not what is left of it.
     Answer {
         request,
         status,
         headers: header_map(&meta.headers),
         body: representation,
         etag: &meta.etag,
-        max_age: std::time::Duration::from_millis(meta.ttl_ms),
+        cache_control: policy
+            .client_cache_control
+            .header_value(std::time::Duration::from_millis(meta.ttl_ms)),
         age: Some(meta.age(now)),
         vary: &policy.vary,
         outcome,
@@ -852,7 +857,9 @@ async fn store_and_answer(
         headers: header_map(&meta.headers),
         body: representation,
         etag: &meta.etag,
-        max_age: std::time::Duration::from_millis(meta.ttl_ms),
+        cache_control: policy
+            .client_cache_control
+            .header_value(std::time::Duration::from_millis(meta.ttl_ms)),
         age: None,
         vary: &policy.vary,
         outcome,

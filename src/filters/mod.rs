@@ -15,5 +15,8 @@ pub mod storing;
 
 pub use busting::cache_busting;
 pub use cached::cached;
-pub use policy::{BustPolicy, BustTagFn, CachePolicy, KeyFn, TagContext, TagFn};
-pub use request::{request_parts, RequestDirectives, RequestParts};
+pub use policy::{
+    with_bust_tags, BustPolicy, BustTagFn, BustTags, CachePolicy, ClientCacheControl, KeyFn,
+    TagContext, TagFn,
+};
+pub use request::{decode_query, request_parts, RequestDirectives, RequestParts};

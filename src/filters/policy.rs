@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use warp::http::header::HeaderName;
+use warp::http::header::{HeaderName, HeaderValue};
 use warp::http::StatusCode;
 
 use super::request::RequestParts;
@@ -89,6 +89,37 @@ where
     }
 }
 
+/// What a cached route lets caches downstream (browsers, CDNs, proxies) keep, as its
+/// `Cache-Control` header. Our own entries are invalidated by busts; a copy downstream is out
+/// of reach of any bust, so the server-side TTL and what downstream may keep are different
+/// things.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ClientCacheControl {
+    /// `no-cache` (the default): downstream may keep a copy but must revalidate it before each
+    /// use; with the entry's `ETag` that is a cheap 304. A write is seen at once.
+    #[default]
+    Revalidate,
+    /// `max-age=<the entry's lifetime>`: downstream serves its copy for that long, even after
+    /// a write. For resources that never change, or whose readers tolerate that.
+    MaxAge,
+    /// This value, verbatim (e.g. `private, max-age=30`).
+    Custom(HeaderValue),
+}
+
+impl ClientCacheControl {
+    /// The header value for an entry with this lifetime.
+    pub fn header_value(&self, lifetime: Duration) -> HeaderValue {
+        match self {
+            ClientCacheControl::Revalidate => HeaderValue::from_static("no-cache"),
+            ClientCacheControl::MaxAge => {
+                HeaderValue::from_str(&format!("max-age={}", lifetime.as_secs()))
+                    .expect("max-age=<digits> is a valid header value")
+            }
+            ClientCacheControl::Custom(value) => value.clone(),
+        }
+    }
+}
+
 /// How a cached route stores responses.
 #[derive(Clone)]
 pub struct CachePolicy {
@@ -106,6 +137,7 @@ pub struct CachePolicy {
     pub(crate) tag_fns: Vec<Arc<dyn TagFn>>,
     pub(crate) early_refresh: Option<f64>,
     pub(crate) l1: bool,
+    pub(crate) client_cache_control: ClientCacheControl,
 }
 
 /// The lifetimes an entry is stored with.
@@ -142,6 +174,7 @@ impl fmt::Debug for CachePolicy {
             .field("tag_fns", &self.tag_fns.len())
             .field("early_refresh", &self.early_refresh)
             .field("l1", &self.l1)
+            .field("client_cache_control", &self.client_cache_control)
             .finish()
     }
 }
@@ -165,7 +198,15 @@ impl CachePolicy {
             tag_fns: Vec::new(),
             early_refresh: None,
             l1: true,
+            client_cache_control: ClientCacheControl::default(),
         }
+    }
+
+    /// What downstream caches may keep ([`ClientCacheControl`]; default: revalidate, i.e.
+    /// `Cache-Control: no-cache` with the ETag).
+    pub fn client_cache_control(mut self, directive: ClientCacheControl) -> Self {
+        self.client_cache_control = directive;
+        self
     }
 
     /// Whether hits may be answered from the in-process L1 tier, when the manager has one
@@ -314,13 +355,47 @@ impl CachePolicy {
     }
 }
 
-/// What a successful mutation invalidates: whole namespaces (O(1) each) and/or single keys
-/// computed from the request.
+/// The tags a write route's reply says its write changed, attached with [`with_bust_tags`] and
+/// read by a [`BustPolicy::reply_tags`] policy. The handler that parsed the request is the one
+/// source of truth for what it changed: nothing re-derives an id from the raw path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BustTags(pub(crate) Vec<String>);
+
+/// Attaches to `reply` the tags its write changed (see [`BustPolicy::reply_tags`]). The tags
+/// travel as a response extension: they are never sent to the client.
+///
+/// ```
+/// use warp_redis_cache::filters::with_bust_tags;
+/// let reply = with_bust_tags(warp::reply::json(&"ok"), ["item:42"]);
+/// assert_eq!(reply.status(), 200);
+/// ```
+pub fn with_bust_tags<S: Into<String>>(
+    reply: impl warp::Reply,
+    tags: impl IntoIterator<Item = S>,
+) -> warp::reply::Response {
+    let mut response = reply.into_response();
+    let tags = BustTags(tags.into_iter().map(Into::into).collect());
+    response.extensions_mut().insert(tags);
+    response
+}
+
+/// Where a bust policy's tags come from.
+#[derive(Clone)]
+pub(crate) enum BustTagSource {
+    /// Computed from the request.
+    Request(Arc<dyn BustTagFn>),
+    /// Named by the route's reply ([`with_bust_tags`]); a reply that names none, or a write
+    /// whose reply never came (the request was dropped), invalidates the whole namespace.
+    Reply,
+}
+
+/// What a successful mutation invalidates: whole namespaces (O(1) each), tags computed from
+/// the request or named by the reply, and/or single keys computed from the request.
 #[derive(Clone, Default)]
 pub struct BustPolicy {
     pub(crate) namespaces: Vec<Namespace>,
     pub(crate) keys: Vec<(Namespace, Arc<dyn KeyFn>)>,
-    pub(crate) tags: Vec<(Namespace, Arc<dyn BustTagFn>)>,
+    pub(crate) tags: Vec<(Namespace, BustTagSource)>,
     pub(crate) soft: bool,
 }
 
@@ -374,8 +449,49 @@ impl BustPolicy {
 
     /// Also invalidates the tags `tags` computes from the request in `namespace`.
     pub fn and_tags(mut self, namespace: Namespace, tags: impl BustTagFn) -> Self {
-        self.tags.push((namespace, Arc::new(tags)));
+        self.tags
+            .push((namespace, BustTagSource::Request(Arc::new(tags))));
         self
+    }
+
+    /// Invalidates, in `namespace`, the tags the route's reply names with [`with_bust_tags`]:
+    /// the handler that parsed the request says what its write changed, so `/items/5/` and
+    /// `/items/05` bust `item:5` exactly as `/items/5` does. A successful reply that names no
+    /// tags, or a write whose request was dropped before it replied, invalidates the whole
+    /// namespace instead (the safe side).
+    ///
+    /// ```
+    /// use warp::Filter;
+    /// use warp_redis_cache::cache::Namespace;
+    /// use warp_redis_cache::filters::{with_bust_tags, BustPolicy};
+    /// let items = Namespace::new("items").unwrap();
+    /// let policy = BustPolicy::reply_tags(items);
+    /// let route = warp::path!("items" / u64)
+    ///     .and(warp::delete())
+    ///     .map(|id: u64| with_bust_tags(warp::reply(), [format!("item:{id}")]));
+    /// ```
+    pub fn reply_tags(namespace: Namespace) -> Self {
+        Self::default().and_reply_tags(namespace)
+    }
+
+    /// Also invalidates, in `namespace`, the tags the route's reply names.
+    pub fn and_reply_tags(mut self, namespace: Namespace) -> Self {
+        self.tags.push((namespace, BustTagSource::Reply));
+        self
+    }
+
+    /// Every namespace this policy invalidates something in, once each.
+    pub fn namespaces_touched(&self) -> Vec<Namespace> {
+        let mut touched: Vec<Namespace> = Vec::new();
+        let named = self.namespaces.iter();
+        let by_tags = self.tags.iter().map(|(ns, _)| ns);
+        let by_keys = self.keys.iter().map(|(ns, _)| ns);
+        for ns in named.chain(by_tags).chain(by_keys) {
+            if !touched.contains(ns) {
+                touched.push(ns.clone());
+            }
+        }
+        touched
     }
 
     /// Soft invalidation: what this policy reaches is marked stale (served under its

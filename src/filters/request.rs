@@ -1,10 +1,10 @@
 //! The request as the cache filters see it: method, path, query and headers, the directives
 //! that decide whether the cache may be used, and the default key.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::fmt::Write as _;
 
 use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
+use sha2::{Digest, Sha256};
 use warp::filters::path::FullPath;
 use warp::http::header::{
     HeaderMap, HeaderName, ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, COOKIE, PRAGMA,
@@ -16,8 +16,9 @@ use warp::Filter;
 /// character itself, plus everything that is not visible ASCII.
 const VARY_VALUE_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'|').add(b'=').add(b',').add(b'%');
 
-/// Keys longer than this keep a readable head and end in a hash of the whole key, so a huge
-/// query string cannot make a huge Redis key.
+/// Keys longer than this keep a readable head and end in a SHA-256 of the whole key, so a huge
+/// query string cannot make a huge Redis key, and no one can craft two long keys that share
+/// an entry (a 64-bit hash could be collided on purpose).
 const MAX_READABLE_KEY: usize = 200;
 
 /// The parts of a request the cache filters use.
@@ -63,20 +64,7 @@ impl RequestParts {
     /// The query parameters, decoded as `application/x-www-form-urlencoded` (`+` is a space,
     /// `%XX` escapes decoded, invalid UTF-8 replaced).
     pub fn query_pairs(&self) -> Vec<(String, String)> {
-        let decode = |text: &str| {
-            let spaced = text.replace('+', " ");
-            percent_encoding::percent_decode_str(&spaced)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        self.query
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (decode(name), decode(value))
-            })
-            .collect()
+        decode_query(&self.query)
     }
 
     /// The request headers.
@@ -179,6 +167,25 @@ impl RequestParts {
     }
 }
 
+/// Decodes a raw query string as `application/x-www-form-urlencoded` (`+` is a space, `%XX`
+/// escapes decoded, invalid UTF-8 replaced): the one decoder that both a route and its cache
+/// key use, so they can never read a query differently.
+pub fn decode_query(raw: &str) -> Vec<(String, String)> {
+    let decode = |text: &str| {
+        let spaced = text.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    raw.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name), decode(value))
+        })
+        .collect()
+}
+
 /// Cache-Control directives of a request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestDirectives {
@@ -214,13 +221,18 @@ fn bound_key(key: String) -> String {
     if key.len() <= MAX_READABLE_KEY {
         return key;
     }
-    let mut hasher = DefaultHasher::new();
-    key.hash(&mut hasher);
+    let digest = Sha256::digest(key.as_bytes());
     let mut cut = MAX_READABLE_KEY;
     while !key.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}#{:016x}{:08x}", &key[..cut], hasher.finish(), key.len())
+    let mut bounded = String::with_capacity(cut + 1 + 2 * digest.len());
+    bounded.push_str(&key[..cut]);
+    bounded.push('#');
+    for byte in digest.iter() {
+        let _ = write!(bounded, "{byte:02x}");
+    }
+    bounded
 }
 
 #[cfg(test)]
@@ -274,7 +286,7 @@ mod tests {
             two.finish_key("k".into(), &vary2)
         );
         let long = request.finish_key("x".repeat(5000), &[]);
-        assert!(long.len() < 240, "{}", long.len());
+        assert_eq!(long.len(), MAX_READABLE_KEY + 1 + 64, "{long}");
         assert_ne!(long, request.finish_key("x".repeat(5001), &[]));
     }
 

@@ -158,8 +158,9 @@ pub struct Answer<'a> {
     pub body: Representation,
     /// Entity tag, quoted.
     pub etag: &'a str,
-    /// Freshness to advertise in `Cache-Control: max-age`.
-    pub max_age: Duration,
+    /// The `Cache-Control` downstream caches get (see
+    /// [`ClientCacheControl`](super::ClientCacheControl)).
+    pub cache_control: HeaderValue,
     /// `Age`, for answers from the cache.
     pub age: Option<Duration>,
     /// Request headers the key varies on.
@@ -205,7 +206,13 @@ impl Answer<'_> {
             };
             (self.status, headers, body)
         };
-        add_validators(&mut headers, &etag, self.max_age, self.vary, compressed);
+        add_validators(
+            &mut headers,
+            &etag,
+            self.cache_control,
+            self.vary,
+            compressed,
+        );
         if let Some(age) = self.age {
             headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
         }
@@ -218,21 +225,17 @@ impl Answer<'_> {
 }
 
 /// Adds the headers that are the same on every answer from one entry: `ETag`,
-/// `Cache-Control: max-age` and `Vary` (the key's headers, and `Accept-Encoding` for an entry
-/// stored compressed).
+/// `Cache-Control` and `Vary` (the key's headers, and `Accept-Encoding` for an entry stored
+/// compressed).
 pub fn add_validators(
     headers: &mut HeaderMap,
     etag: &str,
-    max_age: Duration,
+    cache_control: HeaderValue,
     vary: &[HeaderName],
     compressed: bool,
 ) {
     set(headers, header::ETAG, etag);
-    set(
-        headers,
-        header::CACHE_CONTROL,
-        &format!("max-age={}", max_age.as_secs()),
-    );
+    headers.insert(header::CACHE_CONTROL, cache_control);
     let mut varied: Vec<&str> = vary.iter().map(HeaderName::as_str).collect();
     if compressed {
         varied.push("accept-encoding");
@@ -259,7 +262,7 @@ impl Prebuilt {
         stored_headers: &HeaderMap,
         body: &Representation,
         etag: &str,
-        max_age: Duration,
+        cache_control: &HeaderValue,
         vary: &[HeaderName],
     ) -> (Option<Prebuilt>, Option<Prebuilt>) {
         let build = |body: &Bytes, etag: &str, compressed: bool, encoded: bool| {
@@ -267,7 +270,7 @@ impl Prebuilt {
             if encoded {
                 headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
-            add_validators(&mut headers, etag, max_age, vary, compressed);
+            add_validators(&mut headers, etag, cache_control.clone(), vary, compressed);
             Prebuilt {
                 headers,
                 body: body.clone(),

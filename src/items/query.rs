@@ -84,6 +84,39 @@ impl ListQuery {
         }
         Ok(query)
     }
+
+    /// Parses a raw query string (without `?`), decoded by the same
+    /// [`decode_query`](crate::filters::decode_query) the cache key uses.
+    pub fn from_query_string(raw: &str) -> Result<Self, ValidationError> {
+        Self::from_pairs(&crate::filters::decode_query(raw))
+    }
+
+    /// The page this query asks for, in one canonical form: every parameter in a fixed order,
+    /// numbers in decimal without sign or leading zeros, filters percent-encoded. Two queries
+    /// that ask for the same page (`limit=0100`, `limit=100&offset=0`) have the same form, so
+    /// the cache keeps one entry for them.
+    pub fn canonical(&self) -> String {
+        let encode = |text: &str| {
+            percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        };
+        let mut form = format!("limit={}&offset={}", self.limit, self.offset);
+        if let Some(q) = &self.q {
+            form.push_str("&q=");
+            form.push_str(&encode(q));
+        }
+        if let Some(tag) = &self.tag {
+            form.push_str("&tag=");
+            form.push_str(&encode(tag));
+        }
+        form
+    }
+
+    /// Whether the query filters by name or tag (its pages change when any item's name or tags
+    /// do).
+    pub fn is_filtered(&self) -> bool {
+        self.q.is_some() || self.tag.is_some()
+    }
 }
 
 fn parse_limit(value: &str) -> Result<u32, ValidationError> {
@@ -218,6 +251,17 @@ mod tests {
         assert_eq!(err.field, "q");
         let err = ListQuery::from_pairs(&pairs(&[("tag", "\0")])).expect_err("NUL in tag");
         assert_eq!(err.field, "tag");
+    }
+
+    #[test]
+    fn queries_for_the_same_page_have_one_canonical_form() {
+        let a = ListQuery::from_query_string("limit=0100").expect("valid");
+        let b = ListQuery::from_query_string("offset=0&limit=%2B100&q=").expect("valid");
+        assert_eq!(a.canonical(), "limit=100&offset=0");
+        assert_eq!(a.canonical(), b.canonical());
+        let c = ListQuery::from_query_string("q=a%26b+c&tag=x").expect("valid");
+        assert_eq!(c.canonical(), "limit=20&offset=0&q=a%26b%20c&tag=x");
+        assert!(c.is_filtered() && !a.is_filtered());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::client::Client;
 use super::error::RequestError;
 use super::views::{CountersView, StatsView};
-use crate::wording::{bytes, percent};
+use crate::wording::{bytes, count, percent};
 
 /// The lines about the backend, L1, pending busts and uptime.
 pub fn overview(stats: &StatsView) -> String {
@@ -44,7 +44,11 @@ pub fn overview(stats: &StatsView) -> String {
     };
     let _ = writeln!(text, "l1        {l1}");
     if let Some(pending) = stats.pending_busts() {
-        let _ = writeln!(text, "pending   {pending} busts not yet applied");
+        let _ = writeln!(
+            text,
+            "pending   {} (failed invalidations being retried)",
+            count(pending, "bust")
+        );
     }
     let _ = writeln!(text, "uptime    {:.0} s", stats.uptime_secs);
     text
@@ -272,11 +276,14 @@ mod tests {
         view.backend.kind = "redis".into();
         view.backend.healthy = true;
         view.backend.latency_ms = Some(0.42);
-        view.pending_busts = Some(serde_json::json!(2));
+        view.backend.pending_busts = Some(2);
         let text = table(&view);
         assert!(text.contains("backend   redis: healthy (0.4 ms)"), "{text}");
         assert!(text.contains("l1        off"), "{text}");
-        assert!(text.contains("pending   2 busts not yet applied"), "{text}");
+        assert!(
+            text.contains("pending   2 busts (failed invalidations being retried)"),
+            "{text}"
+        );
         let items = text.lines().find(|l| l.starts_with("items")).expect("row");
         assert!(items.contains("93.2%"), "{items}");
         assert!(text.lines().any(|l| l.starts_with("(total)")));

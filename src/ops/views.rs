@@ -16,7 +16,8 @@ pub struct StatsView {
     pub backend: BackendView,
     /// The L1 tier, when one is configured.
     pub l1: Option<L1View>,
-    /// Invalidations not yet applied, when the service reports them.
+    /// Invalidations not yet applied, at the top level (none of today's services put it there;
+    /// read for tolerance).
     pub pending_busts: Option<serde_json::Value>,
     /// Seconds since the counters started.
     pub uptime_secs: f64,
@@ -28,9 +29,12 @@ pub struct StatsView {
 }
 
 impl StatsView {
-    /// The number of pending busts, when the service reports it (as a number, or an object
-    /// with a `count`).
+    /// The number of pending busts, when the service reports it: `backend.pending_busts`, else
+    /// a top-level `pending_busts` (a number, or an object with a `count`).
     pub fn pending_busts(&self) -> Option<u64> {
+        if let Some(pending) = self.backend.pending_busts {
+            return Some(pending);
+        }
         match self.pending_busts.as_ref()? {
             serde_json::Value::Number(n) => n.as_u64(),
             serde_json::Value::Object(fields) => fields.get("count")?.as_u64(),
@@ -53,6 +57,8 @@ pub struct BackendView {
     pub error: Option<String>,
     /// The circuit breaker (Redis only).
     pub circuit: Option<CircuitView>,
+    /// Namespaces whose invalidation failed and is being retried (newer services).
+    pub pending_busts: Option<u64>,
 }
 
 /// The circuit breaker.

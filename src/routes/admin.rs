@@ -105,6 +105,9 @@ pub struct BackendStatus {
     pub error: Option<String>,
     /// The circuit breaker (Redis backend only).
     pub circuit: Option<CircuitReport>,
+    /// Namespaces whose invalidation failed and is being retried in the background; while
+    /// any is pending, this instance reads none of them from the cache.
+    pub pending_busts: u64,
     /// Each master's PING (Redis Cluster only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<NodeHealth>>,
@@ -244,6 +247,7 @@ pub async fn stats(cache: CacheManager) -> Result<impl Reply, Rejection> {
         latency_ms: ping.as_ref().ok().map(|l| l.as_secs_f64() * 1000.0),
         error: ping.err().map(|e| e.to_string()),
         circuit,
+        pending_busts: cache.pending_bust_count() as u64,
         nodes: cache.node_health().await.and_then(Result::ok),
     };
     let stats = cache.stats().snapshot();

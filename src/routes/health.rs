@@ -1,10 +1,11 @@
 //! Health routes for load balancers and orchestrators.
 //!
 //! `live` says the process serves HTTP; `ready` says the cache backend answers (the memory
-//! backend always does); `/health` is the original service's route, for monitors set up for
-//! it: 200 whenever the process serves, with the cache's state in the body (a failing cache
-//! degrades the service, it does not stop it). None needs authentication: they reveal nothing
-//! but up or down.
+//! backend always does), with `status: degraded` while an `auto` backend is on its memory
+//! fallback; `/health` is the original service's route, for monitors set up for it: 200
+//! whenever the process serves, with the cache's state in the body (a failing cache degrades
+//! the service, it does not stop it). None needs authentication: they reveal nothing but up
+//! or down.
 
 use serde_json::json;
 use warp::http::StatusCode;
@@ -30,15 +31,22 @@ fn overall(cache: CacheManager) -> impl Filter<Extract = (impl Reply,), Error = 
 }
 
 /// The service and its cache: `healthy` when the cache backend answers, `degraded` when it does
-/// not (requests are then served without the cache). Always 200 while the process serves.
+/// not (requests are then served without the cache) or while an `auto` backend is on its memory
+/// fallback. Always 200 while the process serves.
 #[utoipa::path(get, path = "/health", tag = "health",
     responses((status = 200, description = "{\"status\": \"healthy\", \"service\": \"warp-redis-cache\", \"version\": \"0.1.0\", \"cache\": {\"backend\": \"redis\", \"healthy\": true, \"latency_ms\": 0.3}}")))]
 pub async fn health(cache: CacheManager) -> warp::reply::Json {
     let ping = cache.ping().await;
-    let status = if ping.is_ok() { "healthy" } else { "degraded" };
+    let fallback = cache.on_memory_fallback();
+    let status = if ping.is_ok() && !fallback {
+        "healthy"
+    } else {
+        "degraded"
+    };
     let mut backend = json!({
         "backend": cache.backend_kind().as_str(),
         "healthy": ping.is_ok(),
+        "memory_fallback": fallback,
     });
     match ping {
         Ok(latency) => backend["latency_ms"] = json!(latency.as_secs_f64() * 1000.0),
@@ -83,8 +91,15 @@ pub async fn readiness(cache: CacheManager) -> Result<warp::reply::Response, Rej
     let backend = cache.backend_kind().as_str();
     match cache.ping().await {
         Ok(latency) => {
+            // On an `auto` backend's memory fallback the instance serves, but its entries miss
+            // other instances' writes until Redis answers (see `cache::auto`).
+            let status = if cache.on_memory_fallback() {
+                "degraded"
+            } else {
+                "ready"
+            };
             let mut body = json!({
-                "status": "ready",
+                "status": status,
                 "backend": backend,
                 "latency_ms": latency.as_secs_f64() * 1000.0,
             });

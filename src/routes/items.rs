@@ -12,13 +12,23 @@
 //! - `PUT` / `PATCH` of item 42: `item:42` and `items:filtered-lists` (the item may now match
 //!   a filter it did not), so item 43 and the unfiltered pages without item 42 stay cached;
 //! - `DELETE` of item 42: `item:42` and `items:lists`.
+//!
+//! One source of truth: the handlers name what their write changed on their reply
+//! ([`with_bust_tags`], from the id they parsed), and read keys are built by [`read_key`] from
+//! the same parsers the handlers use ([`parse_id`], [`ListQuery::from_query_string`]). So
+//! `/items/5/`, `/items/05` and `/items/5` are one resource with one cache entry, and a write
+//! through any of them busts it; `?limit=0100` and `?limit=100` are one page; and an unknown
+//! query parameter is a 400 on every item route (it never makes a new cache entry).
 
 use warp::http::{header, Method, StatusCode};
 use warp::{Filter, Rejection, Reply};
 
 use crate::cache::{CacheManager, Namespace};
 use crate::error::{ApiError, ErrorBody};
-use crate::filters::{cache_busting, cached, BustPolicy, CachePolicy, RequestParts, TagContext};
+use crate::filters::{
+    cache_busting, cached, decode_query, with_bust_tags, BustPolicy, CachePolicy, RequestParts,
+    TagContext,
+};
 use crate::items::{
     Item, ItemPage, ItemPatch, ItemStore, ListQuery, NewItem, StoreError, ValidationError,
 };
@@ -43,12 +53,73 @@ pub fn routes(
         .unify()
         .or(delete_item(store))
         .unify();
-    let read_policy = CachePolicy::new(namespace.clone()).tags_with(read_tags);
-    cached(cache.clone(), read_policy, reads).or(cache_busting(
-        cache,
-        BustPolicy::tags(namespace, write_tags),
+    let read_policy = CachePolicy::new(namespace.clone())
+        .key_with(read_key)
+        .tags_with(read_tags);
+    // Scoped to /items, so that an unsafe request elsewhere records no write intent.
+    let writes = under_items().and(cache_busting(
+        cache.clone(),
+        BustPolicy::reply_tags(namespace),
         writes,
-    ))
+    ));
+    cached(cache, read_policy, reads).or(writes)
+}
+
+/// Passes requests whose path starts with `/items`.
+fn under_items() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::path::peek()
+        .and_then(|path: warp::path::Peek| async move {
+            match path.segments().next() {
+                Some("items") => Ok(()),
+                _ => Err(warp::reject::not_found()),
+            }
+        })
+        .untuple_one()
+}
+
+/// What an item read asks for, parsed exactly as the handlers parse it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ItemRead {
+    /// `GET /items/{id}`.
+    One(i64),
+    /// `GET /items?...`.
+    Page(ListQuery),
+}
+
+impl ItemRead {
+    /// `None` when the request is not a valid item read (it is answered with a 4xx, which is
+    /// never stored). Path segments are percent-decoded as warp decodes its path parameters,
+    /// and one trailing slash is allowed, as warp's routes allow it.
+    fn parse(request: &RequestParts) -> Option<Self> {
+        let rest = request.path().strip_prefix("/items")?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.is_empty() {
+            return ListQuery::from_query_string(request.query())
+                .ok()
+                .map(ItemRead::Page);
+        }
+        let segment = rest.strip_prefix('/').filter(|s| !s.contains('/'))?;
+        let segment = percent_encoding::percent_decode_str(segment)
+            .decode_utf8()
+            .ok()?;
+        if !decode_query(request.query()).is_empty() {
+            return None;
+        }
+        parse_id(&segment).ok().map(ItemRead::One)
+    }
+}
+
+/// The cache key of an item read, from the parsed request: the default key of its canonical
+/// spelling (`GET:/items/<id>`, `GET:/items?limit=<n>&offset=<n>[&q=..][&tag=..]`), so every
+/// spelling of one resource shares one entry. Requests that are not valid reads keep their
+/// own default key, which cannot equal a canonical one (a query that spells a canonical form
+/// parses); they are answered with a 4xx and never stored.
+pub fn read_key(request: &RequestParts) -> String {
+    match ItemRead::parse(request) {
+        Some(ItemRead::One(id)) => format!("GET:/items/{id}"),
+        Some(ItemRead::Page(query)) => format!("GET:/items?{}", query.canonical()),
+        None => request.default_key(),
+    }
 }
 
 /// Every list page.
@@ -83,12 +154,10 @@ pub fn read_tags(context: &TagContext<'_>) -> Vec<String> {
     let mut tags: Vec<String> = held.id.into_iter().map(item_tag).collect();
     if let Some(items) = held.items {
         tags.push(LISTS_TAG.to_string());
-        // Anything but paging counts as a filter: a new parameter errs on the safe side.
-        let filtered = context
-            .request
-            .query_pairs()
-            .iter()
-            .any(|(name, _)| name != "limit" && name != "offset");
+        // Parsed as the list handler parsed it; a query that does not parse errs on the safe
+        // side (it cannot have produced a page anyway).
+        let filtered = ListQuery::from_query_string(context.request.query())
+            .map_or(true, |query| query.is_filtered());
         if filtered {
             tags.push(FILTERED_LISTS_TAG.to_string());
         }
@@ -97,15 +166,10 @@ pub fn read_tags(context: &TagContext<'_>) -> Vec<String> {
     tags
 }
 
-/// The tags a successful write invalidates (see the module docs).
-pub fn write_tags(request: &RequestParts) -> Vec<String> {
-    // Only successful writes bust: POST /items, or PUT/PATCH/DELETE of a valid id (any other
-    // path or id is rejected before it can succeed).
-    let id = request
-        .path()
-        .strip_prefix("/items/")
-        .and_then(|raw| raw.parse::<i64>().ok());
-    match (request.method(), id) {
+/// The tags a successful write of item `id` (`None` for a create) invalidates (see the module
+/// docs); the handlers attach them to their replies.
+pub fn write_tags(method: &Method, id: Option<i64>) -> Vec<String> {
+    match (method, id) {
         (&Method::DELETE, Some(id)) => vec![item_tag(id), LISTS_TAG.to_string()],
         (&Method::PUT | &Method::PATCH, Some(id)) => {
             vec![item_tag(id), FILTERED_LISTS_TAG.to_string()]
@@ -132,10 +196,34 @@ fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::get().or(warp::head()).unify()
 }
 
+/// The raw query string, empty when there is none.
+fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Routes on one item take no query parameters: any is a 400, so `?r=1`, `?r=2`, ... cannot
+/// each become a cache entry.
+fn no_query() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    raw_query()
+        .and_then(|raw: String| async move {
+            match decode_query(&raw).first() {
+                None => Ok(()),
+                Some((name, _)) => {
+                    let shown: String = name.chars().take(40).collect();
+                    Err(warp::reject::custom(ApiError::BadRequest(format!(
+                        "unknown parameter {shown:?}; this route takes no query parameters"
+                    ))))
+                }
+            }
+        })
+        .untuple_one()
+}
+
 /// GET /items/{id}
 fn get_item(store: ItemStore) -> impl Filter<Extract = (ItemReply,), Error = Rejection> + Clone {
     warp::path!("items" / String)
         .and(get_or_head())
+        .and(no_query())
         .and(with_store(store))
         .and_then(read_item)
 }
@@ -144,7 +232,7 @@ fn get_item(store: ItemStore) -> impl Filter<Extract = (ItemReply,), Error = Rej
 fn list_items(store: ItemStore) -> impl Filter<Extract = (ItemReply,), Error = Rejection> + Clone {
     warp::path!("items")
         .and(get_or_head())
-        .and(warp::query::<Vec<(String, String)>>())
+        .and(raw_query())
         .and(with_store(store))
         .and_then(list)
 }
@@ -156,6 +244,7 @@ fn create_item(
 ) -> impl Filter<Extract = (ItemReply,), Error = Rejection> + Clone {
     warp::path!("items")
         .and(warp::post())
+        .and(no_query())
         .and(json_body::<NewItem>(max_body_bytes))
         .and(with_store(store))
         .and_then(create)
@@ -168,6 +257,7 @@ fn replace_item(
 ) -> impl Filter<Extract = (ItemReply,), Error = Rejection> + Clone {
     warp::path!("items" / String)
         .and(warp::put())
+        .and(no_query())
         .and(json_body::<NewItem>(max_body_bytes))
         .and(with_store(store))
         .and_then(replace)
@@ -180,6 +270,7 @@ fn patch_item(
 ) -> impl Filter<Extract = (ItemReply,), Error = Rejection> + Clone {
     warp::path!("items" / String)
         .and(warp::patch())
+        .and(no_query())
         .and(json_body::<ItemPatch>(max_body_bytes))
         .and(with_store(store))
         .and_then(patch)
@@ -189,6 +280,7 @@ fn patch_item(
 fn delete_item(store: ItemStore) -> impl Filter<Extract = (ItemReply,), Error = Rejection> + Clone {
     warp::path!("items" / String)
         .and(warp::delete())
+        .and(no_query())
         .and(with_store(store))
         .and_then(delete)
 }
@@ -218,8 +310,8 @@ pub async fn read_item(id: String, store: ItemStore) -> Result<ItemReply, Reject
            ("tag" = Option<String>, Query, description = "has exactly this tag")),
     responses((status = 200, body = ItemPage), (status = 400, body = ErrorBody),
               (status = 503, body = ErrorBody, description = "the item store is unreachable")))]
-pub async fn list(pairs: Vec<(String, String)>, store: ItemStore) -> Result<ItemReply, Rejection> {
-    let query = ListQuery::from_pairs(&pairs).map_err(|e| bad_request(&e))?;
+pub async fn list(raw_query: String, store: ItemStore) -> Result<ItemReply, Rejection> {
+    let query = ListQuery::from_query_string(&raw_query).map_err(|e| bad_request(&e))?;
     let page = store.list(query).await.map_err(store_failure)?;
     Ok(warp::reply::json(&page).into_response())
 }
@@ -235,7 +327,8 @@ pub async fn create(new: NewItem, store: ItemStore) -> Result<ItemReply, Rejecti
     let item = store.create(new).await.map_err(store_failure)?;
     let location = format!("/items/{}", item.id);
     let reply = warp::reply::with_status(warp::reply::json(&item), StatusCode::CREATED);
-    Ok(warp::reply::with_header(reply, header::LOCATION, location).into_response())
+    let reply = warp::reply::with_header(reply, header::LOCATION, location);
+    Ok(with_bust_tags(reply, write_tags(&Method::POST, None)))
 }
 
 /// Replaces an item (invalidates the tags it affects).
@@ -252,7 +345,8 @@ pub async fn replace(id: String, new: NewItem, store: ItemStore) -> Result<ItemR
         .await
         .map_err(store_failure)?
         .ok_or_else(|| not_found(id))?;
-    Ok(warp::reply::json(&item).into_response())
+    let tags = write_tags(&Method::PUT, Some(id));
+    Ok(with_bust_tags(warp::reply::json(&item), tags))
 }
 
 /// Changes the given fields of an item (invalidates the tags it affects).
@@ -269,7 +363,8 @@ pub async fn patch(id: String, patch: ItemPatch, store: ItemStore) -> Result<Ite
         .await
         .map_err(store_failure)?
         .ok_or_else(|| not_found(id))?;
-    Ok(warp::reply::json(&item).into_response())
+    let tags = write_tags(&Method::PATCH, Some(id));
+    Ok(with_bust_tags(warp::reply::json(&item), tags))
 }
 
 /// Deletes an item (invalidates the tags it affects).
@@ -282,11 +377,12 @@ pub async fn delete(id: String, store: ItemStore) -> Result<ItemReply, Rejection
     if !store.delete(id).await.map_err(store_failure)? {
         return Err(not_found(id));
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let tags = write_tags(&Method::DELETE, Some(id));
+    Ok(with_bust_tags(StatusCode::NO_CONTENT, tags))
 }
 
 /// Ids are positive integers; anything else is a 400 on every route.
-fn parse_id(raw: &str) -> Result<i64, Rejection> {
+pub fn parse_id(raw: &str) -> Result<i64, Rejection> {
     raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
         let shown: String = raw.chars().take(40).collect();
         warp::reject::custom(ApiError::BadRequest(format!(

@@ -107,6 +107,7 @@ async fn the_dashboard_shows_live_numbers_browses_keys_and_purges_after_a_dry_ru
     assert_eq!(browser.text("#backend-kind").await, "redis");
     assert_eq!(browser.text("#backend-health").await, "healthy");
     assert_eq!(browser.text("#breaker-state").await, "closed");
+    assert_eq!(browser.text("#pending-busts").await, "0");
 
     // Traffic in the background while the page samples it.
     let traffic_app = app.base.clone();

@@ -18,23 +18,46 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// Where it keeps its RDB file, for servers that persist (see [`Self::start_persistent`]).
+    data_dir: Option<tempfile::TempDir>,
 }
 
 impl RedisServer {
     /// Starts a server on a free loopback port and waits until it answers PING.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts a server that loads and writes its RDB file in a directory of its own, as a
+    /// default redis.conf does: [`Self::restart`] brings back what the last `SAVE` held.
+    pub fn start_persistent() -> Self {
+        Self::start_with(Some(
+            tempfile::tempdir().expect("a temporary data directory"),
+        ))
+    }
+
+    fn start_with(mut data_dir: Option<tempfile::TempDir>) -> Self {
         for _ in 0..5 {
             let port = free_port();
-            let mut server = Self { port, child: None };
+            let mut server = Self {
+                port,
+                child: None,
+                data_dir: data_dir.take(),
+            };
             if server.spawn() {
                 return server;
             }
+            data_dir = server.data_dir.take();
         }
         panic!("could not start redis-server on a free port after 5 tries");
     }
 
     fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Some(dir) = &self.data_dir {
+            command.args(["--dir", &dir.path().display().to_string()]);
+        }
+        let child = command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--protected-mode", "no", "--loglevel", "warning"])
@@ -87,6 +110,25 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a server frozen by [`Self::pause`] (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("server running").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
     }
 
     /// Starts the server again on the same port.

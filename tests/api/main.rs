@@ -8,6 +8,7 @@ mod command_line;
 mod dashboard_browser;
 mod faults;
 mod first_run;
+mod freshness;
 mod helpers;
 mod item_cache;
 mod item_store_postgres;

@@ -22,8 +22,14 @@ async fn keys_are_prefix_namespace_key_with_a_ttl() {
         .set(&items(), "GET:/items/1", &1, None)
         .await
         .expect("set");
-    let (_, keys): (u64, Vec<String>) =
-        server.command(redis::cmd("SCAN").arg(0).arg("COUNT").arg(100));
+    let (_, keys): (u64, Vec<String>) = server.command(
+        redis::cmd("SCAN")
+            .arg(0)
+            .arg("MATCH")
+            .arg("wrc:*")
+            .arg("COUNT")
+            .arg(100),
+    );
     assert_eq!(keys, vec!["wrc:items:GET:/items/1".to_string()]);
     let ttl: i64 = server.command(redis::cmd("TTL").arg("wrc:items:GET:/items/1"));
     assert!(ttl > 290 && ttl <= 300, "ttl {ttl}");

@@ -122,6 +122,21 @@ impl RunningService {
         }
     }
 
+    /// Waits until the process exits by itself (killed, aborted) and returns how it ended.
+    fn wait_for_exit(mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the process is still running"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
@@ -142,6 +157,8 @@ fn environment_overrides_file_and_backend_choice_is_logged() {
 
     let with_file = RunningService::start(&config, &[]);
     with_file.wait_for_line("cache backend: redis");
+    // The test server runs with Redis's defaults: no maxmemory.
+    with_file.wait_for_line("Redis has no maxmemory");
     with_file.wait_for_line("listening on port");
     assert!(with_file.terminate().success());
 
@@ -304,4 +321,73 @@ async fn sigkill_under_load_loses_no_acknowledged_write() {
     let port = announced_port(&restarted);
     assert_all_present(port, &acknowledged).await;
     assert!(restarted.terminate().success());
+}
+
+/// One HTTP/1.1 request over a plain socket; `None` when the connection was cut before a
+/// whole response came (the service died).
+fn http_request(port: u16, method: &str, path: &str, json: Option<&str>) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let body = json.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.starts_with("HTTP/1.1 ").then_some(response)
+}
+
+#[test]
+fn a_crash_between_commit_and_bust_is_repaired_by_another_instance() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let yaml = format!(
+        "app:\n  port: 0\nredis:\n  url: {}\ncache:\n  backend: redis\n  write_intent_grace_ms: 1000\ndatabase:\n  path: {:?}\n",
+        redis.url(),
+        dir.path().join("items.sqlite3").display().to_string()
+    );
+    let config = write_settings(dir.path(), &yaml);
+    let survivor = RunningService::start(&config, &[]);
+    let port = announced_port(&survivor);
+    let created = http_request(port, "POST", "/items", Some(r#"{"name":"Lamp","price":1}"#));
+    assert!(created.is_some_and(|r| r.starts_with("HTTP/1.1 201")));
+    http_request(port, "GET", "/items/1", None).expect("answered");
+    let hit = http_request(port, "GET", "/items/1", None).expect("answered");
+    assert!(hit.to_ascii_lowercase().contains("x-cache: hit"), "{hit}");
+
+    let doomed = RunningService::start(
+        &config,
+        &[("WARP_REDIS_CACHE_FAILPOINT", "abort-before-bust")],
+    );
+    let doomed_port = announced_port(&doomed);
+    let patch = http_request(
+        doomed_port,
+        "PATCH",
+        "/items/1",
+        Some(r#"{"name":"Lamp v2"}"#),
+    );
+    assert!(
+        patch.is_none(),
+        "the failpoint answered instead of crashing: {patch:?}"
+    );
+    let status = doomed.wait_for_exit(Duration::from_secs(10));
+    assert!(!status.success(), "the instance died mid-write: {status:?}");
+
+    // The write committed and its bust never ran: the survivor replays the write's intent.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = http_request(port, "GET", "/items/1", None).expect("answered");
+        if body.contains("Lamp v2") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still served from before the write: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(survivor.terminate().success());
 }

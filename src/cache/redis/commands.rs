@@ -13,6 +13,51 @@ use super::{
 };
 
 impl RedisBackend {
+    /// `maxmemory` and `maxmemory-policy`, from `INFO memory` (which managed Redis services
+    /// answer even where `CONFIG` is disabled). In a cluster, the node that answers.
+    pub(in crate::cache) async fn memory_limits(&self) -> Result<(u64, String), BackendError> {
+        let info: String = self.run(redis::cmd("INFO").arg("memory")).await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(|value| value.trim().to_string())
+        };
+        let maxmemory = field("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let policy = field("maxmemory_policy").unwrap_or_else(|| "unknown".into());
+        Ok((maxmemory, policy))
+    }
+
+    /// `HSET key field value` and `PEXPIRE key ttl`, in one round trip.
+    pub(in crate::cache) async fn hash_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSET").arg(key).arg(field).arg(value).ignore();
+        pipe.cmd("PEXPIRE").arg(key).arg(ttl_millis(ttl)).ignore();
+        self.run_pipeline(&pipe).await
+    }
+
+    /// `HDEL key fields...`; returns how many existed.
+    pub(in crate::cache) async fn hash_delete(
+        &self,
+        key: &str,
+        fields: &[String],
+    ) -> Result<u64, BackendError> {
+        self.run(redis::cmd("HDEL").arg(key).arg(fields)).await
+    }
+
+    /// `HGETALL key`, as field-value pairs.
+    pub(in crate::cache) async fn hash_entries(
+        &self,
+        key: &str,
+    ) -> Result<Vec<(String, String)>, BackendError> {
+        self.run(redis::cmd("HGETALL").arg(key)).await
+    }
+
     pub(in crate::cache) async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
         let value: Option<Vec<u8>> = self.run(redis::cmd("GET").arg(key)).await?;
         Ok(value.map(Bytes::from))

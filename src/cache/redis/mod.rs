@@ -37,12 +37,18 @@ use super::scripts;
 use crate::settings::{RedisMode, RedisSettings};
 
 mod commands;
+mod lineage;
 mod nodes;
+
+pub use lineage::Lineage;
 
 /// After a failed reconnect, calls fail at once for this long instead of each dialling again.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
 /// Consecutive timeouts after which the shared connection is presumed half-open and replaced.
 const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
+/// The longest a new connection's lineage check may take (one SCAN of the keyspace after a
+/// restart); callers queued behind it are served without the cache meanwhile.
+const LINEAGE_CHECK_BUDGET: Duration = Duration::from_secs(30);
 /// Keys examined per SCAN step and deleted per UNLINK.
 const SCAN_BATCH: usize = 500;
 
@@ -77,6 +83,8 @@ pub struct RedisBackend {
     breaker: CircuitBreaker,
     connect_timeout: Duration,
     command_timeout: Duration,
+    /// Lineage records checked on every new connection (standalone; see the `lineage` module).
+    lineages: Mutex<Vec<Lineage>>,
 }
 
 /// Why the Redis settings could not be turned into a client.
@@ -122,6 +130,7 @@ impl RedisBackend {
             ),
             connect_timeout: settings.connect_timeout(),
             command_timeout: settings.command_timeout(),
+            lineages: Mutex::new(Vec::new()),
         })
     }
 
@@ -135,6 +144,40 @@ impl RedisBackend {
     /// cluster; a subscriber that loses its node tries the next attempt.
     pub fn subscription_client(&self, attempt: usize) -> redis::RedisResult<redis::Client> {
         redis::Client::open(self.seeds[attempt % self.seeds.len()].clone())
+    }
+
+    /// Checks `lineage` on every new connection from now on, and on the next call (the current
+    /// connection, if any, is replaced so the check runs before anything else goes over it).
+    pub(in crate::cache) fn watch_lineage(&self, lineage: Lineage) {
+        if self.is_cluster() {
+            return;
+        }
+        {
+            let mut lineages = self.lineages.lock().unwrap_or_else(|e| e.into_inner());
+            if lineages.contains(&lineage) {
+                return;
+            }
+            lineages.push(lineage);
+        }
+        let current = self.current().map(|(id, _)| id);
+        if let Some(id) = current {
+            self.discard(id);
+        }
+    }
+
+    /// Runs the lineage checks on a new connection, within a budget of its own (a restart
+    /// with a large keyspace takes one SCAN of it).
+    async fn verify_lineage(&self, handle: &mut Handle) -> Result<(), BackendError> {
+        let lineages = self
+            .lineages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let budget = LINEAGE_CHECK_BUDGET.max(self.connect_timeout);
+        match tokio::time::timeout(budget, lineage::verify(handle, &lineages)).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(BackendError::Timeout(budget)),
+        }
     }
 
     fn current(&self) -> Option<(u64, Handle)> {
@@ -178,7 +221,7 @@ impl RedisBackend {
                     })
             }
         };
-        let (handle, lease) = match dialled {
+        let (mut handle, lease) = match dialled {
             Ok(Ok(dialled)) => dialled,
             Ok(Err(err)) => {
                 *last_failure = Some(Instant::now());
@@ -189,6 +232,14 @@ impl RedisBackend {
                 return Err(BackendError::Timeout(self.connect_timeout));
             }
         };
+        if let Err(err) = self.verify_lineage(&mut handle).await {
+            log::warn!("a new Redis connection failed its lineage check ({err}); not used");
+            if let Some(lease) = lease {
+                drop(lease.into_inner());
+            }
+            *last_failure = Some(Instant::now());
+            return Err(err);
+        }
         *last_failure = None;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());

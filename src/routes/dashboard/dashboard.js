@@ -179,8 +179,8 @@ function renderHealth(stats) {
     setText("breaker-state", "none (" + (backend.kind || "no") + " backend)", "big muted");
     setText("breaker-opened", "–");
   }
-  // Reported by newer services only (a number, or an object with a count): shown when present.
-  const pending = stats.pending_busts;
+  // Under the backend (older services report none): shown when present.
+  const pending = backend.pending_busts ?? stats.pending_busts;
   const pendingCount = typeof pending === "number" ? pending
     : pending && typeof pending === "object" ? pending.count : undefined;
   if (typeof pendingCount === "number") {

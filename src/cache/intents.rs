@@ -1,0 +1,157 @@
+//! Write intents: a write that crashes between its commit and its bust must not leave the cache
+//! behind the store.
+//!
+//! Before a mutation route runs, [`CacheManager::begin_write`] records an intent in Redis (a
+//! field of the namespace's intent hash, `<prefix>:#intent:<namespace>`, holding the time the
+//! write began); after its bust has landed, [`CacheManager::end_write`] removes it. If the
+//! process dies in between (SIGKILL, OOM, a power cut), the intent stays, and every instance
+//! whose filters bust that namespace sweeps the hash every [`SWEEP_INTERVAL`]: an intent older
+//! than `cache.write_intent_grace_ms` is replayed as a bust of the whole namespace (what the
+//! write changed is not known any more) and removed. Whatever was stored meanwhile, including
+//! values read between the commit and the crash, was stored under an older stamp and dies.
+//!
+//! So a crash mid-write leaves stale entries for at most the grace plus one sweep interval,
+//! whether or not the crashed instance comes back. The memory backend needs none of this: a
+//! crash takes its entries with it. When Redis cannot take the intent, the write goes on
+//! without one (a write is never refused for the cache's sake); a crash in that same window is
+//! then not covered.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::generations::Generation;
+use super::key::Namespace;
+use super::manager::CacheManager;
+
+/// How often each instance looks for intents that outlived their grace.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
+/// How long an intent hash lives after its latest write (a safety net: intents are removed one
+/// by one when their writes finish or are replayed).
+const INTENTS_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// An intent recorded by [`CacheManager::begin_write`], to hand back to
+/// [`CacheManager::end_write`] once the write's bust has landed.
+#[derive(Debug)]
+pub struct WriteIntent {
+    key: String,
+    field: String,
+}
+
+/// The namespaces this process's busting filters write to, swept for abandoned intents.
+#[derive(Debug, Default)]
+pub(super) struct IntentSweep {
+    namespaces: Mutex<HashSet<Namespace>>,
+    running: AtomicBool,
+}
+
+fn now_ms() -> u64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl CacheManager {
+    /// Records that a write that may change `ns` is about to run; `None` when there is nothing
+    /// to record (memory backend) or Redis did not take it (the write goes on regardless).
+    pub async fn begin_write(&self, ns: &Namespace) -> Option<WriteIntent> {
+        let redis = self.backend().redis()?;
+        self.sweep_write_intents(ns);
+        let intent = WriteIntent {
+            key: self.layout().intents_key(ns),
+            field: format!("{:016x}", Generation::fresh().value()),
+        };
+        let started = now_ms().to_string();
+        let recorded = redis
+            .hash_set(&intent.key, &intent.field, &started, INTENTS_TTL)
+            .await;
+        self.observe(ns, recorded).ok().map(|()| intent)
+    }
+
+    /// Removes an intent whose write's bust has landed (or whose write changed nothing).
+    pub async fn end_write(&self, ns: &Namespace, intent: WriteIntent) {
+        let Some(redis) = self.backend().redis() else {
+            return;
+        };
+        let removed = redis.hash_delete(&intent.key, &[intent.field]).await;
+        // Left behind, the intent is replayed after its grace: one needless bust, no harm.
+        let _ = self.observe(ns, removed);
+    }
+
+    /// Replays every intent of `ns` older than `grace` as a bust of the namespace; returns how
+    /// many were replayed.
+    pub async fn replay_write_intents(
+        &self,
+        ns: &Namespace,
+        grace: Duration,
+    ) -> Result<usize, super::CacheError> {
+        let Some(redis) = self.backend().redis() else {
+            return Ok(0);
+        };
+        let key = self.layout().intents_key(ns);
+        let entries = self.observe(ns, redis.hash_entries(&key).await)?;
+        let cutoff = now_ms().saturating_sub(u64::try_from(grace.as_millis()).unwrap_or(0));
+        let abandoned: Vec<String> = entries
+            .into_iter()
+            .filter(|(_, started)| started.parse::<u64>().map_or(true, |at| at <= cutoff))
+            .map(|(field, _)| field)
+            .collect();
+        if abandoned.is_empty() {
+            return Ok(0);
+        }
+        self.bust_namespace(ns).await?;
+        log::warn!(
+            "namespace {ns}: {} write(s) began over {grace:?} ago and never finished their \
+             bust (a crash?); namespace invalidated",
+            abandoned.len()
+        );
+        let removed = redis.hash_delete(&key, &abandoned).await;
+        self.observe(ns, removed)?;
+        Ok(abandoned.len())
+    }
+
+    /// Adds `ns` to the namespaces this process sweeps for abandoned intents, and starts the
+    /// sweeper (once per manager) when there is a runtime to run it.
+    pub fn sweep_write_intents(&self, ns: &Namespace) {
+        if !self.backend().has_redis() {
+            return;
+        }
+        let sweep = self.intent_sweep();
+        sweep
+            .namespaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ns.clone());
+        if sweep.running.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if sweep.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let manager = self.downgrade();
+        runtime.spawn(async move {
+            loop {
+                let Some(manager) = manager.upgrade() else {
+                    return;
+                };
+                let namespaces: Vec<Namespace> = {
+                    let sweep = manager.intent_sweep();
+                    let namespaces = sweep.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+                    namespaces.iter().cloned().collect()
+                };
+                let grace = manager.write_intent_grace();
+                for ns in &namespaces {
+                    // A failure is retried at the next sweep.
+                    let _ = manager.replay_write_intents(ns, grace).await;
+                }
+                drop(manager);
+                tokio::time::sleep(SWEEP_INTERVAL).await;
+            }
+        });
+    }
+}
