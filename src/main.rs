@@ -1,8 +1,10 @@
 //! The warp-redis-cache service: load settings, build the application, serve until a signal.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use warp_redis_cache::settings::Settings;
 use warp_redis_cache::startup::{shutdown_signal, Application};
 
@@ -10,7 +12,21 @@ use warp_redis_cache::startup::{shutdown_signal, Application};
 /// long before the process exits regardless.
 const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
 
+/// An HTTP item API cached on Redis, with the cache's admin routes and dashboard.
+///
+/// Settings come from the YAML file (--config, else SETTINGS_FILE, else ./settings.yaml when it
+/// exists), overridden by environment variables named SECTION__FIELD (APP__PORT=9000,
+/// ADMIN__TOKEN=..., CACHE__BACKEND=memory). See README.md, "Settings".
+#[derive(Debug, Parser)]
+#[command(name = "warp-redis-cache", version)]
+struct Cli {
+    /// The settings file.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -18,22 +34,20 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(serve());
+    let code = runtime.block_on(serve(cli));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     code
 }
 
-async fn serve() -> ExitCode {
-    let settings = match Settings::load(std::env::args().skip(1)) {
+async fn serve(cli: Cli) -> ExitCode {
+    let settings = match Settings::load_with_config(cli.config) {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::from(2);
         }
     };
-    pretty_env_logger::formatted_timed_builder()
-        .parse_filters(&settings.app.log_level)
-        .init();
+    warp_redis_cache::logging::init(&settings.app.log_level, settings.app.log_format);
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(err) => {

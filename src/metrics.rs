@@ -156,7 +156,7 @@ impl Metrics {
 /// Appends the cache counters, per namespace.
 fn render_cache_stats(text: &mut String, stats: &StatsSnapshot) {
     type Field = fn(&crate::cache::stats::CounterSnapshot) -> u64;
-    let families: [(&str, &str, Field); 9] = [
+    let families: [(&str, &str, Field); 10] = [
         ("cache_hits_total", "Lookups that found a live entry", |c| {
             c.hits
         }),
@@ -171,6 +171,11 @@ fn render_cache_stats(text: &mut String, stats: &StatsSnapshot) {
             |c| c.bypasses,
         ),
         ("cache_errors_total", "Cache backend failures", |c| c.errors),
+        (
+            "cache_stale_serves_total",
+            "Stale entries served (also counted as hits)",
+            |c| c.stale_serves,
+        ),
         ("cache_sets_total", "Entries stored", |c| c.sets),
         ("cache_deletes_total", "Keys deleted", |c| c.deletes),
         (
@@ -180,13 +185,13 @@ fn render_cache_stats(text: &mut String, stats: &StatsSnapshot) {
         ),
         (
             "cache_stored_plain_bytes_total",
-            "Bytes stored, before compression",
-            |c| c.bytes_before_compression,
+            "Response body bytes of the entries stored, before compression",
+            |c| c.body_bytes,
         ),
         (
             "cache_stored_bytes_total",
-            "Bytes stored, after compression",
-            |c| c.bytes_after_compression,
+            "Bytes written for the entries stored: compressed body, header and metadata",
+            |c| c.stored_bytes,
         ),
     ];
     for (name, help, field) in families {

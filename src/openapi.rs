@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, health, items, meta, purge};
+use crate::routes::{admin, dashboard, health, items, meta, purge};
 
 /// The service's API description.
 #[derive(OpenApi)]
@@ -19,7 +19,8 @@ use crate::routes::{admin, health, items, meta, purge};
         items::read_item, items::list, items::create, items::replace, items::patch, items::delete,
         admin::stats, admin::reset_stats, admin::ping, admin::clear_all, admin::clear_namespace,
         admin::list_keys, admin::get_entry, admin::delete_entry, purge::purge,
-        health::liveness, health::readiness, meta::metrics, meta::openapi_json,
+        health::health, health::liveness, health::readiness, meta::root, meta::metrics,
+        meta::openapi_json, dashboard::page,
     ),
     modifiers(&BearerToken),
     tags(

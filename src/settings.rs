@@ -53,6 +53,8 @@ pub struct AppSettings {
     /// Log filter in `env_logger` syntax (`info`, `warp_redis_cache=debug`); `RUST_LOG` wins.
     #[serde(deserialize_with = "scalar_string")]
     pub log_level: String,
+    /// `text` (readable lines) or `json` (one JSON object per line, for log shippers).
+    pub log_format: LogFormat,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: u64,
     /// How long in-flight requests may run after SIGINT/SIGTERM before the server stops.
@@ -162,6 +164,17 @@ pub enum RedisMode {
     Cluster,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines with a timestamp, level and target.
+    #[default]
+    Text,
+    /// One JSON object per line: `ts`, `level`, `target`, `message`.
+    Json,
+}
+
 /// Which cache backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -180,6 +193,7 @@ impl Default for AppSettings {
             host: "127.0.0.1".into(),
             port: 8080,
             log_level: "info".into(),
+            log_format: LogFormat::Text,
             max_body_bytes: 64 * 1024,
             shutdown_grace_ms: 10_000,
             hsts_max_age_secs: 0,
@@ -457,6 +471,13 @@ impl Settings {
         let config_arg = parse_config_arg(args)?;
         let vars: Vec<(String, String)> = std::env::vars().collect();
         Self::load_from(config_arg, &vars)
+    }
+
+    /// Loads settings from `config` (when given) and the process environment; for a binary
+    /// that parses its own arguments.
+    pub fn load_with_config(config: Option<PathBuf>) -> Result<Self, SettingsError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(config, &vars)
     }
 
     /// Loads settings from an optional explicit file and a list of environment variables.
@@ -827,6 +848,17 @@ mod tests {
         assert_eq!(settings.app.port, 9000);
         assert_eq!(settings.cache.backend, BackendChoice::Redis);
         assert_eq!(settings.admin.token.as_deref(), Some("12345"));
+    }
+
+    #[test]
+    fn log_format_is_text_by_default_and_json_on_request() {
+        assert_eq!(Settings::default().app.log_format, LogFormat::Text);
+        let from_file = load_yaml("app:\n  log_format: json\n", &[]).expect("valid");
+        assert_eq!(from_file.app.log_format, LogFormat::Json);
+        let from_env = load_yaml("", &[("APP__LOG_FORMAT", "json")]).expect("valid");
+        assert_eq!(from_env.app.log_format, LogFormat::Json);
+        let err = load_yaml("app:\n  log_format: xml\n", &[]).expect_err("unknown format");
+        assert!(err.to_string().contains("app.log_format"), "{err}");
     }
 
     #[test]

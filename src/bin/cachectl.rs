@@ -1,90 +1,199 @@
-//! `cachectl`: seed, warm and clear the cache of a running service, through its HTTP API.
+//! `cachectl`: look at, seed, warm, purge and clear the cache of a running service, through its
+//! HTTP API.
 //!
-//! This file only reads arguments and the environment and calls `warp_redis_cache::ops`;
-//! `scripts/seed`, `scripts/warm` and `scripts/clear` are thin wrappers around it. Flags are
-//! parsed by hand: there are few, and a parser crate would cost more than it saves.
+//! This file only declares the arguments (clap derive; `--help` on every command) and calls
+//! `warp_redis_cache::ops`; `scripts/seed`, `scripts/warm` and `scripts/clear` are thin
+//! wrappers around it.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use warp_redis_cache::cache::Namespace;
 use warp_redis_cache::ops::clear::{self, ClearTarget};
 use warp_redis_cache::ops::client::{Client, ClientConfig};
+use warp_redis_cache::ops::keys::{self, KeysQuery};
+use warp_redis_cache::ops::purge::{self, PurgeOptions, PurgeTarget};
 use warp_redis_cache::ops::seed::{self, SeedError, SeedOptions};
+use warp_redis_cache::ops::stats::{self, WatchOptions};
 use warp_redis_cache::ops::summary::Summary;
 use warp_redis_cache::ops::warm::{self, WarmOptions};
 use warp_redis_cache::ops::{EXIT_FAILED, EXIT_USAGE};
-
-const USAGE: &str = "\
-usage: cachectl seed FILE [--strict] [options]     load items (JSON array or NDJSON), then warm
-       cachectl warm [--ids 1,2,3] [options]       warm all items, or the given ones
-       cachectl clear (--namespace NS | --all) [options]
-options:
-  --base-url URL     the service (env BASE_URL; default http://127.0.0.1:8080)
-  --token TOKEN      admin bearer token, sent on admin calls only (env ADMIN__TOKEN)
-  --concurrency N    requests in flight at once (default 8)
-  --retries N        retries of a transient failure (default 3)
-  --pages N          list pages of 100 items to warm (seed, warm; default 10)
-exit codes: 0 done, 1 something failed, 2 usage error or unusable file";
+use warp_redis_cache::routes::admin::MAX_KEYS_PER_PAGE;
 
 const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
 
-#[derive(Debug, PartialEq)]
-enum Command {
-    Seed { file: PathBuf, strict: bool },
-    Warm { ids: Option<Vec<i64>> },
-    Clear(ClearTarget),
-    Help,
+/// Operate the cache of a running warp-redis-cache service, through its HTTP API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cachectl",
+    version,
+    after_help = "Exit codes: 0 done, 1 something failed, 2 usage error or unusable file."
+)]
+struct Cli {
+    #[command(flatten)]
+    service: ServiceArgs,
+    #[command(subcommand)]
+    command: Command,
 }
 
-#[derive(Debug, PartialEq)]
-struct Args {
-    command: Command,
-    base_url: Option<String>,
+/// Where the service is; accepted before or after the command.
+#[derive(Debug, Args)]
+struct ServiceArgs {
+    /// The service's base URL.
+    #[arg(long, global = true, env = "BASE_URL", default_value = DEFAULT_BASE_URL)]
+    base_url: String,
+    /// Admin bearer token, sent on admin calls only.
+    #[arg(long, global = true, env = "ADMIN__TOKEN", hide_env_values = true)]
     token: Option<String>,
-    concurrency: usize,
+    /// Retries of a transient failure (connection error, timeout, 5xx, 429).
+    #[arg(long, global = true, default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(0..=10))]
     retries: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load items (JSON array or NDJSON file), then warm the cache.
+    Seed {
+        /// The item file.
+        file: PathBuf,
+        /// Write nothing unless every record is valid.
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        warm: WarmArgs,
+    },
+    /// Warm the cache: every item and list page, or only the given items.
+    Warm {
+        /// Item ids, comma separated (default: all).
+        #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(i64).range(1..))]
+        ids: Option<Vec<i64>>,
+        #[command(flatten)]
+        warm: WarmArgs,
+    },
+    /// Delete the cached entries of one namespace, or everything under the service's prefix.
+    Clear {
+        /// The namespace to clear.
+        #[arg(long, conflicts_with = "all")]
+        namespace: Option<String>,
+        /// Clear every key under the prefix (asked for explicitly).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Counters per namespace and the backend's health; --watch for live rates.
+    Stats {
+        /// Refresh every --interval seconds with rates per second (Ctrl-C to stop).
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between two refreshes.
+        #[arg(long, default_value_t = 1.0, value_parser = interval_secs)]
+        interval: f64,
+        /// Stop after this many refreshes (default: never).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Namespaces shown by --watch, busiest first.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+    },
+    /// List cached entries with TTL and size.
+    Keys {
+        /// Only this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Only keys starting with this (needs --namespace), e.g. GET:/items/1.
+        #[arg(long, requires = "namespace")]
+        prefix: Option<String>,
+        /// Entries per page (a hint).
+        #[arg(long, default_value_t = 100,
+              value_parser = clap::value_parser!(u16).range(1..=MAX_KEYS_PER_PAGE as i64))]
+        limit: u16,
+        /// Continue from this cursor (printed after a page).
+        #[arg(long, default_value_t = 0)]
+        cursor: u64,
+        /// Every page, to the end.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Invalidate entries by key or tag, or a whole namespace; --dry-run counts first.
+    Purge {
+        /// The namespace.
+        #[arg(long)]
+        namespace: String,
+        /// An entry key, as `cachectl keys` shows it (repeatable).
+        #[arg(long = "key")]
+        keys: Vec<String>,
+        /// A tag, e.g. item:42 (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Purge every entry of the namespace.
+        #[arg(long, conflicts_with_all = ["keys", "tags"])]
+        whole: bool,
+        /// Mark stale (served while refreshed) rather than dead.
+        #[arg(long)]
+        soft: bool,
+        /// Count what would be purged; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// How seed and warm send their requests.
+#[derive(Debug, Args)]
+struct WarmArgs {
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// List pages of 100 items to warm.
+    #[arg(long, default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pages: u32,
 }
 
-fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(message) => return usage_error(&message),
-    };
-    if args.command == Command::Help {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
+impl WarmArgs {
+    fn options(&self) -> WarmOptions {
+        WarmOptions {
+            concurrency: usize::from(self.concurrency),
+            list_pages: self.pages,
+        }
     }
+}
+
+fn interval_secs(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(secs) if (0.1..=3600.0).contains(&secs) => Ok(secs),
+        _ => Err("a number of seconds from 0.1 to 3600".into()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // An empty BASE_URL counts as unset, as it always has.
+    let base_url = Some(cli.service.base_url.clone()).filter(|url| !url.is_empty());
     let config = ClientConfig {
-        base_url: args
-            .base_url
-            .clone()
-            .or_else(|| env("BASE_URL"))
-            .unwrap_or_else(|| DEFAULT_BASE_URL.into()),
-        token: args.token.clone().or_else(|| env("ADMIN__TOKEN")),
-        retries: args.retries,
+        base_url: base_url.unwrap_or_else(|| DEFAULT_BASE_URL.into()),
+        token: cli.service.token.clone().filter(|token| !token.is_empty()),
+        retries: cli.service.retries,
     };
     let client = match Client::new(&config) {
         Ok(client) => client,
-        Err(err) => return usage_error(&err.to_string()),
+        Err(err) => usage_error(&err.to_string()),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a current-thread runtime builds");
-    runtime.block_on(run(&client, args))
+    runtime.block_on(run(&client, cli.command))
 }
 
-async fn run(client: &Client, args: Args) -> ExitCode {
-    let warm_options = WarmOptions {
-        concurrency: args.concurrency,
-        list_pages: args.pages,
-    };
-    match args.command {
-        Command::Seed { file, strict } => {
+async fn run(client: &Client, command: Command) -> ExitCode {
+    match command {
+        Command::Seed { file, strict, warm } => {
             let options = SeedOptions {
-                warm: warm_options,
+                warm: warm.options(),
                 strict,
             };
             match seed::run(client, &file, &options).await {
@@ -93,19 +202,110 @@ async fn run(client: &Client, args: Args) -> ExitCode {
                 Err(err) => fail(&err, EXIT_FAILED),
             }
         }
-        Command::Warm { ids } => match warm::run(client, ids.as_deref(), &warm_options).await {
-            Ok(summary) => finish(&summary),
-            Err(err) => fail(&err, EXIT_FAILED),
-        },
-        Command::Clear(target) => match clear::run(client, &target).await {
-            Ok(answer) => {
-                println!("{}", clear::describe(&answer));
-                ExitCode::SUCCESS
+        Command::Warm { ids, warm } => {
+            match warm::run(client, ids.as_deref(), &warm.options()).await {
+                Ok(summary) => finish(&summary),
+                Err(err) => fail(&err, EXIT_FAILED),
             }
-            Err(err) => fail(&err, EXIT_FAILED),
-        },
-        Command::Help => ExitCode::SUCCESS,
+        }
+        Command::Clear { namespace, all } => {
+            let target = match (namespace, all) {
+                (Some(ns), _) => ClearTarget::Namespace(namespace_arg(&ns)),
+                (None, true) => ClearTarget::All,
+                (None, false) => {
+                    usage_error("clear needs --namespace NS, or --all to clear everything")
+                }
+            };
+            match clear::run(client, &target).await {
+                Ok(answer) => done(&clear::describe(&answer)),
+                Err(err) => fail(&err, EXIT_FAILED),
+            }
+        }
+        Command::Stats {
+            watch,
+            interval,
+            count,
+            top,
+        } => {
+            if !watch {
+                return match client.stats().await {
+                    Ok(answer) => done(stats::table(&answer).trim_end()),
+                    Err(err) => fail(&err, EXIT_FAILED),
+                };
+            }
+            let options = WatchOptions {
+                interval: Duration::from_secs_f64(interval),
+                frames: count,
+                top,
+                redraw: std::io::stdout().is_terminal(),
+            };
+            match stats::watch(client, &options, &mut std::io::stdout()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(&err, EXIT_FAILED),
+            }
+        }
+        Command::Keys {
+            namespace,
+            prefix,
+            limit,
+            cursor,
+            all,
+        } => {
+            let query = KeysQuery {
+                namespace: namespace.as_deref().map(namespace_arg),
+                prefix,
+                cursor,
+                limit: usize::from(limit),
+                all,
+            };
+            match keys::run(client, &query, |text| print!("{text}")).await {
+                Ok((shown, 0)) => done(&format!("{shown} entries, end of the listing")),
+                Ok((shown, next)) => done(&format!(
+                    "{shown} entries; more with --cursor {next} (or --all)"
+                )),
+                Err(err) => fail(&err, EXIT_FAILED),
+            }
+        }
+        Command::Purge {
+            namespace,
+            keys,
+            tags,
+            whole,
+            soft,
+            dry_run,
+        } => {
+            let namespace = namespace_arg(&namespace);
+            let target = match (whole, keys.is_empty() && tags.is_empty()) {
+                (true, _) => PurgeTarget::Namespace(namespace),
+                (false, false) => PurgeTarget::Entries {
+                    namespace,
+                    keys,
+                    tags,
+                },
+                (false, true) => usage_error(
+                    "purge needs --key K or --tag T (repeatable), or --whole for the namespace",
+                ),
+            };
+            let options = PurgeOptions {
+                target,
+                soft,
+                dry_run,
+            };
+            match purge::run(client, &options).await {
+                Ok(answer) => done(&purge::describe(&answer)),
+                Err(err) => fail(&err, EXIT_FAILED),
+            }
+        }
     }
+}
+
+fn namespace_arg(raw: &str) -> Namespace {
+    Namespace::new(raw).unwrap_or_else(|err| usage_error(&format!("--namespace: {err}")))
+}
+
+fn done(text: &str) -> ExitCode {
+    println!("{text}");
+    ExitCode::SUCCESS
 }
 
 fn finish(summary: &Summary) -> ExitCode {
@@ -122,155 +322,55 @@ fn fail(err: &dyn std::fmt::Display, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn usage_error(message: &str) -> ExitCode {
-    eprintln!("cachectl: {message}\n{USAGE}");
-    ExitCode::from(EXIT_USAGE)
-}
-
-/// An environment variable, when set and not empty.
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty())
-}
-
-fn parse_args(raw: impl IntoIterator<Item = String>) -> Result<Args, String> {
-    let mut raw = raw.into_iter();
-    let command = raw.next().ok_or("no command given")?;
-    if matches!(command.as_str(), "-h" | "--help" | "help") {
-        return Ok(Args::new(Command::Help));
-    }
-    if !matches!(command.as_str(), "seed" | "warm" | "clear") {
-        return Err(format!("unknown command {command:?}"));
-    }
-    let mut args = Args::new(Command::Help);
-    let (mut file, mut strict, mut ids, mut namespace, mut all) = (None, false, None, None, false);
-    while let Some(arg) = raw.next() {
-        let Some(flag) = arg.strip_prefix("--") else {
-            if command != "seed" || file.is_some() {
-                return Err(format!("unexpected argument {arg:?}"));
-            }
-            file = Some(PathBuf::from(arg));
-            continue;
-        };
-        let (name, inline) = match flag.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_string())),
-            None => (flag, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| raw.next())
-                .ok_or(format!("--{name} needs a value"))
-        };
-        match (command.as_str(), name) {
-            (_, "help") => return Ok(Args::new(Command::Help)),
-            (_, "base-url") => args.base_url = Some(value()?),
-            (_, "token") => args.token = Some(value()?),
-            (_, "concurrency") => args.concurrency = number(name, &value()?, 1..=256)?,
-            (_, "retries") => args.retries = number(name, &value()?, 0..=10)?,
-            ("seed" | "warm", "pages") => args.pages = number(name, &value()?, 0..=10_000)?,
-            ("seed", "strict") => strict = true,
-            ("warm", "ids") => ids = Some(parse_ids(&value()?)?),
-            ("clear", "namespace") => namespace = Some(value()?),
-            ("clear", "all") => all = true,
-            _ => return Err(format!("unknown option --{name} for {command}")),
-        }
-    }
-    args.command = match command.as_str() {
-        "seed" => Command::Seed {
-            file: file.ok_or("seed needs a FILE")?,
-            strict,
-        },
-        "warm" => Command::Warm { ids },
-        _ => Command::Clear(clear_target(namespace, all)?),
-    };
-    Ok(args)
-}
-
-impl Args {
-    fn new(command: Command) -> Self {
-        Args {
-            command,
-            base_url: None,
-            token: None,
-            concurrency: 8,
-            retries: 3,
-            pages: 10,
-        }
-    }
-}
-
-fn clear_target(namespace: Option<String>, all: bool) -> Result<ClearTarget, String> {
-    match (namespace, all) {
-        (Some(ns), false) => Namespace::new(&ns)
-            .map(ClearTarget::Namespace)
-            .map_err(|err| format!("--namespace: {err}")),
-        (None, true) => Ok(ClearTarget::All),
-        (Some(_), true) => Err("give --namespace NS or --all, not both".into()),
-        (None, false) => Err("clear needs --namespace NS, or --all to clear everything".into()),
-    }
-}
-
-fn number<T>(name: &str, value: &str, range: std::ops::RangeInclusive<T>) -> Result<T, String>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display,
-{
-    value
-        .parse::<T>()
-        .ok()
-        .filter(|n| range.contains(n))
-        .ok_or_else(|| {
-            format!(
-                "--{name} must be a whole number from {} to {}, got {value:?}",
-                range.start(),
-                range.end()
-            )
-        })
-}
-
-fn parse_ids(value: &str) -> Result<Vec<i64>, String> {
-    value
-        .split(',')
-        .map(|id| {
-            id.trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|id| *id > 0)
-                .ok_or_else(|| format!("--ids: {id:?} is not a positive integer"))
-        })
-        .collect()
+/// Prints a usage error the way clap does for its own, and exits with code 2.
+fn usage_error(message: &str) -> ! {
+    let err = Cli::command().error(clap::error::ErrorKind::ValueValidation, message);
+    assert_eq!(i32::from(EXIT_USAGE), err.exit_code());
+    err.exit()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(line: &str) -> Result<Args, String> {
-        parse_args(line.split_whitespace().map(String::from))
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cachectl").chain(line.split_whitespace()))
+    }
+
+    #[test]
+    fn the_argument_definitions_are_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn each_command_takes_its_own_flags_and_the_common_ones() {
         let seed = parse("seed items.json --strict --concurrency=4 --retries 0").expect("valid");
-        assert_eq!(
-            seed.command,
-            Command::Seed {
-                file: "items.json".into(),
-                strict: true
-            }
-        );
-        assert_eq!((seed.concurrency, seed.retries, seed.pages), (4, 0, 10));
+        assert_eq!(seed.service.retries, 0);
+        let Command::Seed { file, strict, warm } = seed.command else {
+            panic!("seed")
+        };
+        assert_eq!((file, strict), ("items.json".into(), true));
+        assert_eq!((warm.concurrency, warm.pages), (4, 10));
         let warm = parse("warm --ids 3,1,2 --base-url http://h:1 --token t").expect("valid");
-        assert_eq!(
-            warm.command,
-            Command::Warm {
-                ids: Some(vec![3, 1, 2])
-            }
+        assert_eq!(warm.service.base_url, "http://h:1");
+        assert_eq!(warm.service.token.as_deref(), Some("t"));
+        assert!(matches!(warm.command, Command::Warm { ids: Some(ids), .. } if ids == [3, 1, 2]));
+        let purge =
+            parse("purge --namespace items --key GET:/items/1 --key b --dry-run").expect("valid");
+        assert!(
+            matches!(purge.command, Command::Purge { keys, dry_run: true, .. } if keys.len() == 2)
         );
-        assert_eq!(warm.base_url.as_deref(), Some("http://h:1"));
-        assert_eq!(warm.token.as_deref(), Some("t"));
-        let all = parse("clear --all").expect("valid");
-        assert_eq!(all.command, Command::Clear(ClearTarget::All));
-        assert_eq!(parse("clear --help").expect("help").command, Command::Help);
+        let stats =
+            parse("--base-url http://h:2 stats --watch --interval 0.5 --count 3").expect("valid");
+        assert_eq!(stats.service.base_url, "http://h:2");
+        assert!(matches!(
+            stats.command,
+            Command::Stats {
+                watch: true,
+                count: Some(3),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -284,14 +384,34 @@ mod tests {
             "warm --ids 1,x",
             "warm --ids 0",
             "warm --strict",
-            "clear",
             "clear --all --namespace items",
-            "clear --namespace bad/name",
             "clear --namespace",
             "warm --concurrency 0",
             "warm --retries -1",
+            "keys --prefix GET:",
+            "keys --limit 0",
+            "purge --key x",
+            "purge --namespace items --whole --key x",
+            "stats --interval 0",
         ] {
-            assert!(parse(bad).is_err(), "{bad:?} should be refused");
+            let err = parse(bad).expect_err(bad);
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn help_is_offered_on_every_command() {
+        for line in [
+            "--help",
+            "seed --help",
+            "warm --help",
+            "clear --help",
+            "stats --help",
+            "keys --help",
+            "purge --help",
+        ] {
+            let err = parse(line).expect_err("help exits early");
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{line}");
         }
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::backend::{KeyPage, KeyTtl, TaggedRead};
 use super::codec::{self, PayloadEncoding};
 use super::generations::Generation;
-use super::key::Namespace;
+use super::key::{escape_glob, Namespace};
 use super::manager::{CacheError, CacheManager};
 use super::stamp::{judge, NamespaceState, Stamp, TagState, Validity};
 use super::tags::{decode_names, Tag};
@@ -55,6 +55,9 @@ pub struct Survey {
     pub truncated: bool,
 }
 
+/// Largest SCAN `COUNT` hint a listing grows to while it finds nothing.
+const MAX_SCAN_HINT: usize = 10_000;
+
 /// Most keys one survey reads.
 pub const MAX_SURVEYED_KEYS: u64 = 100_000;
 
@@ -91,7 +94,7 @@ impl CacheManager {
         let tag_prefix = self.layout().tag_prefix(ns);
         let (mut cursor, mut seen) = (0, 0u64);
         loop {
-            let page = self.list_keys(Some(ns), cursor, 500).await?;
+            let page = self.list_keys(Some(ns), None, cursor, 500).await?;
             for info in &page.keys {
                 seen += 1;
                 let read = self
@@ -142,23 +145,53 @@ impl CacheManager {
         ))
     }
 
-    /// One page of the keys under the prefix, or under `namespace` when given.
+    /// One page of the entries under the prefix, or under `namespace` (and then, when given,
+    /// only keys starting with `key_prefix`). Generation, tag and lock records are left out.
+    ///
+    /// `count` is a hint: a page holds at least one entry unless the listing is complete
+    /// (`next_cursor` 0), and may hold more than `count`. SCAN can return nothing for many
+    /// calls in a sparse keyspace, so the page keeps scanning, with a growing hint, until it has
+    /// `count` entries or the scan is over; an operator never gets an empty page to step over.
     pub async fn list_keys(
         &self,
         namespace: Option<&Namespace>,
+        key_prefix: Option<&str>,
         cursor: u64,
         count: usize,
     ) -> Result<KeyPage, CacheError> {
         let layout = self.layout();
-        let (start, pattern) = match namespace {
-            Some(ns) => (layout.namespace_start(ns), layout.namespace_pattern(ns)),
-            None => (layout.prefix_start(), layout.prefix_pattern()),
+        let mut start = match namespace {
+            Some(ns) => layout.namespace_start(ns),
+            None => layout.prefix_start(),
         };
-        let result = self
-            .backend()
-            .scan_page(&start, &pattern, cursor, count)
-            .await;
-        self.observe_global(result)
+        if let (Some(_), Some(key_prefix)) = (namespace, key_prefix) {
+            start.push_str(key_prefix);
+        }
+        let mut pattern = escape_glob(&start);
+        pattern.push('*');
+        let mut page = KeyPage {
+            keys: Vec::new(),
+            next_cursor: cursor,
+        };
+        let mut hint = count.max(1);
+        loop {
+            let result = self
+                .backend()
+                .scan_page(&start, &pattern, page.next_cursor, hint)
+                .await;
+            let scanned = self.observe_global(result)?;
+            let before = page.keys.len();
+            page.keys.extend(
+                (scanned.keys.into_iter()).filter(|info| layout.split(&info.key).is_some()),
+            );
+            page.next_cursor = scanned.next_cursor;
+            if page.next_cursor == 0 || page.keys.len() >= count {
+                return Ok(page);
+            }
+            if page.keys.len() == before {
+                hint = (hint * 2).min(MAX_SCAN_HINT);
+            }
+        }
     }
 
     /// What is stored under `key` in `ns`, or `None` when nothing is.

@@ -264,7 +264,8 @@ impl KeyLayout {
         }
     }
 
-    /// Splits a full key back into namespace and key, when it is one of ours.
+    /// Splits a full key back into namespace and key, when it is an entry of ours (not a
+    /// generation, tag or lock record, nor a key of another app).
     pub fn split<'a>(&self, full_key: &'a str) -> Option<(&'a str, &'a str)> {
         if self.clustered {
             let rest = full_key
@@ -277,7 +278,9 @@ impl KeyLayout {
         let rest = full_key
             .strip_prefix(self.prefix.as_ref())?
             .strip_prefix(':')?;
+        // Records sit under `#gen`, `#tag` and `#lock`; `#` is never part of a namespace.
         rest.split_once(':')
+            .filter(|(namespace, _)| !namespace.starts_with('#'))
     }
 }
 
@@ -361,6 +364,17 @@ mod tests {
         assert_eq!(layout.lock_key(&ns, "k"), "wrc:#lock:items:k");
         assert_eq!(layout.namespace_start(&ns), "wrc:items:");
         assert_eq!(layout.prefix_start(), "wrc:");
+        assert_eq!(
+            layout.split(&layout.full_key(&ns, "GET:/a")),
+            Some(("items", "GET:/a"))
+        );
+        for record in [
+            layout.generation_key(&ns),
+            layout.tag_key(&ns, "t"),
+            layout.lock_key(&ns, "GET:/a"),
+        ] {
+            assert_eq!(layout.split(&record), None, "{record}");
+        }
     }
 
     #[test]

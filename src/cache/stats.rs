@@ -39,6 +39,9 @@ pub enum CacheEvent {
     Corrupt,
     /// A request was served without the cache (backend failing, or the request said so).
     Bypass,
+    /// A stale entry was served (stale-while-revalidate or stale-if-error); its lookup also
+    /// counts as a hit.
+    StaleServe,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +53,7 @@ struct Counters {
     errors: AtomicU64,
     corrupt: AtomicU64,
     bypasses: AtomicU64,
+    stale_serves: AtomicU64,
     plain_bytes: AtomicU64,
     stored_bytes: AtomicU64,
 }
@@ -74,6 +78,7 @@ impl Counters {
             CacheEvent::Error => add(&self.errors, 1),
             CacheEvent::Corrupt => add(&self.corrupt, 1),
             CacheEvent::Bypass => add(&self.bypasses, 1),
+            CacheEvent::StaleServe => add(&self.stale_serves, 1),
         }
     }
 
@@ -95,8 +100,9 @@ impl Counters {
             errors: get(&self.errors),
             corrupt_entries: get(&self.corrupt),
             bypasses: get(&self.bypasses),
-            bytes_before_compression: get(&self.plain_bytes),
-            bytes_after_compression: get(&self.stored_bytes),
+            stale_serves: get(&self.stale_serves),
+            body_bytes: get(&self.plain_bytes),
+            stored_bytes: get(&self.stored_bytes),
         }
     }
 
@@ -109,6 +115,7 @@ impl Counters {
             &self.errors,
             &self.corrupt,
             &self.bypasses,
+            &self.stale_serves,
             &self.plain_bytes,
             &self.stored_bytes,
         ] {
@@ -136,10 +143,14 @@ pub struct CounterSnapshot {
     pub corrupt_entries: u64,
     /// Requests served without the cache.
     pub bypasses: u64,
-    /// Payload bytes stored, before compression.
-    pub bytes_before_compression: u64,
-    /// Bytes stored, after compression.
-    pub bytes_after_compression: u64,
+    /// Stale entries served (each also counted as a hit).
+    pub stale_serves: u64,
+    /// Response body bytes of the values stored, as served (before compression).
+    pub body_bytes: u64,
+    /// Bytes written to the backend for those values: the body after compression plus each
+    /// entry's header and metadata (status, headers, tags), so small bodies can store more
+    /// bytes than they have.
+    pub stored_bytes: u64,
 }
 
 /// Totals, per-namespace counters and uptime at one moment.
@@ -234,6 +245,7 @@ mod tests {
         stats.record(Some(&items), CacheEvent::Hit);
         stats.record(Some(&items), CacheEvent::Miss);
         stats.record(None, CacheEvent::Error);
+        stats.record(Some(&items), CacheEvent::StaleServe);
         stats.record(
             Some(&items),
             CacheEvent::Set {
@@ -246,8 +258,11 @@ mod tests {
         assert_eq!(snap.total.errors, 1);
         assert!((snap.total.hit_rate - 2.0 / 3.0).abs() < 1e-9);
         let ns = &snap.namespaces["items"];
-        assert_eq!((ns.hits, ns.misses, ns.errors), (2, 1, 0));
-        assert_eq!(ns.bytes_after_compression, 40);
+        assert_eq!(
+            (ns.hits, ns.misses, ns.errors, ns.stale_serves),
+            (2, 1, 0, 1)
+        );
+        assert_eq!(ns.stored_bytes, 40);
         stats.reset();
         assert_eq!(stats.snapshot().total.hits, 0);
         assert!(stats.snapshot().namespaces.is_empty());

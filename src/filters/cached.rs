@@ -611,6 +611,15 @@ async fn answer_stored(
         }
         Freshness::Dead => return Ok(None),
     };
+    if matches!(
+        outcome,
+        Outcome::StaleWhileRevalidate { .. } | Outcome::StaleIfError { .. }
+    ) {
+        state
+            .cache
+            .stats()
+            .record(Some(&state.policy.namespace), CacheEvent::StaleServe);
+    }
     let answer = answer_from(
         request,
         &state.policy,

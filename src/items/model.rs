@@ -7,7 +7,8 @@
 //!
 //! Normalization: an item's name and each of its tags are stored trimmed of surrounding
 //! whitespace; the limits below apply to the trimmed text, so `"  pen "` is stored as `"pen"`.
-//! Descriptions are stored exactly as sent.
+//! Descriptions are stored exactly as sent, and have no limit of their own: the request body
+//! limit (`app.max_body_bytes`) bounds them, so every item that fits in a request is accepted.
 //!
 //! No text may contain the NUL character (U+0000): PostgreSQL cannot store it, and one item
 //! must be storable by every backend.
@@ -18,8 +19,6 @@ use serde::{Deserialize, Serialize};
 
 /// Longest item name accepted, in characters (not bytes), after trimming.
 pub const MAX_NAME_CHARS: usize = 200;
-/// Longest description accepted, in characters.
-pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 /// Highest price accepted.
 pub const MAX_PRICE: f64 = 1e12;
 /// Most tags an item may carry.
@@ -37,7 +36,7 @@ pub struct Item {
     pub id: i64,
     /// Trimmed, 1 to 200 characters.
     pub name: String,
-    /// Free text, at most 2000 characters; may be empty.
+    /// Free text, as long as the request body limit allows; may be empty.
     pub description: String,
     /// Finite, from 0 to 1e12.
     pub price: f64,
@@ -66,7 +65,6 @@ pub struct NewItem {
     pub name: String,
     /// Optional, empty when absent.
     #[serde(default)]
-    #[schema(max_length = 2000)]
     pub description: String,
     /// Required; see [`Item::price`].
     #[schema(minimum = 0, maximum = 1e12)]
@@ -95,7 +93,6 @@ pub struct ItemPatch {
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// New description, if changing.
-    #[schema(max_length = 2000)]
     pub description: Option<String>,
     /// New price, if changing.
     #[schema(minimum = 0, maximum = 1e12)]
@@ -214,12 +211,7 @@ fn validate_name(name: &str) -> Result<(), ValidationError> {
 }
 
 fn validate_description(description: &str) -> Result<(), ValidationError> {
-    refuse_nul("description", description)?;
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        let message = format!("must be at most {MAX_DESCRIPTION_CHARS} characters");
-        return Err(ValidationError::new("description", message));
-    }
-    Ok(())
+    refuse_nul("description", description)
 }
 
 fn validate_price(price: f64) -> Result<(), ValidationError> {
@@ -302,22 +294,22 @@ mod tests {
     }
 
     #[test]
-    fn description_may_be_empty_but_not_too_long() {
+    fn description_may_be_empty_or_as_long_as_the_body_limit_allows() {
         let empty = NewItem {
             description: String::new(),
             ..new_item()
         };
         assert_eq!(empty.validate(), Ok(()));
-        let at_limit = NewItem {
-            description: "ü".repeat(MAX_DESCRIPTION_CHARS),
+        let long = NewItem {
+            description: "ü".repeat(100_000),
             ..new_item()
         };
-        assert_eq!(at_limit.validate(), Ok(()));
-        let over = NewItem {
-            description: "x".repeat(MAX_DESCRIPTION_CHARS + 1),
+        assert_eq!(long.validate(), Ok(()));
+        let with_nul = NewItem {
+            description: "a\0b".into(),
             ..new_item()
         };
-        assert_eq!(field_of(over.validate()), "description");
+        assert_eq!(field_of(with_nul.validate()), "description");
     }
 
     #[test]
@@ -477,7 +469,7 @@ mod tests {
             ),
             (
                 ItemPatch {
-                    description: Some("x".repeat(MAX_DESCRIPTION_CHARS + 1)),
+                    description: Some("nul \0".into()),
                     ..ItemPatch::default()
                 },
                 "description",

@@ -10,6 +10,7 @@ use super::client::Client;
 use super::error::RequestError;
 use crate::cache::Namespace;
 use crate::routes::admin::ClearResponse;
+use crate::wording::count;
 
 /// What to clear.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,13 +37,13 @@ pub async fn run(client: &Client, target: &ClearTarget) -> Result<ClearResponse,
 ///
 /// let answer = ClearResponse { namespace: Some("items".into()), deleted: 12 };
 /// assert_eq!(describe(&answer), "cleared namespace items: 12 keys deleted");
+/// let one = ClearResponse { namespace: None, deleted: 1 };
+/// assert_eq!(describe(&one), "cleared everything under the prefix: 1 key deleted");
 /// ```
 pub fn describe(answer: &ClearResponse) -> String {
+    let deleted = count(answer.deleted, "key");
     match &answer.namespace {
-        Some(ns) => format!("cleared namespace {ns}: {} keys deleted", answer.deleted),
-        None => format!(
-            "cleared everything under the prefix: {} keys deleted",
-            answer.deleted
-        ),
+        Some(ns) => format!("cleared namespace {ns}: {deleted} deleted"),
+        None => format!("cleared everything under the prefix: {deleted} deleted"),
     }
 }

@@ -22,9 +22,11 @@ use serde::Deserialize;
 
 use super::error::{BadBaseUrl, RequestError};
 use super::retry::{backoff, is_transient, retry_after, status_may_have_applied};
+use super::views::{KeyPageView, StatsView};
 use crate::cache::Namespace;
 use crate::items::{Item, ItemPage, ListQuery, NewItem};
 use crate::routes::admin::ClearResponse;
+use crate::routes::purge::PurgeResponse;
 
 /// Items per list page: the largest page the API serves.
 pub const PAGE_SIZE: u32 = ListQuery::MAX_LIMIT;
@@ -65,7 +67,7 @@ struct Call<'a> {
     method: Method,
     path: String,
     admin: bool,
-    body: Option<&'a NewItem>,
+    body: Option<&'a serde_json::Value>,
 }
 
 /// An answer, body read in full.
@@ -179,11 +181,12 @@ impl Client {
 
     /// `POST /items`; retried only when the item is known not to exist yet.
     pub async fn create_item(&self, item: &NewItem) -> Result<Item, RequestError> {
+        let body = serde_json::to_value(item).expect("an item serialises to JSON");
         let call = Call {
             method: Method::POST,
             path: "/items".into(),
             admin: false,
-            body: Some(item),
+            body: Some(&body),
         };
         let mut attempts = 0;
         loop {
@@ -225,6 +228,42 @@ impl Client {
         }
         let stats: Stats = self.admin_json(Method::GET, "/cache/stats".into()).await?;
         Ok(stats.hit_rate)
+    }
+
+    /// `GET /cache/stats` (admin).
+    pub async fn stats(&self) -> Result<StatsView, RequestError> {
+        self.admin_json(Method::GET, "/cache/stats".into()).await
+    }
+
+    /// One page of `GET /cache/keys` (admin): entries of `namespace` (or all), optionally only
+    /// those starting with `prefix`, from `cursor`.
+    pub async fn keys(
+        &self,
+        namespace: Option<&Namespace>,
+        prefix: Option<&str>,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<KeyPageView, RequestError> {
+        let mut path = format!("/cache/keys?limit={limit}&cursor={cursor}");
+        if let Some(ns) = namespace {
+            path.push_str(&format!("&namespace={ns}"));
+        }
+        if let Some(prefix) = prefix {
+            let prefix = utf8_percent_encode(prefix, NON_ALPHANUMERIC);
+            path.push_str(&format!("&prefix={prefix}"));
+        }
+        self.admin_json(Method::GET, path).await
+    }
+
+    /// `POST /cache/purge` (admin); with `dry_run` set in `request`, changes nothing.
+    pub async fn purge(&self, request: &serde_json::Value) -> Result<PurgeResponse, RequestError> {
+        let call = Call {
+            method: Method::POST,
+            path: "/cache/purge".into(),
+            admin: true,
+            body: Some(request),
+        };
+        decode(&call, &self.call(&call).await?)
     }
 
     async fn admin_json<T: DeserializeOwned>(

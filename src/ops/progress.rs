@@ -1,11 +1,14 @@
-//! Progress of a long run, as plain lines on stderr: counts, rate and time left.
+//! Progress of a long run on stderr: counts, rate and time left.
 //!
-//! At most one line per [`INTERVAL`], so a fast run prints nothing until it has run that long
-//! and a slow one cannot flood a terminal or a CI log. Plain lines rather than a redrawn bar,
-//! because these commands mostly run in pipelines whose logs keep every byte. The summary is
-//! not printed here: it goes to stdout, from the command.
+//! On a terminal, a live `indicatif` bar. Otherwise (a pipeline, a CI log that keeps every
+//! byte) plain lines, at most one per [`INTERVAL`], so a fast run prints nothing until it has
+//! run that long and a slow one cannot flood the log. The summary is not printed here: it goes
+//! to stdout, from the command.
 
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// Shortest time between two progress lines.
 pub const INTERVAL: Duration = Duration::from_millis(500);
@@ -20,11 +23,35 @@ pub struct Progress {
     started: Instant,
     last_line: Instant,
     printed: bool,
+    bar: Option<ProgressBar>,
+}
+
+/// A bar for `total` steps of `phase`, when stderr is a terminal.
+fn terminal_bar(phase: &'static str, total: usize) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let style = ProgressStyle::with_template(
+        "{prefix:>7} [{bar:30}] {pos}/{len} ({percent}%) {per_sec} ETA {eta} {msg}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
+    let bar = ProgressBar::new(total as u64)
+        .with_style(style)
+        .with_prefix(phase);
+    Some(bar)
 }
 
 impl Progress {
-    /// Starts counting `total` steps of `phase`.
+    /// Starts counting `total` steps of `phase`: a bar on a terminal, else plain lines.
     pub fn start(phase: &'static str, total: usize) -> Self {
+        let mut progress = Self::plain(phase, total);
+        progress.bar = terminal_bar(phase, total);
+        progress
+    }
+
+    /// Starts counting with plain lines whatever stderr is.
+    fn plain(phase: &'static str, total: usize) -> Self {
         let now = Instant::now();
         Self {
             phase,
@@ -34,18 +61,32 @@ impl Progress {
             started: now,
             last_line: now,
             printed: false,
+            bar: None,
         }
     }
 
-    /// Counts one finished step, and prints a line when one is due.
+    /// Counts one finished step, and shows it: on the bar, or as a line when one is due.
     pub fn step(&mut self, ok: bool) {
+        if let Some(bar) = &self.bar {
+            self.done += 1;
+            self.failed += usize::from(!ok);
+            bar.inc(1);
+            if !ok {
+                bar.set_message(format!("{} failed", self.failed));
+            }
+            return;
+        }
         if let Some(line) = self.step_at(ok, Instant::now()) {
             eprintln!("{line}");
         }
     }
 
-    /// Prints a closing line, when the phase printed any: a long run says when it ended.
+    /// Closes the bar, or prints a closing line when the phase printed any: a long run says
+    /// when it ended.
     pub fn finish(self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
         if self.printed {
             let elapsed = self.started.elapsed().as_secs_f64();
             eprintln!(
@@ -87,7 +128,7 @@ mod tests {
 
     #[test]
     fn lines_are_rate_limited_and_show_counts_rate_and_eta() {
-        let mut progress = Progress::start("create", 100);
+        let mut progress = Progress::plain("create", 100);
         let t0 = progress.started;
         assert_eq!(
             progress.step_at(true, t0 + Duration::from_millis(100)),
@@ -115,7 +156,7 @@ mod tests {
 
     #[test]
     fn the_last_step_prints_no_progress_line() {
-        let mut progress = Progress::start("warm", 1);
+        let mut progress = Progress::plain("warm", 1);
         let later = progress.started + Duration::from_secs(5);
         assert_eq!(progress.step_at(true, later), None);
         assert!(!progress.printed);

@@ -13,6 +13,7 @@ use super::auth::{admin_only, AdminAccess};
 use super::with_cache;
 use crate::cache::{CacheManager, CircuitState, KeyTtl, Namespace, NodeHealth, StatsSnapshot};
 use crate::error::ApiError;
+use crate::wording::count;
 
 /// Most keys one listing page returns.
 pub const MAX_KEYS_PER_PAGE: usize = 1000;
@@ -146,16 +147,19 @@ pub struct ClearResponse {
 pub struct KeysQuery {
     /// Only keys of this namespace.
     pub namespace: Option<String>,
+    /// Only keys (within `namespace`, which it needs) starting with this text, e.g. `GET:/items/1`.
+    pub prefix: Option<String>,
     /// Where to continue: the `next_cursor` of the previous page (0 or absent to start).
     pub cursor: Option<u64>,
-    /// Keys per page, 1 to 1000 (default 100; a hint, pages may be shorter or longer).
+    /// Keys per page, 1 to 1000 (default 100; a hint: pages may be shorter or longer, but hold
+    /// at least one entry unless `next_cursor` is 0).
     pub limit: Option<usize>,
 }
 
 /// One page of keys.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyListResponse {
-    /// Keys with their TTL and size.
+    /// Entries with their TTL and size (never generation, tag or lock records).
     pub keys: Vec<KeyView>,
     /// Pass as `cursor` for the next page; 0 when the listing is complete.
     pub next_cursor: u64,
@@ -288,7 +292,7 @@ pub async fn ping(cache: CacheManager) -> Result<impl Reply, Rejection> {
     security(("bearer" = [])))]
 pub async fn clear_all(cache: CacheManager) -> Result<impl Reply, Rejection> {
     let deleted = cache.clear_all().await.map_err(unavailable)?;
-    log::info!("admin: cleared {deleted} keys under the prefix");
+    log::info!("admin: cleared {} under the prefix", count(deleted, "key"));
     Ok(warp::reply::json(&ClearResponse {
         namespace: None,
         deleted,
@@ -305,7 +309,7 @@ pub async fn clear_all(cache: CacheManager) -> Result<impl Reply, Rejection> {
 pub async fn clear_namespace(raw: String, cache: CacheManager) -> Result<impl Reply, Rejection> {
     let ns = namespace(&raw)?;
     let deleted = cache.clear_namespace(&ns).await.map_err(unavailable)?;
-    log::info!("admin: cleared {deleted} keys of namespace {ns}");
+    log::info!("admin: cleared {} of namespace {ns}", count(deleted, "key"));
     Ok(warp::reply::json(&ClearResponse {
         namespace: Some(ns.to_string()),
         deleted,
@@ -325,8 +329,17 @@ pub async fn list_keys(cache: CacheManager, query: KeysQuery) -> Result<impl Rep
         let message = format!("limit must be from 1 to {MAX_KEYS_PER_PAGE}");
         return Err(warp::reject::custom(ApiError::BadRequest(message)));
     }
+    if query.prefix.is_some() && ns.is_none() {
+        let message = "prefix needs a namespace".to_string();
+        return Err(warp::reject::custom(ApiError::BadRequest(message)));
+    }
     let page = cache
-        .list_keys(ns.as_ref(), query.cursor.unwrap_or(0), limit)
+        .list_keys(
+            ns.as_ref(),
+            query.prefix.as_deref(),
+            query.cursor.unwrap_or(0),
+            limit,
+        )
         .await
         .map_err(unavailable)?;
     let keys = page

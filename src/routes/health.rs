@@ -2,7 +2,10 @@
 //!
 //! `live` says the process serves HTTP; `ready` says the cache backend answers (the memory
 //! backend always does), with `status: degraded` while an `auto` backend is on its memory
-//! fallback. Neither needs authentication: they reveal nothing but up or down.
+//! fallback; `/health` is the original service's route, for monitors set up for it: 200
+//! whenever the process serves, with the cache's state in the body (a failing cache degrades
+//! the service, it does not stop it). None needs authentication: they reveal nothing but up
+//! or down.
 
 use serde_json::json;
 use warp::http::StatusCode;
@@ -12,11 +15,49 @@ use crate::cache::CacheManager;
 use crate::error::ApiError;
 use crate::routes::with_cache;
 
-/// `GET /health/live` and `GET /health/ready`.
+/// `GET /health`, `GET /health/live` and `GET /health/ready`.
 pub fn routes(
     cache: CacheManager,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    live().or(ready(cache))
+    overall(cache.clone()).or(live()).or(ready(cache))
+}
+
+/// GET /health
+fn overall(cache: CacheManager) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("health")
+        .and(warp::get())
+        .and(with_cache(cache))
+        .then(health)
+}
+
+/// The service and its cache: `healthy` when the cache backend answers, `degraded` when it does
+/// not (requests are then served without the cache) or while an `auto` backend is on its memory
+/// fallback. Always 200 while the process serves.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "{\"status\": \"healthy\", \"service\": \"warp-redis-cache\", \"version\": \"0.1.0\", \"cache\": {\"backend\": \"redis\", \"healthy\": true, \"latency_ms\": 0.3}}")))]
+pub async fn health(cache: CacheManager) -> warp::reply::Json {
+    let ping = cache.ping().await;
+    let fallback = cache.on_memory_fallback();
+    let status = if ping.is_ok() && !fallback {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    let mut backend = json!({
+        "backend": cache.backend_kind().as_str(),
+        "healthy": ping.is_ok(),
+        "memory_fallback": fallback,
+    });
+    match ping {
+        Ok(latency) => backend["latency_ms"] = json!(latency.as_secs_f64() * 1000.0),
+        Err(err) => backend["error"] = json!(err.to_string()),
+    }
+    warp::reply::json(&json!({
+        "status": status,
+        "service": env!("CARGO_PKG_NAME"),
+        "version": env!("CARGO_PKG_VERSION"),
+        "cache": backend,
+    }))
 }
 
 /// GET /health/live

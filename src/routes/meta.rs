@@ -1,4 +1,5 @@
-//! `GET /metrics` (Prometheus text) and `GET /openapi.json`.
+//! `GET /` (what this service is, and where to look next), `GET /metrics` (Prometheus text)
+//! and `GET /openapi.json`.
 //!
 //! Neither changes data; metrics reveal only counts and timings, so they stay open to
 //! scrapers. Put the service behind a network policy if even that is too much.
@@ -11,7 +12,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::cache::CacheManager;
 use crate::metrics::Metrics;
 
-/// `GET /metrics` and `GET /openapi.json`.
+/// `GET /`, `GET /metrics` and `GET /openapi.json`.
 pub fn routes(
     cache: CacheManager,
     metrics: Arc<Metrics>,
@@ -28,7 +29,29 @@ pub fn routes(
     let openapi_route = warp::path!("openapi.json")
         .and(warp::get())
         .map(move || openapi_json(&document));
-    metrics_route.or(openapi_route)
+    let root_route = warp::path::end().and(warp::get()).map(root);
+    root_route.or(metrics_route).or(openapi_route)
+}
+
+/// The service's name and version, and links to its health, API description, dashboard and
+/// metrics: what a newcomer sees first.
+#[utoipa::path(get, path = "/", tag = "meta",
+    responses((status = 200, description = "{\"service\": \"warp-redis-cache\", \"version\": \"0.1.0\", \"links\": {...}}")))]
+pub fn root() -> impl Reply {
+    warp::reply::json(&serde_json::json!({
+        "service": env!("CARGO_PKG_NAME"),
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": env!("CARGO_PKG_DESCRIPTION"),
+        "links": {
+            "health": "/health",
+            "live": "/health/live",
+            "ready": "/health/ready",
+            "openapi": "/openapi.json",
+            "dashboard": "/cache/dashboard",
+            "metrics": "/metrics",
+            "stats": "/cache/stats",
+        },
+    }))
 }
 
 /// Prometheus metrics: requests, latency, cache and pool state.

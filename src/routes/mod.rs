@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod dashboard;
 pub mod health;
 pub mod items;
 pub mod meta;
@@ -30,6 +31,7 @@ pub fn all(
         .or(meta::routes(cache.clone(), metrics))
         .or(admin::routes(cache.clone(), access.clone()))
         .or(purge::routes(cache, access))
+        .or(dashboard::routes())
 }
 
 /// Passes requests whose path starts with the segment `first`, without consuming it.
@@ -47,7 +49,8 @@ pub fn under(first: &'static str) -> impl Filter<Extract = (), Error = warp::Rej
 
 /// The route template a path belongs to, for metric labels: bounded whatever the path.
 pub fn route_label(path: &str) -> &'static str {
-    const EXACT: [&str; 12] = [
+    const EXACT: [&str; 15] = [
+        "/health",
         "/health/live",
         "/health/ready",
         "/metrics",
@@ -59,6 +62,8 @@ pub fn route_label(path: &str) -> &'static str {
         "/cache/clear",
         "/cache/keys",
         "/cache/purge",
+        "/cache/dashboard",
+        "/cache/dashboard.js",
         "/",
     ];
     if let Some(known) = EXACT.iter().find(|known| **known == path) {

@@ -16,6 +16,7 @@ use super::auth::{admin_only, AdminAccess};
 use super::with_cache;
 use crate::cache::{CacheManager, Invalidation, Namespace, Tag};
 use crate::error::ApiError;
+use crate::wording::count;
 
 /// Largest purge request body accepted.
 pub const MAX_PURGE_BODY_BYTES: u64 = 256 * 1024;
@@ -184,11 +185,11 @@ pub async fn purge(request: PurgeRequest, cache: CacheManager) -> Result<impl Re
     .map_err(unavailable)?;
     if !request.dry_run {
         log::info!(
-            "admin: purged{} {} namespaces, {} tags, {} keys",
+            "admin: purged{} {}, {}, {}",
             if request.soft { " (soft)" } else { "" },
-            response.namespaces.len(),
-            response.tags.len(),
-            response.keys.len()
+            count(response.namespaces.len() as u64, "namespace"),
+            count(response.tags.len() as u64, "tag"),
+            count(response.keys.len() as u64, "key")
         );
     }
     Ok(warp::reply::json(&response))

@@ -173,8 +173,8 @@ mod cases {
         assert!(stored.payload.len() < body.len() / 4);
         assert_eq!(stored.into_plain().expect("inflate"), body.as_bytes());
         let stats = fx.cache.stats().snapshot().total;
-        assert_eq!(stats.bytes_before_compression, body.len() as u64);
-        assert!(stats.bytes_after_compression < stats.bytes_before_compression / 4);
+        assert_eq!(stats.body_bytes, body.len() as u64);
+        assert!(stats.stored_bytes < stats.body_bytes / 4);
     }
 
     pub async fn corrupt_entry_is_a_counted_miss_and_is_deleted(fx: &Fixture) {
