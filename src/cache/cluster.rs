@@ -99,32 +99,51 @@ pub(super) fn routing(address: &str) -> Result<RoutingInfo, BackendError> {
 /// The masters' addresses (`host:port`) in a `CLUSTER SLOTS` reply, sorted and without
 /// duplicates, so a key-listing cursor means the same master from one page to the next.
 pub(super) fn masters(slots: &Value) -> Vec<String> {
-    let Value::Array(ranges) = slots else {
-        return Vec::new();
-    };
-    let mut masters: Vec<String> = ranges
-        .iter()
-        .filter_map(|range| match range {
-            Value::Array(fields) => match fields.get(2)? {
-                Value::Array(master) => {
-                    let host = match master.first()? {
-                        Value::BulkString(host) => String::from_utf8_lossy(host).into_owned(),
-                        Value::SimpleString(host) => host.clone(),
-                        _ => return None,
-                    };
-                    let Value::Int(port) = master.get(1)? else {
-                        return None;
-                    };
-                    Some(format!("{host}:{port}"))
-                }
-                _ => None,
-            },
-            _ => None,
-        })
+    let mut masters: Vec<String> = master_slots(slots)
+        .into_iter()
+        .map(|(address, _)| address)
         .collect();
     masters.sort();
     masters.dedup();
     masters
+}
+
+/// Each slot range's master (`host:port`) with the first slot of the range, in reply order.
+pub(super) fn master_slots(slots: &Value) -> Vec<(String, u16)> {
+    let Value::Array(ranges) = slots else {
+        return Vec::new();
+    };
+    ranges
+        .iter()
+        .filter_map(|range| {
+            let Value::Array(fields) = range else {
+                return None;
+            };
+            let Value::Int(first) = fields.first()? else {
+                return None;
+            };
+            let Value::Array(master) = fields.get(2)? else {
+                return None;
+            };
+            let host = match master.first()? {
+                Value::BulkString(host) => String::from_utf8_lossy(host).into_owned(),
+                Value::SimpleString(host) => host.clone(),
+                _ => return None,
+            };
+            let Value::Int(port) = master.get(1)? else {
+                return None;
+            };
+            Some((format!("{host}:{port}"), u16::try_from(*first).ok()?))
+        })
+        .collect()
+}
+
+/// A hash tag whose keys fall in `slot`: `<key>{<tag>}` is stored on the slot's master.
+pub(super) fn tag_for_slot(slot: u16) -> String {
+    (0u32..)
+        .map(|n| n.to_string())
+        .find(|tag| get_slot(tag.as_bytes()) == slot)
+        .expect("every slot has a decimal hash tag")
 }
 
 /// A key-listing cursor: the master's index in the high bits, its own SCAN cursor below.

@@ -252,6 +252,46 @@ impl RedisCluster {
         }
     }
 
+    /// The port of the replica of the master at `port`.
+    pub fn replica_of(&self, port: u16) -> u16 {
+        let nodes = self.cluster_nodes();
+        let field = |line: &str, n: usize| line.split(' ').nth(n).map(str::to_string);
+        let master_id = nodes
+            .lines()
+            .find(|line| field(line, 1).as_deref().and_then(address_port) == Some(port))
+            .and_then(|line| field(line, 0))
+            .expect("the master is listed");
+        nodes
+            .lines()
+            .find(|line| field(line, 3).as_deref() == Some(master_id.as_str()))
+            .and_then(|line| address_port(line.split(' ').nth(1)?))
+            .expect("the master has a replica")
+    }
+
+    /// Freezes (SIGSTOP) the node listening on `port`.
+    pub fn pause(&self, port: u16) {
+        self.signal(port, "-STOP");
+    }
+
+    /// Thaws (SIGCONT) a node frozen by [`Self::pause`].
+    pub fn resume(&self, port: u16) {
+        self.signal(port, "-CONT");
+    }
+
+    fn signal(&self, port: u16, signal: &str) {
+        let pid = self
+            .nodes
+            .iter()
+            .find(|node| node.port == port)
+            .and_then(|node| node.child.as_ref())
+            .expect("a running node of this cluster")
+            .id();
+        let sent = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill {signal} {pid}");
+    }
+
     /// Whether the master that served `port`'s slots was replaced by its replica.
     pub fn failed_over(&self, port: u16) -> bool {
         !self.master_ports().contains(&port)

@@ -149,9 +149,6 @@ impl RedisBackend {
     /// Checks `lineage` on every new connection from now on, and on the next call (the current
     /// connection, if any, is replaced so the check runs before anything else goes over it).
     pub(in crate::cache) fn watch_lineage(&self, lineage: Lineage) {
-        if self.is_cluster() {
-            return;
-        }
         {
             let mut lineages = self.lineages.lock().unwrap_or_else(|e| e.into_inner());
             if lineages.contains(&lineage) {
@@ -174,7 +171,13 @@ impl RedisBackend {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let budget = LINEAGE_CHECK_BUDGET.max(self.connect_timeout);
-        match tokio::time::timeout(budget, lineage::verify(handle, &lineages)).await {
+        let check = async {
+            match handle {
+                Handle::Single(conn) => lineage::verify(conn, &lineages).await,
+                Handle::Cluster(conn) => lineage::verify_cluster(conn, &lineages).await,
+            }
+        };
+        match tokio::time::timeout(budget, check).await {
             Ok(result) => result.map(|_| ()),
             Err(_) => Err(BackendError::Timeout(budget)),
         }
@@ -350,6 +353,9 @@ impl RedisBackend {
                 Err(BackendError::Unavailable(err.to_string()))
             }
             Ok(Err(err)) if cluster_unavailable(&err) => {
+                // A master down or a slot unserved: a failover may follow, and the master that
+                // takes over must pass the lineage check before the cache is used again.
+                self.discard(id);
                 Err(BackendError::Unavailable(err.to_string()))
             }
             Ok(Err(err)) => Err(BackendError::Command(err.to_string())),
