@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod items;
+pub mod json_body;
 pub mod meta;
 pub mod purge;
 
@@ -45,7 +46,8 @@ pub fn under(first: &'static str) -> impl Filter<Extract = (), Error = warp::Rej
         .untuple_one()
 }
 
-/// The route template a path belongs to, for metric labels: bounded whatever the path.
+/// The route template a path belongs to, for metric labels: one of a fixed set, `other` for
+/// any path the routes do not serve.
 pub fn route_label(path: &str) -> &'static str {
     const EXACT: [&str; 12] = [
         "/health/live",
@@ -69,7 +71,7 @@ pub fn route_label(path: &str) -> &'static str {
         ["items", _] => "/items/{id}",
         ["cache", "clear", _] => "/cache/clear/{namespace}",
         ["cache", "entries", _, ..] => "/cache/entries/{namespace}/{key}",
-        _ => "unmatched",
+        _ => "other",
     }
 }
 
