@@ -12,6 +12,8 @@
 //!   PostgreSQL) that the cache sits in front of;
 //! - [`settings`]: typed settings from `settings.yaml` and the environment;
 //! - [`startup`]: builds and runs the application;
+//! - [`server`]: the accept loop that bounds connections, header/body/idle time and drains on
+//!   shutdown;
 //! - [`ops`]: operator commands (seed, warm, clear) against a running service, used by the
 //!   `cachectl` binary.
 //!
@@ -40,5 +42,6 @@ pub mod observe;
 pub mod openapi;
 pub mod ops;
 pub mod routes;
+pub mod server;
 pub mod settings;
 pub mod startup;

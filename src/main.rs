@@ -42,7 +42,6 @@ async fn serve() -> ExitCode {
         }
     };
     let shutdown = shutdown_signal();
-    log::info!("listening on port {}", app.port());
     app.run_until(shutdown).await;
     ExitCode::SUCCESS
 }

@@ -60,6 +60,21 @@ pub struct AppSettings {
     /// `Strict-Transport-Security: max-age` in seconds; 0 sends no HSTS header (set it when
     /// the service is reached over HTTPS).
     pub hsts_max_age_secs: u64,
+    /// Most client connections served at once; past it, new clients wait in the listen
+    /// backlog. 0 sizes it from the open-files limit (less 128 for everything else).
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (from its first byte, or from
+    /// connecting), in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// How long a connection with no request in flight stays open, in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// How long a client may take to send a request's body (from its headers), in
+    /// milliseconds.
+    pub body_read_timeout_ms: u64,
+    /// Most header lines in one request; more are answered 431.
+    pub max_headers: usize,
+    /// Largest request head (request line and headers), in bytes; at least 8192.
+    pub max_header_bytes: usize,
 }
 
 /// `redis:` section: where Redis is and how much a call may cost.
@@ -179,6 +194,12 @@ impl Default for AppSettings {
             max_body_bytes: 64 * 1024,
             shutdown_grace_ms: 10_000,
             hsts_max_age_secs: 0,
+            max_connections: 0,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            body_read_timeout_ms: 30_000,
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -511,6 +532,13 @@ impl Settings {
         }
         let positive = [
             ("app.max_body_bytes", self.app.max_body_bytes),
+            (
+                "app.header_read_timeout_ms",
+                self.app.header_read_timeout_ms,
+            ),
+            ("app.idle_timeout_ms", self.app.idle_timeout_ms),
+            ("app.body_read_timeout_ms", self.app.body_read_timeout_ms),
+            ("app.max_headers", self.app.max_headers as u64),
             ("redis.max_open", self.redis.max_open),
             ("redis.connect_timeout_ms", self.redis.connect_timeout_ms),
             ("redis.pool_get_timeout_ms", self.redis.pool_get_timeout_ms),
@@ -525,6 +553,9 @@ impl Settings {
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(fail(field, "must be greater than zero".into()));
+        }
+        if let Err((field, reason)) = validate_server_limits(&self.app) {
+            return Err(fail(field, reason));
         }
         if self.redis.max_open < 2 {
             return Err(fail(
@@ -586,6 +617,34 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// Bounds hyper and the accept loop can honour.
+fn validate_server_limits(app: &AppSettings) -> Result<(), (&'static str, String)> {
+    const MAX_CONNECTIONS: usize = 1_000_000;
+    const MIN_HEADER_BYTES: usize = 8192;
+    const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
+    if app.max_connections > MAX_CONNECTIONS {
+        let reason =
+            format!("must be at most {MAX_CONNECTIONS} (0 sizes it from the open-files limit)");
+        return Err(("app.max_connections", reason));
+    }
+    if app.max_header_bytes < MIN_HEADER_BYTES {
+        return Err((
+            "app.max_header_bytes",
+            format!("must be at least {MIN_HEADER_BYTES}"),
+        ));
+    }
+    for (field, ms) in [
+        ("app.header_read_timeout_ms", app.header_read_timeout_ms),
+        ("app.idle_timeout_ms", app.idle_timeout_ms),
+        ("app.body_read_timeout_ms", app.body_read_timeout_ms),
+    ] {
+        if ms > MAX_TIMEOUT_MS {
+            return Err((field, format!("must be at most {MAX_TIMEOUT_MS} (a day)")));
+        }
+    }
+    Ok(())
 }
 
 /// One Redis URL in standalone mode; one or more seed URLs, each on database 0, in cluster mode.

@@ -76,7 +76,7 @@ pub fn admin_only(access: AdminAccess) -> impl Filter<Extract = (), Error = Reje
     warp::header::optional::<String>("authorization")
         .or(warp::any().map(|| None))
         .unify()
-        .and(warp::addr::remote())
+        .and(crate::server::client_addr())
         .and_then(
             move |authorization: Option<String>, remote: Option<SocketAddr>| {
                 let verdict = access.check(authorization.as_deref(), remote);
