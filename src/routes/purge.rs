@@ -30,8 +30,7 @@ pub fn routes(
     warp::path!("cache" / "purge")
         .and(warp::post())
         .and(admin_only(access))
-        .and(warp::body::content_length_limit(MAX_PURGE_BODY_BYTES))
-        .and(warp::body::json())
+        .and(super::json_body::json_body(MAX_PURGE_BODY_BYTES))
         .and(with_cache(cache))
         .and_then(purge)
 }
