@@ -37,6 +37,7 @@ pub mod cache;
 pub mod error;
 pub mod filters;
 pub mod items;
+pub mod log_filter;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;

@@ -141,10 +141,20 @@ pub struct CacheSettings {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
-    /// Bearer token required by admin routes; with none, they answer loopback clients only.
-    #[serde(deserialize_with = "optional_scalar_string")]
+    /// Bearer token required by admin routes, at least [`MIN_ADMIN_TOKEN_BYTES`] bytes; with
+    /// none, they answer loopback clients only. In the YAML file it must be a string (quote
+    /// it when it looks like a number); from `ADMIN__TOKEN` it is taken exactly as written.
+    #[serde(deserialize_with = "optional_secret_string")]
     pub token: Option<String>,
+    /// Without a token: host names accepted in the `Host` header besides `localhost`,
+    /// `127.0.0.1` and `[::1]` (e.g. a name the operator's machine maps to loopback). A YAML
+    /// list, or a comma-separated string (`ADMIN__ALLOWED_HOSTS=a.internal,b.internal`).
+    #[serde(deserialize_with = "host_list")]
+    pub allowed_hosts: Vec<String>,
 }
+
+/// Shortest accepted `admin.token`, in bytes.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 
 /// `database:` section: where items are stored.
 ///
@@ -510,6 +520,9 @@ impl Settings {
         let mut settings = settings;
         if let Some((_, filter)) = env.iter().find(|(k, v)| k == "RUST_LOG" && !v.is_empty()) {
             settings.app.log_level = filter.clone();
+            provenance
+                .env
+                .insert("app.log_level".into(), "RUST_LOG".into());
         }
         settings.validate(&provenance)?;
         Ok(settings)
@@ -526,6 +539,9 @@ impl Settings {
                 "app.host",
                 format!("{:?} is not an IP address", self.app.host),
             ));
+        }
+        if let Err(reason) = crate::log_filter::validate(&self.app.log_level) {
+            return Err(fail("app.log_level", reason));
         }
         if let Err(reason) = validate_redis_urls(&self.redis) {
             return Err(fail("redis.url", reason));
@@ -606,8 +622,14 @@ impl Settings {
         if let Err(reason) = crate::cache::key::validate_prefix(&self.cache.key_prefix) {
             return Err(fail("cache.key_prefix", reason));
         }
-        if self.admin.token.as_deref().is_some_and(str::is_empty) {
-            return Err(fail("admin.token", "must not be empty when set".into()));
+        if let Some(Err(reason)) = self.admin.token.as_deref().map(validate_admin_token) {
+            return Err(fail("admin.token", reason));
+        }
+        if let Some(host) = self.admin.allowed_hosts.iter().find(|h| !is_host_name(h)) {
+            return Err(fail(
+                "admin.allowed_hosts",
+                format!("{host:?} is not a host name (letters, digits, '-' and '.', no port)"),
+            ));
         }
         if self.database.path.is_empty() {
             return Err(fail("database.path", "must not be empty".into()));
@@ -617,6 +639,31 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A token long enough not to be guessed, and one that can be sent in a header as it is.
+fn validate_admin_token(token: &str) -> Result<(), String> {
+    if token.len() < MIN_ADMIN_TOKEN_BYTES {
+        return Err(format!(
+            "must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (got {}); unset it for loopback-only \
+             admin routes",
+            token.len()
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic() || b == b' ') || token.trim() != token {
+        return Err(
+            "must be printable ASCII without leading or trailing spaces (it is sent in a header)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// Bounds hyper and the accept loop can honour.
@@ -763,14 +810,7 @@ fn apply_env(
             continue;
         }
         let field = field.to_ascii_lowercase();
-        // A variable holds one scalar: `9000` is a number, `true` a boolean, and anything that
-        // YAML would read as a structure (`:memory:`, `[a]`) is the text as written.
-        let value = match serde_yaml::from_str::<Value>(raw) {
-            Ok(scalar @ (Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Null)) => {
-                scalar
-            }
-            _ => Value::String(raw.clone()),
-        };
+        let value = env_value(&section, &field, raw);
         let root = tree
             .as_mapping_mut()
             .expect("read_file only returns mappings");
@@ -795,7 +835,27 @@ fn apply_env(
     Ok(())
 }
 
-/// Accepts any YAML scalar as a string, so `ADMIN__TOKEN=12345` is the token "12345".
+/// The value of one environment variable for `section.field`. Numeric and boolean fields
+/// (known from the defaults) read it as a YAML scalar (`9000`, `true`); every other field,
+/// strings, secrets, enums and lists, takes the text exactly as written: `pa55 #word`,
+/// `0x1F`, `1e3`, `null` and the empty string stay what they are.
+fn env_value(section: &str, field: &str, raw: &str) -> Value {
+    static DEFAULTS: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let defaults = DEFAULTS
+        .get_or_init(|| serde_yaml::to_value(Settings::default()).expect("the defaults serialize"));
+    let typed = matches!(
+        defaults.get(section).and_then(|s| s.get(field)),
+        Some(Value::Number(_) | Value::Bool(_))
+    );
+    if typed {
+        if let Ok(scalar @ (Value::Number(_) | Value::Bool(_))) = serde_yaml::from_str(raw) {
+            return scalar;
+        }
+    }
+    Value::String(raw.to_string())
+}
+
+/// Accepts any YAML scalar as a string, so `key_prefix: 2024` in the file is "2024".
 fn scalar_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     use serde::de::Error;
     match Value::deserialize(deserializer)? {
@@ -809,17 +869,46 @@ fn scalar_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D
     }
 }
 
-fn optional_scalar_string<'de, D: Deserializer<'de>>(
+/// A secret: a string or nothing (`null`), never a number or boolean YAML would rewrite
+/// (`0x1F` would become 31).
+fn optional_secret_string<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {
     use serde::de::Error;
     match Value::deserialize(deserializer)? {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s)),
-        Value::Number(n) => Ok(Some(n.to_string())),
-        Value::Bool(b) => Ok(Some(b.to_string())),
         other => Err(D::Error::custom(format!(
-            "expected a string, found {}",
+            "expected a string, found {}; put the token in quotes so YAML keeps it as written",
+            describe(&other)
+        ))),
+    }
+}
+
+/// A list of host names, or one comma-separated string of them.
+fn host_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    use serde::de::Error;
+    let split = |text: &str| -> Vec<String> {
+        text.split(',')
+            .map(|host| host.trim().to_ascii_lowercase())
+            .filter(|host| !host.is_empty())
+            .collect()
+    };
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(Vec::new()),
+        Value::String(text) => Ok(split(&text)),
+        Value::Sequence(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(host) => Ok(host.trim().to_ascii_lowercase()),
+                other => Err(D::Error::custom(format!(
+                    "expected host names, found {}",
+                    describe(&other)
+                ))),
+            })
+            .collect(),
+        other => Err(D::Error::custom(format!(
+            "expected a list of host names, found {}",
             describe(&other)
         ))),
     }
@@ -871,12 +960,62 @@ mod tests {
     fn env_overrides_file() {
         let settings = load_yaml(
             "app:\n  port: 8000\ncache:\n  backend: redis\n",
-            &[("APP__PORT", "9000"), ("ADMIN__TOKEN", "12345")],
+            &[("APP__PORT", "9000"), ("ADMIN__TOKEN", "1234567890123456")],
         )
         .expect("valid settings");
         assert_eq!(settings.app.port, 9000);
         assert_eq!(settings.cache.backend, BackendChoice::Redis);
-        assert_eq!(settings.admin.token.as_deref(), Some("12345"));
+        assert_eq!(settings.admin.token.as_deref(), Some("1234567890123456"));
+    }
+
+    #[test]
+    fn string_settings_from_the_environment_are_taken_literally() {
+        for token in [
+            "pa55 #word-and-more",
+            "0x1F0x1F0x1F0x1F",
+            "1e3000000000000000",
+            "~~~~~~~~~~~~~~~~",
+        ] {
+            let settings = load_yaml("", &[("ADMIN__TOKEN", token)]).expect(token);
+            assert_eq!(settings.admin.token.as_deref(), Some(token));
+        }
+        let settings = load_yaml("", &[("CACHE__KEY_PREFIX", "0x1F")]).expect("prefix");
+        assert_eq!(settings.cache.key_prefix, "0x1F");
+    }
+
+    #[test]
+    fn an_empty_short_or_null_token_is_a_startup_error_naming_the_minimum() {
+        for token in ["", "null", "~", "0x1F", "short-token"] {
+            let err = load_yaml("", &[("ADMIN__TOKEN", token)]).expect_err(token);
+            let message = err.to_string();
+            assert!(message.contains("admin.token"), "{message}");
+            assert!(message.contains("at least 16 bytes"), "{message}");
+        }
+        let err = load_yaml("admin:\n  token: 0x1F\n", &[]).expect_err("a number");
+        assert!(err.to_string().contains("quotes"), "{err}");
+        let settings = load_yaml("admin:\n  token: null\n", &[]).expect("no token");
+        assert_eq!(settings.admin.token, None);
+    }
+
+    #[test]
+    fn allowed_hosts_are_a_list_or_a_comma_separated_string() {
+        let settings =
+            load_yaml("admin:\n  allowed_hosts: [a.internal, B.internal]\n", &[]).expect("list");
+        assert_eq!(settings.admin.allowed_hosts, ["a.internal", "b.internal"]);
+        let settings = load_yaml("", &[("ADMIN__ALLOWED_HOSTS", "a.internal, b")]).expect("string");
+        assert_eq!(settings.admin.allowed_hosts, ["a.internal", "b"]);
+        let err = load_yaml("", &[("ADMIN__ALLOWED_HOSTS", "a:80")]).expect_err("port");
+        assert!(err.to_string().contains("admin.allowed_hosts"), "{err}");
+    }
+
+    #[test]
+    fn a_log_filter_env_logger_would_ignore_is_refused_naming_its_origin() {
+        let err = load_yaml("", &[("RUST_LOG", "[a]")]).expect_err("bad RUST_LOG");
+        assert!(err.to_string().contains("app.log_level"), "{err}");
+        assert!(err.to_string().contains("RUST_LOG"), "{err}");
+        let err = load_yaml("", &[("APP__LOG_LEVEL", "warp=loud")]).expect_err("bad level");
+        assert!(err.to_string().contains("APP__LOG_LEVEL"), "{err}");
+        assert!(load_yaml("", &[("RUST_LOG", "warn,hyper=off")]).is_ok());
     }
 
     #[test]
