@@ -85,7 +85,7 @@ mod tests {
         for spec in [
             "",
             "[a]",
-            "loud",
+            "info,[a]",
             "x=loud",
             "=info",
             "a:b=info",
