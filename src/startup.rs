@@ -115,7 +115,7 @@ impl Application {
     /// configured grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let grace = self.settings.app.shutdown_grace();
-        let access = AdminAccess::from_token(self.settings.admin.token.as_deref());
+        let access = AdminAccess::from_settings(&self.settings.admin);
         log::info!("{}", access.describe());
         let metrics = Arc::new(Metrics::new());
         let app = &self.settings.app;

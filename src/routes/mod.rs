@@ -1,6 +1,7 @@
 //! The service's routes, each a warp filter tree, and the tiny filters that hand them state.
 
 pub mod admin;
+pub mod admin_guard;
 pub mod auth;
 pub mod health;
 pub mod items;
