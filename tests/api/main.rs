@@ -1,6 +1,7 @@
 //! All integration tests, compiled into one binary (one link step, shared harness).
 
 mod admin_api;
+mod admin_surface;
 mod busting_races;
 mod cache_filters;
 mod cluster_fixture;

@@ -107,11 +107,6 @@ impl ServiceProcess {
             .count()
     }
 
-    /// `http://127.0.0.1:<port>`.
-    pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
     /// A fresh TCP connection to the service.
     pub fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
@@ -119,6 +114,35 @@ impl ServiceProcess {
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("read timeout");
         stream
+    }
+
+    /// Sends `method path` with `headers` (and `body`, if not empty) on a fresh connection
+    /// and returns the response.
+    pub fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> String {
+        let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+        {
+            request.push_str(&format!("Host: 127.0.0.1:{}\r\n", self.port));
+        }
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() {
+            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        let mut stream = self.connect();
+        stream.write_all(request.as_bytes()).expect("send request");
+        read_response(&mut stream).expect("a response")
     }
 
     /// The `/metrics` text.
