@@ -5,6 +5,7 @@ mod admin_surface;
 mod busting_races;
 mod cache_filters;
 mod cluster_fixture;
+mod conditional_requests;
 mod connection_limits;
 mod faults;
 mod helpers;
