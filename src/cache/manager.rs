@@ -160,6 +160,9 @@ impl CacheManager {
                 manager.start_subscriber();
                 match manager.ping().await {
                     Ok(_) => log::info!("cache backend: redis at {}", shown(redis)),
+                    Err(CacheError::Backend(err)) if super::redis::refuses_settings(&err) => {
+                        return Err(super::redis::InvalidRedisUrl::refused(&shown(redis), &err));
+                    }
                     Err(err) => log::warn!(
                         "cache backend: redis at {} (not answering yet: {err}; requests are served uncached until it does)",
                         shown(redis)
@@ -174,6 +177,14 @@ impl CacheManager {
                         log::info!("cache backend: redis at {} (auto)", shown(redis));
                         manager.start_subscriber();
                         Ok(manager)
+                    }
+                    Err(CacheError::Backend(err)) if super::redis::refuses_settings(&err) => {
+                        log::error!(
+                            "cache backend: memory (auto), because Redis at {} refused redis.url: \
+                             {err}. Fix redis.url; this instance will not use Redis until restarted",
+                            shown(redis)
+                        );
+                        Ok(Self::in_memory(cache))
                     }
                     Err(err) => {
                         log::warn!(

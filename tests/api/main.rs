@@ -7,6 +7,7 @@ mod cache_filters;
 mod cluster_fixture;
 mod conditional_requests;
 mod connection_limits;
+mod exact_settings;
 mod faults;
 mod helpers;
 mod item_cache;
