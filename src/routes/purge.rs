@@ -212,7 +212,7 @@ async fn apply(
     };
     for ns in &targets.namespaces {
         match how {
-            Invalidation::Hard => cache.bust_namespace(ns).await.map(|_| ())?,
+            Invalidation::Hard => cache.bust_namespace(ns).await?,
             Invalidation::Soft => cache.soft_purge_namespace(ns).await?,
         }
         response.namespaces.push(PurgedNamespace {

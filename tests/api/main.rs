@@ -15,6 +15,7 @@ mod item_store_postgres;
 mod item_store_suite;
 mod l1_tier;
 mod manager_suite;
+mod metadata_lifetimes;
 mod metric_cardinality;
 mod operator_scripts;
 mod postgres;
