@@ -188,3 +188,38 @@ fn the_default_connection_cap_is_sized_from_the_open_files_limit_and_logged() {
     assert!(line.contains("idle timeout 60000 ms"), "{line}");
     service.wait_for_line(&format!("listening on http://127.0.0.1:{}", service.port));
 }
+
+#[test]
+fn aborted_connections_are_counted_and_not_logged_as_errors() {
+    let service = ServiceProcess::start(&[]);
+    for n in 0..300 {
+        let mut stream = service.connect();
+        let partial: &[u8] = match n % 3 {
+            0 => b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+            1 => b"POST /items HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"na",
+            _ => b"GET /items HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        };
+        stream.write_all(partial).expect("send");
+        stream.shutdown(std::net::Shutdown::Both).expect("abort");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let closed = |reason: &str| {
+        service.metric(&format!(
+            "http_connections_closed_total{{reason=\"{reason}\"}}"
+        ))
+    };
+    while closed("aborted") + closed("completed") < 300.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let aborted = closed("aborted");
+    assert!(aborted >= 100.0, "aborted connections counted: {aborted}");
+    assert_eq!(
+        service.log_count(" ERROR "),
+        0,
+        "aborted connections logged as errors"
+    );
+    assert!(
+        service.log_count(" WARN ") <= 2,
+        "aborted connections flooded the log with warnings"
+    );
+}
