@@ -9,8 +9,14 @@
 //! entry that a slow request stores afterwards from data it read before the bust — the race
 //! that makes delete-based invalidation serve stale data until the TTL.
 //!
-//! Generations are random rather than counters so a lost generation key (evicted, cleared)
-//! cannot bring old entries back: the replacement is another random value.
+//! Generations are random rather than counters so a lost generation key (evicted, cleared,
+//! expired) cannot bring old entries back: the replacement is another random value, and while
+//! a namespace has no record none of its entries is served.
+//!
+//! That is what makes lifetimes on records safe. A record is created (`SET NX PX`) with an
+//! entry's default lifetime, every store extends it to outlive the entry it writes, and a
+//! bust replaces only an existing record (`SET XX KEEPTTL`): a namespace that is no longer
+//! used disappears with its last entry, and clearing one that never existed writes nothing.
 //!
 //! The same record carries the namespace's invalidation clock for tags and soft purges, and a
 //! lookup of a tagged route reads the entry's tag records in the same round trip; see
