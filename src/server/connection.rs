@@ -66,6 +66,7 @@ pub(super) async fn serve_connection<S>(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .max_headers(limits.max_headers)
+        .max_header_size(limits.max_header_bytes)
         .max_buf_size(limits.max_header_bytes)
         .keep_alive(true);
     let connection = builder.serve_connection(io, service);

@@ -223,3 +223,26 @@ fn aborted_connections_are_counted_and_not_logged_as_errors() {
         "aborted connections flooded the log with warnings"
     );
 }
+
+#[test]
+fn header_floods_are_refused_with_431() {
+    let service = ServiceProcess::start(&[("APP__MAX_HEADER_BYTES", "16384")]);
+    let many: Vec<(String, String)> = (0..150)
+        .map(|n| (format!("X-Flood-{n}"), "x".repeat(20)))
+        .collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let huge = "y".repeat(20_000);
+    for headers in [many, vec![("X-Huge", huge.as_str())]] {
+        let mut stream = service.connect();
+        let mut request = String::from("GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        for (name, value) in &headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).expect("send");
+        let response = read_response(&mut stream).expect("answered");
+        assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+    }
+    let fine = service.exchange("GET", "/health/live", &[("X-Fine", "y")], "");
+    assert!(fine.starts_with("HTTP/1.1 200"), "{fine}");
+}
