@@ -99,9 +99,7 @@ fn check_bearer(
         return unauthorized("the Authorization header is not printable ASCII");
     };
     let value = value.trim();
-    let (scheme, credentials) = value
-        .split_once(|c: char| c == ' ' || c == '\t')
-        .unwrap_or((value, ""));
+    let (scheme, credentials) = value.split_once([' ', '\t']).unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::Unauthorized(format!(
             "the Authorization header uses the {scheme:?} scheme; admin routes need Bearer <token>"

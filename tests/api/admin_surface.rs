@@ -26,6 +26,9 @@ fn is_hit(service: &ServiceProcess) -> bool {
     read.to_ascii_lowercase().contains("x-cache: hit")
 }
 
+/// Method, path, headers, body, and the status it must get.
+type Attempt<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str, u16);
+
 #[test]
 fn a_web_page_the_operator_visits_cannot_clear_purge_or_reset() {
     let service = ServiceProcess::start(&[]);
@@ -34,7 +37,7 @@ fn a_web_page_the_operator_visits_cannot_clear_purge_or_reset() {
     let evil = ("Origin", "http://attacker.example");
     let cross = ("Sec-Fetch-Site", "cross-site");
     let purge = r#"{"namespaces":["items"]}"#;
-    let attempts: [(&str, &str, Vec<(&str, &str)>, &str, u16); 8] = [
+    let attempts: [Attempt; 8] = [
         ("POST", "/cache/clear/items", vec![form], "x", 415),
         ("POST", "/cache/clear/items", vec![evil], "", 403),
         ("POST", "/cache/clear/items", vec![cross], "", 403),
