@@ -246,3 +246,24 @@ fn header_floods_are_refused_with_431() {
     let fine = service.exchange("GET", "/health/live", &[("X-Fine", "y")], "");
     assert!(fine.starts_with("HTTP/1.1 200"), "{fine}");
 }
+
+#[test]
+fn sigterm_closes_idle_keep_alive_connections_at_once_instead_of_waiting_out_the_grace() {
+    let mut service = ServiceProcess::start(&[("APP__SHUTDOWN_GRACE_MS", "10000")]);
+    let mut idle: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut stream = service.connect();
+            send_get(&mut stream, "/health/live", false);
+            read_response(&mut stream).expect("answered");
+            stream
+        })
+        .collect();
+    let started = Instant::now();
+    let status = service.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    for stream in &mut idle {
+        assert!(closed_by_server(stream, Duration::from_secs(1)));
+    }
+}

@@ -116,6 +116,14 @@ impl ServiceProcess {
         stream
     }
 
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "could not send SIGTERM");
+        self.child.wait().expect("wait for exit")
+    }
+
     /// Sends `method path` with `headers` (and `body`, if not empty) on a fresh connection
     /// and returns the response.
     pub fn exchange(
