@@ -20,17 +20,17 @@ use tokio::sync::watch;
 use super::activity::{Activity, Budgets, Verdict};
 use super::body_timeout::TimedBody;
 use super::events::{CloseReason, ConnectionMetrics};
-use super::{ClientAddr, ServerLimits};
+use super::{ClientAddr, Phase, ServerLimits};
 
-/// Serves `stream` until the client leaves, a timeout fires, or `drain` turns true and the
-/// connection has finished its request in flight.
+/// Serves `stream` until the client leaves, a timeout fires, or the server drains (then the
+/// request in flight is finished first) or closes.
 pub(super) async fn serve_connection<S>(
     stream: TcpStream,
     peer: SocketAddr,
     routes: S,
     limits: ServerLimits,
     metrics: Arc<ConnectionMetrics>,
-    mut drain: watch::Receiver<bool>,
+    phase: watch::Receiver<Phase>,
 ) where
     S: tower_service::Service<
             Request<TimedBody<Incoming>>,
@@ -70,40 +70,61 @@ pub(super) async fn serve_connection<S>(
         .max_buf_size(limits.max_header_bytes)
         .keep_alive(true);
     let connection = builder.serve_connection(io, service);
-    let mut connection = std::pin::pin!(connection);
     let budgets = Budgets {
         header_read: limits.header_read_timeout,
         idle: limits.idle_timeout,
     };
+    let (reason, error) = supervise(connection, &activity, budgets, phase).await;
+    metrics.closed(reason, error.as_ref());
+}
+
+/// Runs `connection` to its end, closing it when a timeout in `budgets` fires or the server
+/// drains or closes; says why it ended.
+async fn supervise<S>(
+    connection: hyper::server::conn::http1::Connection<TokioIo<ObservedStream>, S>,
+    activity: &Activity,
+    budgets: Budgets,
+    mut phase: watch::Receiver<Phase>,
+) -> (CloseReason, Option<hyper::Error>)
+where
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut connection = std::pin::pin!(connection);
     let mut closing: Option<CloseReason> = None;
-    let reason = loop {
+    let mut server_alive = true;
+    loop {
         let check_at = match activity.verdict(Instant::now(), budgets) {
             Verdict::CheckAt(at) => at,
-            Verdict::HeaderTimeout => break (CloseReason::HeaderTimeout, None),
+            Verdict::HeaderTimeout => return (CloseReason::HeaderTimeout, None),
             Verdict::Idle => {
                 connection.as_mut().graceful_shutdown();
                 closing.get_or_insert(CloseReason::IdleTimeout);
                 Instant::now() + budgets.header_read
             }
         };
-        let draining = *drain.borrow();
+        let current = *phase.borrow_and_update();
+        match current {
+            Phase::Serving => {}
+            Phase::Draining => connection.as_mut().graceful_shutdown(),
+            Phase::Closing => return (CloseReason::Other, None),
+        }
         tokio::select! {
             finished = connection.as_mut() => {
-                break match finished {
+                return match finished {
                     Ok(()) => (closing.unwrap_or(CloseReason::Completed), None),
                     Err(err) => (CloseReason::of(&err), Some(err)),
                 };
             }
             _ = tokio::time::sleep_until(check_at.into()) => {}
             () = activity.deadline_moved() => {}
-            changed = drain.changed(), if !draining => {
-                if changed.is_err() || *drain.borrow() {
-                    connection.as_mut().graceful_shutdown();
-                }
+            changed = phase.changed(), if server_alive => {
+                // An error means the server loop is gone and will say nothing more.
+                server_alive = changed.is_ok();
             }
         }
-    };
-    metrics.closed(reason.0, reason.1.as_ref());
+    }
 }
 
 /// A TCP stream that tells the connection's [`Activity`] when bytes arrive.

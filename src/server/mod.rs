@@ -126,7 +126,7 @@ pub async fn serve<S>(
     S::Future: Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let (begin_drain, drain) = watch::channel(false);
+    let (phase, phase_seen) = watch::channel(Phase::Serving);
     metrics.set_limit(limits.max_connections);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -143,6 +143,10 @@ pub async fn serve<S>(
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                Err(err) if is_client_gone(&err) => {
+                    log::debug!("a client left before its connection was accepted: {err}");
+                    continue;
+                }
                 Err(err) => {
                     metrics.accept_failed(&err);
                     // Out of descriptors or memory: give closing connections a moment.
@@ -154,15 +158,16 @@ pub async fn serve<S>(
         };
         let _ = stream.set_nodelay(true);
         metrics.opened();
-        let (service, metrics, drain) = (service.clone(), Arc::clone(&metrics), drain.clone());
+        let (service, metrics) = (service.clone(), Arc::clone(&metrics));
+        let phase = phase_seen.clone();
         tokio::spawn(async move {
-            connection::serve_connection(stream, peer, service, limits, metrics, drain).await;
+            connection::serve_connection(stream, peer, service, limits, metrics, phase).await;
             drop(slot);
         });
     }
     drop(listener);
     log::info!("shutting down: draining in-flight requests for up to {grace:?}");
-    let _ = begin_drain.send(true);
+    let _ = phase.send(Phase::Draining);
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let drained = tokio::time::timeout(grace, slots.acquire_many(all))
         .await
@@ -171,5 +176,26 @@ pub async fn serve<S>(
         log::info!("stopped");
     } else {
         log::warn!("grace period over; dropping requests still in flight");
+        let _ = phase.send(Phase::Closing);
     }
+}
+
+/// Where the server is in its life; every connection watches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Accepting and serving.
+    Serving,
+    /// Finish the request in flight, then close.
+    Draining,
+    /// Close now, whatever is in flight.
+    Closing,
+}
+
+/// Errors `accept` reports for a client that gave up before it was accepted: not ours.
+fn is_client_gone(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        err.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
+    )
 }

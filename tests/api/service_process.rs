@@ -160,6 +160,19 @@ impl ServiceProcess {
         read_response(&mut stream).expect("/metrics answers")
     }
 
+    /// The value of `series` once it reaches `at_least`, or after two seconds (counters move
+    /// just after the socket they count closes).
+    pub fn metric_reaching(&self, series: &str, at_least: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let value = self.metric(series);
+            if value >= at_least || Instant::now() > deadline {
+                return value;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The value of the sample `series` (its full name with labels) in `/metrics`.
     pub fn metric(&self, series: &str) -> f64 {
         let text = self.metrics();
