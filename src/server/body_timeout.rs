@@ -50,10 +50,14 @@ pub fn is_body_read_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// `inner`, failing with [`BodyReadTimeout`] when it is not complete by the deadline.
+///
+/// The timer is armed only the first time the body has to wait for the client, so a request
+/// without a body (every GET) costs no timer and no allocation.
 pub struct TimedBody<B> {
     inner: B,
     budget: Duration,
-    deadline: Pin<Box<Sleep>>,
+    deadline: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
     timed_out: bool,
     metrics: Arc<ConnectionMetrics>,
 }
@@ -64,7 +68,8 @@ impl<B> TimedBody<B> {
         Self {
             inner,
             budget,
-            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + budget)),
+            deadline: Instant::now() + budget,
+            timer: None,
             timed_out: false,
             metrics,
         }
@@ -92,7 +97,11 @@ where
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
             Poll::Pending => {
-                if this.deadline.as_mut().poll(cx).is_ready() {
+                let deadline = this.deadline;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_ready() {
                     this.timed_out = true;
                     this.metrics.body_timed_out();
                     return Poll::Ready(Some(Err(Box::new(BodyReadTimeout {
