@@ -9,9 +9,9 @@
 //! - [`is_cross_site`]: a state-changing request (anything but GET, HEAD, OPTIONS) carrying
 //!   `Sec-Fetch-Site: cross-site` / `same-site`, or an `Origin` other than its own `Host`, is
 //!   refused (browsers always send one of them on such requests; other clients send neither);
-//! - [`body_type_is_json`]: an admin request with a body, or a declared body type, must be
-//!   `application/json` (415), so a form or a `text/plain` "simple request" cannot reach
-//!   a handler.
+//! - [`body_type_is_json`]: a state-changing admin request with a body, or a declared body
+//!   type, must be `application/json` (415), so a form or a `text/plain` "simple request"
+//!   cannot reach a handler.
 
 use std::net::IpAddr;
 
@@ -107,7 +107,7 @@ pub fn body_type_is_json(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// The browser protections for one admin request, in order: `Host` (loopback-only mode,
-/// `allowed_hosts` given), cross-site state changes, and the body type.
+/// `allowed_hosts` given), then for state-changing requests the site and the body type.
 pub fn check(
     method: &Method,
     headers: &HeaderMap,
@@ -122,10 +122,11 @@ pub fn check(
             )));
         }
     }
-    if changes_state(method) {
-        if let Some(reason) = is_cross_site(headers) {
-            return Err(ApiError::Forbidden(reason));
-        }
+    if !changes_state(method) {
+        return Ok(());
+    }
+    if let Some(reason) = is_cross_site(headers) {
+        return Err(ApiError::Forbidden(reason));
     }
     body_type_is_json(headers)
 }
@@ -209,6 +210,13 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn reads_are_not_held_to_the_body_rules() {
+        let typed = headers(&[("content-type", "text/plain"), ("origin", "http://x")]);
+        assert!(check(&Method::GET, &typed, None).is_ok());
+        assert!(check(&Method::POST, &typed, None).is_err());
     }
 
     #[test]
