@@ -149,11 +149,6 @@ impl ConnectionMetrics {
         }
     }
 
-    /// A metrics set in a registry of its own, for tests and for callers without one.
-    pub fn unregistered() -> Self {
-        Self::register(&Registry::new())
-    }
-
     pub(super) fn set_limit(&self, limit: usize) {
         self.limit.set(i64::try_from(limit).unwrap_or(i64::MAX));
     }
