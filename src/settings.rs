@@ -138,7 +138,9 @@ pub struct CacheSettings {
 }
 
 /// `admin:` section: who may use the cache admin routes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` shows whether a token is set, never the token.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
     /// Bearer token required by admin routes, at least [`MIN_ADMIN_TOKEN_BYTES`] bytes; with
@@ -282,6 +284,15 @@ impl DatabaseSettings {
         } else {
             self.path.clone()
         }
+    }
+}
+
+impl fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminSettings")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish()
     }
 }
 
@@ -1140,6 +1151,15 @@ mod tests {
         let shown = format!("{settings:?}");
         assert!(shown.contains("postgres://app:***@db/items"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_admin_token() {
+        let settings =
+            load_yaml("", &[("ADMIN__TOKEN", "hunter2-hunter2-hunter2")]).expect("valid");
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("token: Some(\"***\")"), "{shown}");
     }
 
     #[test]
