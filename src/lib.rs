@@ -12,6 +12,8 @@
 //!   PostgreSQL) that the cache sits in front of;
 //! - [`settings`]: typed settings from `settings.yaml` and the environment;
 //! - [`startup`]: builds and runs the application;
+//! - [`server`]: the accept loop that bounds connections, header/body/idle time and drains on
+//!   shutdown;
 //! - [`ops`]: operator commands (seed, warm, clear) against a running service, used by the
 //!   `cachectl` binary.
 //!
@@ -35,12 +37,14 @@ pub mod cache;
 pub mod error;
 pub mod filters;
 pub mod items;
+pub mod log_filter;
 pub mod logging;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod ops;
 pub mod routes;
+pub mod server;
 pub mod settings;
 pub mod startup;
 pub mod wording;

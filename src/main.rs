@@ -56,7 +56,6 @@ async fn serve(cli: Cli) -> ExitCode {
         }
     };
     let shutdown = shutdown_signal();
-    log::info!("listening on port {}", app.port());
     app.run_until(shutdown).await;
     ExitCode::SUCCESS
 }

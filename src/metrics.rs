@@ -2,8 +2,10 @@
 //! requests finish, plus cache and pool state rendered from the cache manager at scrape time.
 //!
 //! Each [`Metrics`] has its own registry (several applications can live in one process, as
-//! they do in the tests). Route labels are templates (`/items/{id}`), never raw paths, so the
-//! label set stays bounded whatever clients request.
+//! they do in the tests). Every label value comes from a fixed set, whatever clients send:
+//! routes are the route tree's templates (`/items/{id}`) or `other`, methods the standard ones
+//! or `other` ([`method_label`]), statuses the codes the service emits or their class
+//! ([`status_label`]). A client inventing methods cannot create series.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -11,6 +13,8 @@ use std::time::Duration;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
+
+use warp::http::Method;
 
 use crate::cache::{CacheManager, CircuitState, StatsSnapshot};
 
@@ -64,10 +68,14 @@ impl Metrics {
         }
     }
 
-    /// Records one answered request.
-    pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        let status = status.to_string();
-        let labels = [route, method, status.as_str()];
+    /// The registry, for metrics other modules own (connections: [`crate::server::events`]).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Records one answered request. `route` must come from a fixed set (the route templates).
+    pub fn observe(&self, route: &'static str, method: &Method, status: u16, elapsed: Duration) {
+        let labels = [route, method_label(method), status_label(status)];
         self.requests.with_label_values(&labels).inc();
         self.latency
             .with_label_values(&labels)
@@ -150,6 +158,77 @@ impl Metrics {
             );
         }
         text
+    }
+}
+
+/// The `method` label: the standard methods by name, anything else `other`.
+///
+/// ```
+/// use warp::http::Method;
+/// use warp_redis_cache::metrics::method_label;
+///
+/// assert_eq!(method_label(&Method::GET), "GET");
+/// assert_eq!(method_label(&Method::from_bytes(b"FROB").unwrap()), "other");
+/// ```
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Statuses the service answers with, by code; anything else is labelled by its class.
+const KNOWN_STATUSES: [(u16, &str); 20] = [
+    (200, "200"),
+    (201, "201"),
+    (204, "204"),
+    (206, "206"),
+    (304, "304"),
+    (400, "400"),
+    (401, "401"),
+    (403, "403"),
+    (404, "404"),
+    (405, "405"),
+    (406, "406"),
+    (408, "408"),
+    (411, "411"),
+    (412, "412"),
+    (413, "413"),
+    (415, "415"),
+    (422, "422"),
+    (431, "431"),
+    (500, "500"),
+    (503, "503"),
+];
+
+/// The `status` label: a code the service emits, else its class (`2xx` ... `5xx`, `other`).
+///
+/// ```
+/// use warp_redis_cache::metrics::status_label;
+///
+/// assert_eq!(status_label(404), "404");
+/// assert_eq!(status_label(418), "4xx");
+/// assert_eq!(status_label(999), "other");
+/// ```
+pub fn status_label(status: u16) -> &'static str {
+    if let Some((_, label)) = KNOWN_STATUSES.iter().find(|(code, _)| *code == status) {
+        return label;
+    }
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
     }
 }
 

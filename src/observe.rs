@@ -95,7 +95,7 @@ where
                 let elapsed = started.elapsed();
                 let status = response.status().as_u16();
                 let route = crate::routes::route_label(path.as_str());
-                metrics.observe(route, method.as_str(), status, elapsed);
+                metrics.observe(route, &method, status, elapsed);
                 let cache = response
                     .headers()
                     .get("x-cache")

@@ -62,6 +62,21 @@ pub struct AppSettings {
     /// `Strict-Transport-Security: max-age` in seconds; 0 sends no HSTS header (set it when
     /// the service is reached over HTTPS).
     pub hsts_max_age_secs: u64,
+    /// Most client connections served at once; past it, new clients wait in the listen
+    /// backlog. 0 sizes it from the open-files limit (less 128 for everything else).
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (from its first byte, or from
+    /// connecting), in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// How long a connection with no request in flight stays open, in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// How long a client may take to send a request's body (from its headers), in
+    /// milliseconds.
+    pub body_read_timeout_ms: u64,
+    /// Most header lines in one request; more are answered 431.
+    pub max_headers: usize,
+    /// Largest request head (request line and headers), in bytes; at least 8192.
+    pub max_header_bytes: usize,
 }
 
 /// `redis:` section: where Redis is and how much a call may cost.
@@ -129,13 +144,25 @@ pub struct CacheSettings {
 }
 
 /// `admin:` section: who may use the cache admin routes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` shows whether a token is set, never the token.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
-    /// Bearer token required by admin routes; with none, they answer loopback clients only.
-    #[serde(deserialize_with = "optional_scalar_string")]
+    /// Bearer token required by admin routes, at least [`MIN_ADMIN_TOKEN_BYTES`] bytes; with
+    /// none, they answer loopback clients only. In the YAML file it must be a string (quote
+    /// it when it looks like a number); from `ADMIN__TOKEN` it is taken exactly as written.
+    #[serde(deserialize_with = "optional_secret_string")]
     pub token: Option<String>,
+    /// Without a token: host names accepted in the `Host` header besides `localhost`,
+    /// `127.0.0.1` and `[::1]` (e.g. a name the operator's machine maps to loopback). A YAML
+    /// list, or a comma-separated string (`ADMIN__ALLOWED_HOSTS=a.internal,b.internal`).
+    #[serde(deserialize_with = "host_list")]
+    pub allowed_hosts: Vec<String>,
 }
+
+/// Shortest accepted `admin.token`, in bytes.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 
 /// `database:` section: where items are stored.
 ///
@@ -197,6 +224,12 @@ impl Default for AppSettings {
             max_body_bytes: 64 * 1024,
             shutdown_grace_ms: 10_000,
             hsts_max_age_secs: 0,
+            max_connections: 0,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            body_read_timeout_ms: 30_000,
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -270,6 +303,15 @@ impl DatabaseSettings {
         } else {
             self.path.clone()
         }
+    }
+}
+
+impl fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminSettings")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish()
     }
 }
 
@@ -515,6 +557,9 @@ impl Settings {
         let mut settings = settings;
         if let Some((_, filter)) = env.iter().find(|(k, v)| k == "RUST_LOG" && !v.is_empty()) {
             settings.app.log_level = filter.clone();
+            provenance
+                .env
+                .insert("app.log_level".into(), "RUST_LOG".into());
         }
         settings.validate(&provenance)?;
         Ok(settings)
@@ -532,11 +577,21 @@ impl Settings {
                 format!("{:?} is not an IP address", self.app.host),
             ));
         }
+        if let Err(reason) = crate::log_filter::validate(&self.app.log_level) {
+            return Err(fail("app.log_level", reason));
+        }
         if let Err(reason) = validate_redis_urls(&self.redis) {
             return Err(fail("redis.url", reason));
         }
         let positive = [
             ("app.max_body_bytes", self.app.max_body_bytes),
+            (
+                "app.header_read_timeout_ms",
+                self.app.header_read_timeout_ms,
+            ),
+            ("app.idle_timeout_ms", self.app.idle_timeout_ms),
+            ("app.body_read_timeout_ms", self.app.body_read_timeout_ms),
+            ("app.max_headers", self.app.max_headers as u64),
             ("redis.max_open", self.redis.max_open),
             ("redis.connect_timeout_ms", self.redis.connect_timeout_ms),
             ("redis.pool_get_timeout_ms", self.redis.pool_get_timeout_ms),
@@ -555,6 +610,9 @@ impl Settings {
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(fail(field, "must be greater than zero".into()));
+        }
+        if let Err((field, reason)) = validate_server_limits(&self.app) {
+            return Err(fail(field, reason));
         }
         if self.redis.max_open < 2 {
             return Err(fail(
@@ -605,8 +663,14 @@ impl Settings {
         if let Err(reason) = crate::cache::key::validate_prefix(&self.cache.key_prefix) {
             return Err(fail("cache.key_prefix", reason));
         }
-        if self.admin.token.as_deref().is_some_and(str::is_empty) {
-            return Err(fail("admin.token", "must not be empty when set".into()));
+        if let Some(Err(reason)) = self.admin.token.as_deref().map(validate_admin_token) {
+            return Err(fail("admin.token", reason));
+        }
+        if let Some(host) = self.admin.allowed_hosts.iter().find(|h| !is_host_name(h)) {
+            return Err(fail(
+                "admin.allowed_hosts",
+                format!("{host:?} is not a host name (letters, digits, '-' and '.', no port)"),
+            ));
         }
         if self.database.path.is_empty() {
             return Err(fail("database.path", "must not be empty".into()));
@@ -616,6 +680,59 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A token long enough not to be guessed, and one that can be sent in a header as it is.
+fn validate_admin_token(token: &str) -> Result<(), String> {
+    if token.len() < MIN_ADMIN_TOKEN_BYTES {
+        return Err(format!(
+            "must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (got {}); unset it for loopback-only \
+             admin routes",
+            token.len()
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic() || b == b' ') || token.trim() != token {
+        return Err(
+            "must be printable ASCII without leading or trailing spaces (it is sent in a header)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// Bounds hyper and the accept loop can honour.
+fn validate_server_limits(app: &AppSettings) -> Result<(), (&'static str, String)> {
+    const MAX_CONNECTIONS: usize = 1_000_000;
+    const MIN_HEADER_BYTES: usize = 8192;
+    const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
+    if app.max_connections > MAX_CONNECTIONS {
+        let reason =
+            format!("must be at most {MAX_CONNECTIONS} (0 sizes it from the open-files limit)");
+        return Err(("app.max_connections", reason));
+    }
+    if app.max_header_bytes < MIN_HEADER_BYTES {
+        return Err((
+            "app.max_header_bytes",
+            format!("must be at least {MIN_HEADER_BYTES}"),
+        ));
+    }
+    for (field, ms) in [
+        ("app.header_read_timeout_ms", app.header_read_timeout_ms),
+        ("app.idle_timeout_ms", app.idle_timeout_ms),
+        ("app.body_read_timeout_ms", app.body_read_timeout_ms),
+    ] {
+        if ms > MAX_TIMEOUT_MS {
+            return Err((field, format!("must be at most {MAX_TIMEOUT_MS} (a day)")));
+        }
+    }
+    Ok(())
 }
 
 /// One Redis URL in standalone mode; one or more seed URLs, each on database 0, in cluster mode.
@@ -734,14 +851,7 @@ fn apply_env(
             continue;
         }
         let field = field.to_ascii_lowercase();
-        // A variable holds one scalar: `9000` is a number, `true` a boolean, and anything that
-        // YAML would read as a structure (`:memory:`, `[a]`) is the text as written.
-        let value = match serde_yaml::from_str::<Value>(raw) {
-            Ok(scalar @ (Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Null)) => {
-                scalar
-            }
-            _ => Value::String(raw.clone()),
-        };
+        let value = env_value(&section, &field, raw);
         let root = tree
             .as_mapping_mut()
             .expect("read_file only returns mappings");
@@ -766,7 +876,27 @@ fn apply_env(
     Ok(())
 }
 
-/// Accepts any YAML scalar as a string, so `ADMIN__TOKEN=12345` is the token "12345".
+/// The value of one environment variable for `section.field`. Numeric and boolean fields
+/// (known from the defaults) read it as a YAML scalar (`9000`, `true`); every other field,
+/// strings, secrets, enums and lists, takes the text exactly as written: `pa55 #word`,
+/// `0x1F`, `1e3`, `null` and the empty string stay what they are.
+fn env_value(section: &str, field: &str, raw: &str) -> Value {
+    static DEFAULTS: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let defaults = DEFAULTS
+        .get_or_init(|| serde_yaml::to_value(Settings::default()).expect("the defaults serialize"));
+    let typed = matches!(
+        defaults.get(section).and_then(|s| s.get(field)),
+        Some(Value::Number(_) | Value::Bool(_))
+    );
+    if typed {
+        if let Ok(scalar @ (Value::Number(_) | Value::Bool(_))) = serde_yaml::from_str(raw) {
+            return scalar;
+        }
+    }
+    Value::String(raw.to_string())
+}
+
+/// Accepts any YAML scalar as a string, so `key_prefix: 2024` in the file is "2024".
 fn scalar_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     use serde::de::Error;
     match Value::deserialize(deserializer)? {
@@ -780,17 +910,46 @@ fn scalar_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D
     }
 }
 
-fn optional_scalar_string<'de, D: Deserializer<'de>>(
+/// A secret: a string or nothing (`null`), never a number or boolean YAML would rewrite
+/// (`0x1F` would become 31).
+fn optional_secret_string<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {
     use serde::de::Error;
     match Value::deserialize(deserializer)? {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s)),
-        Value::Number(n) => Ok(Some(n.to_string())),
-        Value::Bool(b) => Ok(Some(b.to_string())),
         other => Err(D::Error::custom(format!(
-            "expected a string, found {}",
+            "expected a string, found {}; put the token in quotes so YAML keeps it as written",
+            describe(&other)
+        ))),
+    }
+}
+
+/// A list of host names, or one comma-separated string of them.
+fn host_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    use serde::de::Error;
+    let split = |text: &str| -> Vec<String> {
+        text.split(',')
+            .map(|host| host.trim().to_ascii_lowercase())
+            .filter(|host| !host.is_empty())
+            .collect()
+    };
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(Vec::new()),
+        Value::String(text) => Ok(split(&text)),
+        Value::Sequence(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(host) => Ok(host.trim().to_ascii_lowercase()),
+                other => Err(D::Error::custom(format!(
+                    "expected host names, found {}",
+                    describe(&other)
+                ))),
+            })
+            .collect(),
+        other => Err(D::Error::custom(format!(
+            "expected a list of host names, found {}",
             describe(&other)
         ))),
     }
@@ -842,12 +1001,62 @@ mod tests {
     fn env_overrides_file() {
         let settings = load_yaml(
             "app:\n  port: 8000\ncache:\n  backend: redis\n",
-            &[("APP__PORT", "9000"), ("ADMIN__TOKEN", "12345")],
+            &[("APP__PORT", "9000"), ("ADMIN__TOKEN", "1234567890123456")],
         )
         .expect("valid settings");
         assert_eq!(settings.app.port, 9000);
         assert_eq!(settings.cache.backend, BackendChoice::Redis);
-        assert_eq!(settings.admin.token.as_deref(), Some("12345"));
+        assert_eq!(settings.admin.token.as_deref(), Some("1234567890123456"));
+    }
+
+    #[test]
+    fn string_settings_from_the_environment_are_taken_literally() {
+        for token in [
+            "pa55 #word-and-more",
+            "0x1F0x1F0x1F0x1F",
+            "1e3000000000000000",
+            "~~~~~~~~~~~~~~~~",
+        ] {
+            let settings = load_yaml("", &[("ADMIN__TOKEN", token)]).expect(token);
+            assert_eq!(settings.admin.token.as_deref(), Some(token));
+        }
+        let settings = load_yaml("", &[("CACHE__KEY_PREFIX", "0x1F")]).expect("prefix");
+        assert_eq!(settings.cache.key_prefix, "0x1F");
+    }
+
+    #[test]
+    fn an_empty_short_or_null_token_is_a_startup_error_naming_the_minimum() {
+        for token in ["", "null", "~", "0x1F", "short-token"] {
+            let err = load_yaml("", &[("ADMIN__TOKEN", token)]).expect_err(token);
+            let message = err.to_string();
+            assert!(message.contains("admin.token"), "{message}");
+            assert!(message.contains("at least 16 bytes"), "{message}");
+        }
+        let err = load_yaml("admin:\n  token: 0x1F\n", &[]).expect_err("a number");
+        assert!(err.to_string().contains("quotes"), "{err}");
+        let settings = load_yaml("admin:\n  token: null\n", &[]).expect("no token");
+        assert_eq!(settings.admin.token, None);
+    }
+
+    #[test]
+    fn allowed_hosts_are_a_list_or_a_comma_separated_string() {
+        let settings =
+            load_yaml("admin:\n  allowed_hosts: [a.internal, B.internal]\n", &[]).expect("list");
+        assert_eq!(settings.admin.allowed_hosts, ["a.internal", "b.internal"]);
+        let settings = load_yaml("", &[("ADMIN__ALLOWED_HOSTS", "a.internal, b")]).expect("string");
+        assert_eq!(settings.admin.allowed_hosts, ["a.internal", "b"]);
+        let err = load_yaml("", &[("ADMIN__ALLOWED_HOSTS", "a:80")]).expect_err("port");
+        assert!(err.to_string().contains("admin.allowed_hosts"), "{err}");
+    }
+
+    #[test]
+    fn a_log_filter_env_logger_would_ignore_is_refused_naming_its_origin() {
+        let err = load_yaml("", &[("RUST_LOG", "[a]")]).expect_err("bad RUST_LOG");
+        assert!(err.to_string().contains("app.log_level"), "{err}");
+        assert!(err.to_string().contains("RUST_LOG"), "{err}");
+        let err = load_yaml("", &[("APP__LOG_LEVEL", "warp=loud")]).expect_err("bad level");
+        assert!(err.to_string().contains("APP__LOG_LEVEL"), "{err}");
+        assert!(load_yaml("", &[("RUST_LOG", "warn,hyper=off")]).is_ok());
     }
 
     #[test]
@@ -983,6 +1192,15 @@ mod tests {
         let shown = format!("{settings:?}");
         assert!(shown.contains("postgres://app:***@db/items"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_admin_token() {
+        let settings =
+            load_yaml("", &[("ADMIN__TOKEN", "hunter2-hunter2-hunter2")]).expect("valid");
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("token: Some(\"***\")"), "{shown}");
     }
 
     #[test]

@@ -13,11 +13,11 @@ start_redis() {
   until redis-cli -p "$1" ping >/dev/null 2>&1; do sleep 0.05; done
 }
 
-# Waits (up to 10 s) for the service logging to $1 to say "listening on port N"; prints N.
+# Waits (up to 10 s) for the service logging to $1 to say "listening on http://HOST:N"; prints N.
 wait_for_listening() {
   local port=""
   for _ in $(seq 200); do
-    port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$1" | head -1)
+    port=$(sed -n 's/.*listening on http:\/\/.*:\([0-9]*\)$/\1/p' "$1" | head -1)
     [ -n "$port" ] && { echo "$port"; return 0; }
     sleep 0.05
   done

@@ -263,15 +263,20 @@ impl Backend {
         }
     }
 
-    /// Stores `value` under `key` with no expiry.
-    pub async fn set_persistent(&self, key: &str, value: Bytes) -> Result<(), BackendError> {
-        dispatch!(self, b => b.set_persistent(key, value).await)
+    /// Replaces the value of `key`, keeping its expiry, only if it exists: nothing is created.
+    pub async fn replace_existing(&self, key: &str, value: Bytes) -> Result<(), BackendError> {
+        dispatch!(self, b => b.replace_existing(key, value).await)
     }
 
-    /// Stores `value` under `key` (no expiry) unless the key exists; returns the value the key
+    /// Stores `value` under `key` for `ttl` unless the key exists; returns the value the key
     /// holds afterwards, in one round trip.
-    pub async fn set_if_absent(&self, key: &str, value: Bytes) -> Result<Bytes, BackendError> {
-        dispatch!(self, b => b.set_if_absent(key, value).await)
+    pub async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<Bytes, BackendError> {
+        dispatch!(self, b => b.set_if_absent(key, value, ttl).await)
     }
 
     /// Sets `key` to `value` for `ttl` only if it does not exist; returns whether it was set.

@@ -9,8 +9,14 @@
 //! entry that a slow request stores afterwards from data it read before the bust — the race
 //! that makes delete-based invalidation serve stale data until the TTL.
 //!
-//! Generations are random rather than counters so a lost generation key (evicted, cleared)
-//! cannot bring old entries back: the replacement is another random value.
+//! Generations are random rather than counters so a lost generation key (evicted, cleared,
+//! expired) cannot bring old entries back: the replacement is another random value, and while
+//! a namespace has no record none of its entries is served.
+//!
+//! That is what makes lifetimes on records safe. A record is created (`SET NX PX`) with an
+//! entry's default lifetime, every store extends it to outlive the entry it writes, and a
+//! bust replaces only an existing record (`SET XX KEEPTTL`): a namespace that is no longer
+//! used disappears with its last entry, and clearing one that never existed writes nothing.
 //!
 //! The same record carries the namespace's invalidation clock for tags and soft purges, and a
 //! lookup of a tagged route reads the entry's tag records in the same round trip; see
@@ -157,37 +163,68 @@ impl CacheManager {
     }
 
     /// The namespace's current stamp, creating its record if it has none (one round trip).
+    /// A new record lives as long as an entry stored with the default lifetimes; every store
+    /// extends it to outlive the entry (see [`super::scripts::STORE_TAGGED`]).
     pub async fn current_stamp(&self, ns: &Namespace) -> Result<Stamp, CacheError> {
         let key = self.layout().generation_key(ns);
         let fresh = NamespaceState::new(Generation::fresh()).to_record();
-        let result = self.backend().set_if_absent(&key, Bytes::from(fresh)).await;
+        let result = self
+            .backend()
+            .set_if_absent(&key, Bytes::from(fresh), self.new_record_lifetime())
+            .await;
         if let Err(BackendError::Command(_)) = result {
             // The key holds something that is not a string (WRONGTYPE): replace it.
-            return self.bust_namespace(ns).await;
+            return self.reset_namespace_record(ns).await;
         }
         let current = self.observe(ns, result)?;
         match NamespaceState::parse(&current) {
             Some(state) => Ok(state.stamp()),
-            None => self.bust_namespace(ns).await,
+            None => self.reset_namespace_record(ns).await,
         }
     }
 
-    /// Invalidates every generation-checked entry of `ns` at once; returns the new stamp.
-    pub async fn bust_namespace(&self, ns: &Namespace) -> Result<Stamp, CacheError> {
+    /// Invalidates every generation-checked entry of `ns` at once. A namespace without a
+    /// record has no valid entry, so nothing is written for it: clearing a namespace that
+    /// never existed leaves no key behind. A record that exists gets a new generation and
+    /// keeps its lifetime.
+    pub async fn bust_namespace(&self, ns: &Namespace) -> Result<(), CacheError> {
         let key = self.layout().generation_key(ns);
         let state = NamespaceState::new(Generation::fresh());
         let result = self
             .backend()
-            .set_persistent(&key, Bytes::from(state.to_record()))
+            .replace_existing(&key, Bytes::from(state.to_record()))
+            .await;
+        self.announce(Invalidated::Namespace(ns)).await;
+        self.observe(ns, result)
+    }
+
+    /// Replaces an unreadable namespace record with a new generation; returns its stamp.
+    async fn reset_namespace_record(&self, ns: &Namespace) -> Result<Stamp, CacheError> {
+        let key = self.layout().generation_key(ns);
+        let state = NamespaceState::new(Generation::fresh());
+        let result = self
+            .backend()
+            .set(
+                &key,
+                Bytes::from(state.to_record()),
+                self.new_record_lifetime(),
+            )
             .await;
         self.announce(Invalidated::Namespace(ns)).await;
         self.observe(ns, result)?;
         Ok(state.stamp())
     }
 
+    /// How long a new namespace record lives before any store extends it: an entry's default
+    /// lifetime with both stale windows.
+    fn new_record_lifetime(&self) -> Duration {
+        let (while_revalidate, if_error) = self.default_stale_windows();
+        self.default_ttl() + while_revalidate + if_error
+    }
+
     /// Stores `payload` with `meta` under `key`, recording `stamp` and `tags`; compressed
-    /// above the threshold unless `payload` already is gzip. A tagged entry is written with its
-    /// tag records kept alive as long as it (one script call); an untagged one is one `SET`.
+    /// above the threshold unless `payload` already is gzip. The entry is written with its
+    /// namespace record and tag records kept alive at least as long as it (one script call).
     #[allow(clippy::too_many_arguments)]
     pub async fn store(
         &self,
@@ -215,9 +252,6 @@ impl CacheManager {
                 .codec()
                 .encode_precompressed(sections, compressed, plain_len),
         };
-        if tags.is_empty() {
-            return self.set_encoded(ns, key, encoded, ttl).await;
-        }
         let full_key = self.layout().full_key(ns, key);
         let record_key = self.layout().generation_key(ns);
         let tag_keys: Vec<String> = tags

@@ -278,7 +278,8 @@ impl KeyLayout {
         let rest = full_key
             .strip_prefix(self.prefix.as_ref())?
             .strip_prefix(':')?;
-        // Records sit under `#gen`, `#tag` and `#lock`; `#` is never part of a namespace.
+        // Records sit under `#gen`, `#tag`, `#lock` and `#intent`; `#` is never part of a
+        // namespace.
         rest.split_once(':')
             .filter(|(namespace, _)| !namespace.starts_with('#'))
     }

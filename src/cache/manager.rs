@@ -183,6 +183,9 @@ impl CacheManager {
                         log::info!("cache backend: redis at {}", shown(redis));
                         manager.check_memory_limits().await;
                     }
+                    Err(CacheError::Backend(err)) if super::redis::refuses_settings(&err) => {
+                        return Err(super::redis::InvalidRedisUrl::refused(&shown(redis), &err));
+                    }
                     Err(err) => log::warn!(
                         "cache backend: redis at {} (not answering yet: {err}; requests are served uncached until it does)",
                         shown(redis)
@@ -196,6 +199,14 @@ impl CacheManager {
                     Ok(_) => {
                         log::info!("cache backend: redis at {} (auto)", shown(redis));
                         true
+                    }
+                    Err(err) if super::redis::refuses_settings(&err) => {
+                        log::error!(
+                            "cache backend: memory (auto), because Redis at {} refused redis.url: \
+                             {err}. Fix redis.url; this instance will not use Redis until restarted",
+                            shown(redis)
+                        );
+                        return Ok(Self::in_memory(cache));
                     }
                     Err(err) => {
                         log::warn!(

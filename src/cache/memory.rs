@@ -177,13 +177,25 @@ impl MemoryBackend {
             expires_at: Instant::now().checked_add(ttl),
         };
         self.entries.insert(entry.to_string(), stored);
-        let Some(state) = self
-            .live(record)
-            .and_then(|record| NamespaceState::parse(&record.value))
-        else {
+        let Some(record_entry) = self.live(record) else {
+            return Ok(());
+        };
+        let Some(state) = NamespaceState::parse(&record_entry.value) else {
             return Ok(());
         };
         let keep_until = Instant::now().checked_add(ttl);
+        // The record outlives every entry stored under it.
+        let record_until = match (record_entry.expires_at, keep_until) {
+            (Some(at), Some(keep)) => Some(at.max(keep)),
+            _ => None,
+        };
+        if record_until != record_entry.expires_at {
+            let extended = MemoryEntry {
+                value: record_entry.value,
+                expires_at: record_until,
+            };
+            self.entries.insert(record.to_string(), extended);
+        }
         for tag_key in tag_keys {
             let existing = self.live(tag_key);
             let owned = existing
@@ -273,13 +285,19 @@ impl MemoryBackend {
         Ok(true)
     }
 
-    pub(super) async fn set_persistent(&self, key: &str, value: Bytes) -> Result<(), BackendError> {
+    pub(super) async fn replace_existing(
+        &self,
+        key: &str,
+        value: Bytes,
+    ) -> Result<(), BackendError> {
         let _write = self.script_lock();
-        let entry = MemoryEntry {
-            value,
-            expires_at: None,
-        };
-        self.entries.insert(key.to_string(), entry);
+        if let Some(existing) = self.live(key) {
+            let entry = MemoryEntry {
+                value,
+                expires_at: existing.expires_at,
+            };
+            self.entries.insert(key.to_string(), entry);
+        }
         Ok(())
     }
 
@@ -287,6 +305,7 @@ impl MemoryBackend {
         &self,
         key: &str,
         value: Bytes,
+        ttl: Duration,
     ) -> Result<Bytes, BackendError> {
         let _write = self.script_lock();
         let now = Instant::now();
@@ -297,7 +316,7 @@ impl MemoryBackend {
                     Some(entry) if entry.value().is_live(now) => moka::ops::compute::Op::Nop,
                     _ => moka::ops::compute::Op::Put(MemoryEntry {
                         value,
-                        expires_at: None,
+                        expires_at: now.checked_add(ttl),
                     }),
                 });
         match entry {

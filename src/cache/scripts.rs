@@ -35,8 +35,8 @@ for i = 1, #keys do out[i + 2] = tags[i] end
 return out
 ";
 
-/// Stores a tagged entry and makes sure each of its tags has a record of the current generation
-/// that lives at least as long as the entry.
+/// Stores an entry and makes sure its namespace record, and each of its tags' records of the
+/// current generation, live at least as long as the entry.
 ///
 /// KEYS: entry, namespace record, tag records. ARGV: value, lifetime in ms.
 /// A missing (or foreign) tag record is written as invalidated at the current clock: an entry
@@ -53,6 +53,9 @@ if not generation then
 end
 if not generation then return 1 end
 local keep = tonumber(ARGV[2])
+if redis.call('PTTL', KEYS[2]) < keep then
+  redis.call('PEXPIRE', KEYS[2], keep)
+end
 for i = 3, #KEYS do
   local tag = redis.call('MGET', KEYS[i])[1]
   local owner = tag and string.match(tag, '^(%d+):%d+:%d+$')

@@ -10,6 +10,9 @@
 //!   the clocks of the tag's latest hard and soft invalidation.
 //! - An entry records the [`Stamp`] read *before* its response was computed (generation and
 //!   clock) and the names of its tags.
+//! - Both kinds of record expire, but never before an entry stored under them: each store
+//!   extends them to the entry's lifetime. A record that is gone anyway (evicted, deleted)
+//!   only kills entries, see below.
 //!
 //! # The rule ([`judge`])
 //! An entry is dead when its generation is not the namespace's, when one of its tags has no

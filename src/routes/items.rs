@@ -189,7 +189,7 @@ fn with_store(
 fn json_body<T: serde::de::DeserializeOwned + Send>(
     max_body_bytes: u64,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    warp::body::content_length_limit(max_body_bytes).and(warp::body::json())
+    super::json_body::json_body(max_body_bytes)
 }
 
 fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Clone {

@@ -1,10 +1,12 @@
 //! The service's routes, each a warp filter tree, and the tiny filters that hand them state.
 
 pub mod admin;
+pub mod admin_guard;
 pub mod auth;
 pub mod dashboard;
 pub mod health;
 pub mod items;
+pub mod json_body;
 pub mod meta;
 pub mod purge;
 
@@ -47,7 +49,8 @@ pub fn under(first: &'static str) -> impl Filter<Extract = (), Error = warp::Rej
         .untuple_one()
 }
 
-/// The route template a path belongs to, for metric labels: bounded whatever the path.
+/// The route template a path belongs to, for metric labels: one of a fixed set, `other` for
+/// any path the routes do not serve.
 pub fn route_label(path: &str) -> &'static str {
     const EXACT: [&str; 15] = [
         "/health",
@@ -74,7 +77,7 @@ pub fn route_label(path: &str) -> &'static str {
         ["items", _] => "/items/{id}",
         ["cache", "clear", _] => "/cache/clear/{namespace}",
         ["cache", "entries", _, ..] => "/cache/entries/{namespace}/{key}",
-        _ => "unmatched",
+        _ => "other",
     }
 }
 

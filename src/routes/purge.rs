@@ -31,8 +31,7 @@ pub fn routes(
     warp::path!("cache" / "purge")
         .and(warp::post())
         .and(admin_only(access))
-        .and(warp::body::content_length_limit(MAX_PURGE_BODY_BYTES))
-        .and(warp::body::json())
+        .and(super::json_body::json_body(MAX_PURGE_BODY_BYTES))
         .and(with_cache(cache))
         .and_then(purge)
 }
@@ -214,7 +213,7 @@ async fn apply(
     };
     for ns in &targets.namespaces {
         match how {
-            Invalidation::Hard => cache.bust_namespace(ns).await.map(|_| ())?,
+            Invalidation::Hard => cache.bust_namespace(ns).await?,
             Invalidation::Soft => cache.soft_purge_namespace(ns).await?,
         }
         response.namespaces.push(PurgedNamespace {

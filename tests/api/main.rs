@@ -1,11 +1,15 @@
 //! All integration tests, compiled into one binary (one link step, shared harness).
 
 mod admin_api;
+mod admin_surface;
 mod busting_races;
 mod cache_filters;
 mod cluster_fixture;
 mod command_line;
+mod conditional_requests;
+mod connection_limits;
 mod dashboard_browser;
+mod exact_settings;
 mod faults;
 mod first_run;
 mod freshness;
@@ -16,6 +20,8 @@ mod item_store_postgres;
 mod item_store_suite;
 mod l1_tier;
 mod manager_suite;
+mod metadata_lifetimes;
+mod metric_cardinality;
 mod monitoring_files;
 mod operator_scripts;
 mod postgres;
@@ -23,6 +29,7 @@ mod properties;
 mod redis_backend;
 mod redis_cluster;
 mod service_binary;
+mod service_process;
 mod stale_and_stampede;
 mod tags_and_purge;
 mod topology;

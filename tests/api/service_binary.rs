@@ -159,12 +159,12 @@ fn environment_overrides_file_and_backend_choice_is_logged() {
     with_file.wait_for_line("cache backend: redis");
     // The test server runs with Redis's defaults: no maxmemory.
     with_file.wait_for_line("Redis has no maxmemory");
-    with_file.wait_for_line("listening on port");
+    with_file.wait_for_line("listening on http://127.0.0.1:");
     assert!(with_file.terminate().success());
 
     let overridden = RunningService::start(&config, &[("CACHE__BACKEND", "memory")]);
     overridden.wait_for_line("cache backend: memory (cache.backend = memory)");
-    overridden.wait_for_line("listening on port");
+    overridden.wait_for_line("listening on http://127.0.0.1:");
     assert!(overridden.terminate().success());
 }
 
@@ -178,9 +178,9 @@ fn serves_from_memory_when_redis_is_unreachable_and_stops_on_sigterm() {
     let config = write_settings(dir.path(), &yaml);
     let service = RunningService::start(&config, &[]);
     service.wait_for_line("cache backend: memory (auto");
-    let line = service.wait_for_line("listening on port");
+    let line = service.wait_for_line("listening on http://127.0.0.1:");
     let port: u16 = line
-        .rsplit(' ')
+        .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
         .expect("port in log line");
@@ -204,8 +204,8 @@ fn http_get(port: u16, path: &str) -> String {
 
 /// The port a running service announced.
 fn announced_port(service: &RunningService) -> u16 {
-    let line = service.wait_for_line("listening on port");
-    line.rsplit(' ')
+    let line = service.wait_for_line("listening on http://127.0.0.1:");
+    line.rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
         .expect("port in log line")

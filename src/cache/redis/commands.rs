@@ -153,26 +153,38 @@ impl RedisBackend {
         Ok(())
     }
 
-    pub(in crate::cache) async fn set_persistent(
+    /// `SET key value XX KEEPTTL`.
+    pub(in crate::cache) async fn replace_existing(
         &self,
         key: &str,
         value: Bytes,
     ) -> Result<(), BackendError> {
-        self.run(redis::cmd("SET").arg(key).arg(value.as_ref()))
-            .await
+        let _replaced: Option<String> = self
+            .run(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value.as_ref())
+                    .arg("XX")
+                    .arg("KEEPTTL"),
+            )
+            .await?;
+        Ok(())
     }
 
-    /// `SET key value NX` then `GET key`, pipelined: one round trip, any Redis version.
+    /// `SET key value NX PX ttl` then `GET key`, pipelined: one round trip.
     pub(in crate::cache) async fn set_if_absent(
         &self,
         key: &str,
         value: Bytes,
+        ttl: Duration,
     ) -> Result<Bytes, BackendError> {
         let mut pipe = redis::pipe();
         pipe.cmd("SET")
             .arg(key)
             .arg(value.as_ref())
             .arg("NX")
+            .arg("PX")
+            .arg(ttl_millis(ttl))
             .ignore()
             .cmd("GET")
             .arg(key);

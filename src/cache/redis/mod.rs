@@ -92,6 +92,27 @@ pub struct RedisBackend {
 #[error("invalid Redis URL: {0}")]
 pub struct InvalidRedisUrl(String);
 
+impl InvalidRedisUrl {
+    /// The server at `shown_url` answered, but refused what the URL asks for (`reason`).
+    pub(crate) fn refused(shown_url: &str, reason: &impl std::fmt::Display) -> Self {
+        Self(format!("Redis at {shown_url} refused it: {reason}"))
+    }
+}
+
+/// Whether `err` says the server answered but refused the connection settings (a database
+/// index it does not have, wrong credentials): a mistake in `redis.url`, not an outage.
+pub fn refuses_settings(err: &BackendError) -> bool {
+    const REFUSALS: [&str; 5] = [
+        "DB index is out of range",
+        "WRONGPASS",
+        "NOAUTH",
+        "invalid password",
+        "invalid username-password",
+    ];
+    let message = err.to_string();
+    REFUSALS.iter().any(|refusal| message.contains(refusal))
+}
+
 impl RedisBackend {
     /// A backend for `settings.url` (the seed nodes, in cluster mode); connects lazily, on the
     /// first call.

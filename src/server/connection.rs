@@ -1,0 +1,179 @@
+//! Serving one accepted connection: HTTP/1 through hyper, a watchdog enforcing the header
+//! read and idle timeouts ([`super::activity`]), a deadline on each request body, and a
+//! graceful close when the server drains.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::activity::{Activity, Budgets, Verdict};
+use super::body_timeout::TimedBody;
+use super::events::{CloseReason, ConnectionMetrics};
+use super::{ClientAddr, Phase, ServerLimits};
+
+/// Serves `stream` until the client leaves, a timeout fires, or the server drains (then the
+/// request in flight is finished first) or closes.
+pub(super) async fn serve_connection<S>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    routes: S,
+    limits: ServerLimits,
+    metrics: Arc<ConnectionMetrics>,
+    phase: watch::Receiver<Phase>,
+) where
+    S: tower_service::Service<
+            Request<TimedBody<Incoming>>,
+            Response = warp::reply::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let activity = Arc::new(Activity::accepted(Instant::now()));
+    let io = TokioIo::new(ObservedStream {
+        inner: stream,
+        activity: Arc::clone(&activity),
+    });
+    let service = {
+        let (activity, metrics) = (Arc::clone(&activity), Arc::clone(&metrics));
+        let body_budget = limits.body_read_timeout;
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            activity.request_began();
+            request.extensions_mut().insert(ClientAddr(peer));
+            let request =
+                request.map(|body| TimedBody::new(body, body_budget, Arc::clone(&metrics)));
+            let answer = routes.clone().call(request);
+            let activity = Arc::clone(&activity);
+            async move {
+                let response = answer.await;
+                activity.request_ended(Instant::now());
+                response
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .max_headers(limits.max_headers)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes)
+        .keep_alive(true);
+    let connection = builder.serve_connection(io, service);
+    let budgets = Budgets {
+        header_read: limits.header_read_timeout,
+        idle: limits.idle_timeout,
+    };
+    let (reason, error) = supervise(connection, &activity, budgets, phase).await;
+    metrics.closed(reason, error.as_ref());
+}
+
+/// Runs `connection` to its end, closing it when a timeout in `budgets` fires or the server
+/// drains or closes; says why it ended.
+async fn supervise<S>(
+    connection: hyper::server::conn::http1::Connection<TokioIo<ObservedStream>, S>,
+    activity: &Activity,
+    budgets: Budgets,
+    mut phase: watch::Receiver<Phase>,
+) -> (CloseReason, Option<hyper::Error>)
+where
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut connection = std::pin::pin!(connection);
+    let mut closing: Option<CloseReason> = None;
+    let mut server_alive = true;
+    loop {
+        let check_at = match activity.verdict(Instant::now(), budgets) {
+            Verdict::CheckAt(at) => at,
+            Verdict::HeaderTimeout => return (CloseReason::HeaderTimeout, None),
+            Verdict::Idle => {
+                connection.as_mut().graceful_shutdown();
+                closing.get_or_insert(CloseReason::IdleTimeout);
+                Instant::now() + budgets.header_read
+            }
+        };
+        let current = *phase.borrow_and_update();
+        match current {
+            Phase::Serving => {}
+            Phase::Draining => connection.as_mut().graceful_shutdown(),
+            Phase::Closing => return (CloseReason::Other, None),
+        }
+        tokio::select! {
+            finished = connection.as_mut() => {
+                return match finished {
+                    Ok(()) => (closing.unwrap_or(CloseReason::Completed), None),
+                    Err(err) => (CloseReason::of(&err), Some(err)),
+                };
+            }
+            _ = tokio::time::sleep_until(check_at.into()) => {}
+            () = activity.deadline_moved() => {}
+            changed = phase.changed(), if server_alive => {
+                // An error means the server loop is gone and will say nothing more.
+                server_alive = changed.is_ok();
+            }
+        }
+    }
+}
+
+/// A TCP stream that tells the connection's [`Activity`] when bytes arrive.
+struct ObservedStream {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for ObservedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.bytes_read(Instant::now());
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for ObservedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
