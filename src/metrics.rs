@@ -104,6 +104,11 @@ impl Metrics {
             "Namespaces whose invalidation failed and is being retried",
             &[("", cache.pending_bust_count() as f64)],
         );
+        let _ = writeln!(
+            text,
+            "# HELP cache_backend_server_changes_total Times Redis turned out to be another server process than the data was checked against (restart from disk, promoted replica)\n# TYPE cache_backend_server_changes_total counter\ncache_backend_server_changes_total {}",
+            cache.server_changes()
+        );
         if let Some((state, opened)) = cache.circuit() {
             let states = [
                 (

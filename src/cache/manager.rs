@@ -25,6 +25,9 @@ use super::stats::{CacheEvent, CacheStats};
 use super::throttled_log::ThrottledLog;
 use crate::settings::{BackendChoice, CacheSettings, RedisSettings};
 
+/// How often each instance asks whether the Redis servers behind its connection changed.
+pub const SERVER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How often a backend failure may be logged.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -178,6 +181,7 @@ impl CacheManager {
             BackendChoice::Redis => {
                 let manager = Self::new(Backend::Redis(RedisBackend::new(redis)?), cache);
                 manager.start_subscriber();
+                manager.start_server_watch();
                 match manager.ping().await {
                     Ok(_) => {
                         log::info!("cache backend: redis at {}", shown(redis));
@@ -222,6 +226,7 @@ impl CacheManager {
                 let backend = Backend::Auto(AutoBackend::new(redis_backend, memory, answered));
                 let manager = Self::new(backend, cache);
                 manager.start_subscriber();
+                manager.start_server_watch();
                 if answered {
                     manager.check_memory_limits().await;
                 } else {
@@ -283,6 +288,35 @@ impl CacheManager {
                 }
             }
         });
+    }
+
+    /// Asks Redis every [`SERVER_CHECK_INTERVAL`] whether the servers behind the open
+    /// connection are still the processes it was checked against; a failover or a restart
+    /// that did not break the connection makes it dial and check afresh (see
+    /// `cache::redis::lineage`).
+    fn start_server_watch(&self) {
+        let manager = self.downgrade();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SERVER_CHECK_INTERVAL).await;
+                let Some(manager) = manager.upgrade() else {
+                    return;
+                };
+                if let Some(redis) = manager.backend().redis() {
+                    // A failure here is the next request's to notice.
+                    let _ = redis.server_replaced().await;
+                }
+            }
+        });
+    }
+
+    /// How often Redis turned out to be another server process than the data was checked
+    /// against (a restart from disk, a promoted replica); each time, every namespace record on
+    /// it was dropped first.
+    pub fn server_changes(&self) -> u64 {
+        self.backend()
+            .redis()
+            .map_or(0, |redis| redis.server_changes())
     }
 
     /// Whether this instance is on an `auto` backend's memory fallback: its entries are not

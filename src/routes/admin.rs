@@ -108,6 +108,10 @@ pub struct BackendStatus {
     /// Namespaces whose invalidation failed and is being retried in the background; while
     /// any is pending, this instance reads none of them from the cache.
     pub pending_busts: u64,
+    /// How often Redis turned out to be another server process than our data was checked
+    /// against (a restart from disk, a promoted replica); each time, every namespace record on
+    /// it was dropped before it was used.
+    pub server_changes: u64,
     /// Each master's PING (Redis Cluster only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<NodeHealth>>,
@@ -248,6 +252,7 @@ pub async fn stats(cache: CacheManager) -> Result<impl Reply, Rejection> {
         error: ping.err().map(|e| e.to_string()),
         circuit,
         pending_busts: cache.pending_bust_count() as u64,
+        server_changes: cache.server_changes(),
         nodes: cache.node_health().await.and_then(Result::ok),
     };
     let stats = cache.stats().snapshot();

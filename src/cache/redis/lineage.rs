@@ -25,7 +25,7 @@
 use redis::aio::ConnectionLike;
 use redis::cluster_async::ClusterConnection;
 
-use super::super::cluster;
+use super::super::cluster::{self, Handle};
 use super::BackendError;
 
 /// Keys examined per SCAN step while dropping namespace records.
@@ -47,15 +47,54 @@ fn run_id(info: &str) -> Option<&str> {
         .map(str::trim)
 }
 
+/// What a lineage check found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Verified {
+    /// The `run_id` of each server (each master of a cluster), sorted.
+    pub run_ids: Vec<String>,
+    /// Whether a lineage record named another server process: data may have been lost.
+    pub changed: bool,
+}
+
+/// The `run_id`s of the servers a verified connection talks to, sorted: compared later to
+/// notice a server replaced under an open connection.
+pub(super) async fn run_ids(conn: &mut Handle) -> Result<Vec<String>, BackendError> {
+    let mut ids = Vec::new();
+    match conn {
+        Handle::Single(conn) => {
+            let info: String = redis::cmd("INFO")
+                .arg("server")
+                .query_async(conn)
+                .await
+                .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+            ids.extend(run_id(&info).map(str::to_string));
+        }
+        Handle::Cluster(conn) => {
+            let slots: redis::Value = redis::cmd("CLUSTER")
+                .arg("SLOTS")
+                .query_async(conn)
+                .await
+                .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+            for address in cluster::masters(&slots) {
+                let mut node = NodeOf {
+                    conn: &mut *conn,
+                    address,
+                };
+                let info: String = node.query(redis::cmd("INFO").arg("server")).await?;
+                ids.extend(run_id(&info).map(str::to_string));
+            }
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
 /// Checks every lineage against every master of the cluster `conn` talks to, invalidating
-/// what could be stale on each; returns how many namespace records were dropped.
+/// what could be stale on each.
 pub(super) async fn verify_cluster(
     conn: &mut ClusterConnection,
     lineages: &[Lineage],
-) -> Result<u64, BackendError> {
-    if lineages.is_empty() {
-        return Ok(0);
-    }
+) -> Result<Verified, BackendError> {
     let fail = |e: redis::RedisError| BackendError::Unavailable(format!("lineage check: {e}"));
     let slots: redis::Value = redis::cmd("CLUSTER")
         .arg("SLOTS")
@@ -68,7 +107,7 @@ pub(super) async fn verify_cluster(
     if masters.is_empty() {
         return Err(BackendError::Unavailable("no master serves slots".into()));
     }
-    let mut dropped = 0;
+    let mut verified = Verified::default();
     for (address, slot) in masters {
         let mut node = NodeOf {
             conn: &mut *conn,
@@ -80,6 +119,7 @@ pub(super) async fn verify_cluster(
                 "{address}: INFO has no run_id"
             )));
         };
+        verified.run_ids.push(run_id.clone());
         let tag = cluster::tag_for_slot(slot);
         for lineage in lineages {
             let record_key = format!("{}{{{tag}}}", lineage.record_key);
@@ -112,10 +152,11 @@ pub(super) async fn verify_cluster(
                     recorded.as_deref().unwrap_or("unknown"),
                 );
             }
-            dropped += count;
+            verified.changed |= recorded.is_some();
         }
     }
-    Ok(dropped)
+    verified.run_ids.sort();
+    Ok(verified)
 }
 
 /// Commands to one cluster node, by address.
@@ -137,15 +178,11 @@ impl NodeOf<'_> {
     }
 }
 
-/// Checks every lineage against the server `conn` talks to, invalidating what could be stale;
-/// returns how many namespace records were dropped.
+/// Checks every lineage against the server `conn` talks to, invalidating what could be stale.
 pub(super) async fn verify(
     conn: &mut impl ConnectionLike,
     lineages: &[Lineage],
-) -> Result<u64, BackendError> {
-    if lineages.is_empty() {
-        return Ok(0);
-    }
+) -> Result<Verified, BackendError> {
     let fail = |e: redis::RedisError| BackendError::Unavailable(format!("lineage check: {e}"));
     let info: String = redis::cmd("INFO")
         .arg("server")
@@ -155,7 +192,10 @@ pub(super) async fn verify(
     let Some(run_id) = run_id(&info).map(str::to_string) else {
         return Err(BackendError::Command("INFO server has no run_id".into()));
     };
-    let mut dropped = 0;
+    let mut verified = Verified {
+        run_ids: vec![run_id.clone()],
+        changed: false,
+    };
     for lineage in lineages {
         let recorded: Option<String> = redis::cmd("GET")
             .arg(&lineage.record_key)
@@ -181,9 +221,9 @@ pub(super) async fn verify(
                 lineage.record_key
             );
         }
-        dropped += count;
+        verified.changed |= recorded.is_some();
     }
-    Ok(dropped)
+    Ok(verified)
 }
 
 async fn drop_namespace_records(

@@ -83,8 +83,13 @@ pub struct RedisBackend {
     breaker: CircuitBreaker,
     connect_timeout: Duration,
     command_timeout: Duration,
-    /// Lineage records checked on every new connection (standalone; see the `lineage` module).
+    /// Lineage records checked on every new connection (see the `lineage` module).
     lineages: Mutex<Vec<Lineage>>,
+    /// The connection that passed its lineage check, with its servers' `run_id`s.
+    verified: Mutex<Option<(u64, Vec<String>)>>,
+    /// How often a server turned out to be another process than the data was checked
+    /// against (a restart from disk, a promoted replica).
+    server_changes: AtomicU64,
 }
 
 /// Why the Redis settings could not be turned into a client.
@@ -152,6 +157,8 @@ impl RedisBackend {
             connect_timeout: settings.connect_timeout(),
             command_timeout: settings.command_timeout(),
             lineages: Mutex::new(Vec::new()),
+            verified: Mutex::new(None),
+            server_changes: AtomicU64::new(0),
         })
     }
 
@@ -183,9 +190,41 @@ impl RedisBackend {
         }
     }
 
+    /// How often a Redis server turned out to be another process than our data was checked
+    /// against (each time, what could be stale was invalidated first).
+    pub(in crate::cache) fn server_changes(&self) -> u64 {
+        self.server_changes.load(Ordering::Relaxed)
+    }
+
+    /// Whether the servers behind the open connection are other processes than the ones it
+    /// was checked against (a failover or a restart behind a proxy that kept the connection
+    /// open). If so the connection is dropped: the next call dials afresh and checks first.
+    pub(in crate::cache) async fn server_replaced(&self) -> Result<bool, BackendError> {
+        let Some((id, mut handle)) = self.current() else {
+            return Ok(false);
+        };
+        let checked = self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some((checked_id, checked_ids)) = checked.filter(|(checked, _)| *checked == id) else {
+            return Ok(false);
+        };
+        let now = tokio::time::timeout(self.command_timeout, lineage::run_ids(&mut handle))
+            .await
+            .map_err(|_| BackendError::Timeout(self.command_timeout))??;
+        if now == checked_ids {
+            return Ok(false);
+        }
+        log::warn!("a Redis server was replaced under an open connection; checking it again");
+        self.discard(checked_id);
+        Ok(true)
+    }
+
     /// Runs the lineage checks on a new connection, within a budget of its own (a restart
     /// with a large keyspace takes one SCAN of it).
-    async fn verify_lineage(&self, handle: &mut Handle) -> Result<(), BackendError> {
+    async fn verify_lineage(&self, handle: &mut Handle) -> Result<Vec<String>, BackendError> {
         let lineages = self
             .lineages
             .lock()
@@ -199,7 +238,13 @@ impl RedisBackend {
             }
         };
         match tokio::time::timeout(budget, check).await {
-            Ok(result) => result.map(|_| ()),
+            Ok(Ok(verified)) => {
+                if verified.changed {
+                    self.server_changes.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(verified.run_ids)
+            }
+            Ok(Err(err)) => Err(err),
             Err(_) => Err(BackendError::Timeout(budget)),
         }
     }
@@ -256,16 +301,20 @@ impl RedisBackend {
                 return Err(BackendError::Timeout(self.connect_timeout));
             }
         };
-        if let Err(err) = self.verify_lineage(&mut handle).await {
-            log::warn!("a new Redis connection failed its lineage check ({err}); not used");
-            if let Some(lease) = lease {
-                drop(lease.into_inner());
+        let run_ids = match self.verify_lineage(&mut handle).await {
+            Ok(run_ids) => run_ids,
+            Err(err) => {
+                log::warn!("a new Redis connection failed its lineage check ({err}); not used");
+                if let Some(lease) = lease {
+                    drop(lease.into_inner());
+                }
+                *last_failure = Some(Instant::now());
+                return Err(err);
             }
-            *last_failure = Some(Instant::now());
-            return Err(err);
-        }
+        };
         *last_failure = None;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        *self.verified.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, run_ids));
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         *shared = Some(SharedConnection {
             id,
