@@ -137,9 +137,9 @@ pub struct CacheSettings {
     pub l1_max_bytes: u64,
     /// Longest an entry stays in the L1 tier, in milliseconds (never longer than its freshness).
     pub l1_ttl_ms: u64,
-    /// How old a write's intent record must be before any instance replays it as a namespace
-    /// bust (the write's own instance crashed between its commit and its bust), in
-    /// milliseconds. Bounds how long a crash mid-write can leave stale entries.
+    /// How old a write's intent record must be, besides its instance's heartbeat having
+    /// expired (the instance died between the write's commit and its bust), before another
+    /// instance replays it as a namespace bust, in milliseconds.
     pub write_intent_grace_ms: u64,
 }
 
@@ -265,7 +265,7 @@ impl Default for CacheSettings {
             early_refresh_beta: 1.0,
             l1_max_bytes: 0,
             l1_ttl_ms: 1000,
-            write_intent_grace_ms: 10_000,
+            write_intent_grace_ms: 1_000,
         }
     }
 }

@@ -214,10 +214,16 @@ impl KeyLayout {
         pattern
     }
 
-    /// `<prefix>:#intent:<namespace>`, or `{<prefix>:<namespace>}#intent`: the hash of the
-    /// writes under way that may change the namespace (see `cache::intents`).
+    /// `<prefix>#intent:<namespace>`: the hash of the writes under way that may change the
+    /// namespace (see `cache::intents`). Outside the prefix's patterns, like the lineage
+    /// record: clearing the cache must not forget a write that may still need its bust.
     pub fn intents_key(&self, namespace: &Namespace) -> String {
-        self.namespace_key(namespace, "#intent", 0)
+        format!("{}#intent:{namespace}", self.prefix)
+    }
+
+    /// `<prefix>#alive:<instance>`: an instance's heartbeat (see `cache::intents`).
+    pub fn heartbeat_key(&self, instance: &str) -> String {
+        format!("{}#alive:{instance}", self.prefix)
     }
 
     /// `<prefix>#lineage`: which Redis server process the data under the prefix was last
@@ -278,8 +284,7 @@ impl KeyLayout {
         let rest = full_key
             .strip_prefix(self.prefix.as_ref())?
             .strip_prefix(':')?;
-        // Records sit under `#gen`, `#tag`, `#lock` and `#intent`; `#` is never part of a
-        // namespace.
+        // Records sit under `#gen`, `#tag` and `#lock`; `#` is never part of a namespace.
         rest.split_once(':')
             .filter(|(namespace, _)| !namespace.starts_with('#'))
     }

@@ -5,7 +5,8 @@
 //! deleted, logged), and a failing backend is a [`CacheError::Backend`] the caller can serve
 //! around. Cheap to clone; share one per process.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -72,6 +73,9 @@ struct Inner {
     pending_busts: PendingBusts,
     intent_sweep: IntentSweep,
     write_intent_grace: Duration,
+    /// Namespaces written while an `auto` backend was on its memory fallback: Redis never saw
+    /// their busts, so they are busted there at the switch.
+    fallback_writes: Mutex<HashSet<Namespace>>,
     /// The L1 tier and its invalidation channel, when configured (Redis backend only).
     announcer: Option<Announcer>,
 }
@@ -106,6 +110,7 @@ impl CacheManager {
                 pending_busts: PendingBusts::default(),
                 intent_sweep: IntentSweep::default(),
                 write_intent_grace: Duration::from_millis(settings.write_intent_grace_ms),
+                fallback_writes: Mutex::new(HashSet::new()),
                 announcer,
             }),
         }
@@ -275,7 +280,24 @@ impl CacheManager {
                     return;
                 }
                 if auto.redis.ping().await.is_ok() {
-                    if auto.switch_to_redis() {
+                    // Busts made on the fallback never reached Redis: its entries of those
+                    // namespaces may predate them. They are pending before the switch (reads
+                    // bypass them) and after it (only a bust that reached Redis clears them).
+                    let written: Vec<Namespace> = manager
+                        .inner
+                        .fallback_writes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .drain()
+                        .collect();
+                    for ns in &written {
+                        manager.remember_failed_bust(ns);
+                    }
+                    let switched = auto.switch_to_redis();
+                    for ns in &written {
+                        manager.remember_failed_bust(ns);
+                    }
+                    if switched {
                         if let Some(l1) = manager.l1() {
                             l1.mark_everything();
                         }
@@ -319,6 +341,18 @@ impl CacheManager {
             .map_or(0, |redis| redis.server_changes())
     }
 
+    /// Notes that a write changed `ns` while on an `auto` backend's memory fallback: its bust is
+    /// repeated in Redis when the instance moves there.
+    pub fn note_fallback_write(&self, ns: &Namespace) {
+        if self.on_memory_fallback() {
+            self.inner
+                .fallback_writes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(ns.clone());
+        }
+    }
+
     /// Whether this instance is on an `auto` backend's memory fallback: its entries are not
     /// invalidated by other instances' writes (readiness says `degraded`).
     pub fn on_memory_fallback(&self) -> bool {
@@ -347,6 +381,7 @@ impl CacheManager {
                 pending_busts: PendingBusts::default(),
                 intent_sweep: IntentSweep::default(),
                 write_intent_grace: inner.write_intent_grace,
+                fallback_writes: Mutex::new(HashSet::new()),
                 announcer: None,
             }),
         })

@@ -199,6 +199,9 @@ async fn bust(
     reply_tags: Option<&BustTags>,
 ) -> bool {
     let mut landed = true;
+    for ns in policy.namespaces_touched() {
+        cache.note_fallback_write(&ns);
+    }
     let how = if policy.soft {
         Invalidation::Soft
     } else {

@@ -309,3 +309,73 @@ async fn an_auto_instance_moves_to_redis_when_it_answers_and_sees_other_writes()
     assert_eq!(patch.status(), 200);
     assert_eq!(name_of(&auto, "/items/1").await.0, "Lamp v2");
 }
+
+#[tokio::test]
+async fn a_client_sending_a_write_slowly_makes_no_instance_bust_the_namespace() {
+    use std::io::Write;
+    use warp_redis_cache::cache::intents::SWEEP_INTERVAL;
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = instance_settings(&redis, &dir);
+    settings.cache.write_intent_grace_ms = 100;
+    let writer = spawn_app_with(settings.clone()).await;
+    let reader = spawn_app_with(settings).await;
+    writer.create_item(lamp()).await;
+    warm(&reader, "/items/1").await;
+
+    // A POST whose body never comes, held open on the writer: its intent is recorded.
+    let address = writer.base.trim_start_matches("http://").to_string();
+    let mut slow = std::net::TcpStream::connect(&address).expect("connect");
+    slow.write_all(
+        b"POST /items HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{",
+    )
+    .expect("send the headers");
+    let intents = || -> u64 { redis.command(redis::cmd("HLEN").arg("wrc#intent:items")) };
+    let recorded = eventually(Duration::from_secs(5), || async { intents() == 1 }).await;
+    assert!(recorded, "the slow write's intent was never recorded");
+
+    // Past the grace, two sweeps of the reader see the intent: its owner is alive, so neither
+    // replays it.
+    tokio::time::sleep(SWEEP_INTERVAL * 2 + Duration::from_millis(200)).await;
+    assert_eq!(
+        name_of(&reader, "/items/1").await,
+        ("Lamp".into(), "HIT".into())
+    );
+    assert_eq!(intents(), 1, "the live write's intent is kept");
+    drop(slow);
+}
+
+#[tokio::test]
+async fn an_auto_instance_keeps_its_own_fallback_writes_when_it_moves_to_redis() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let other = spawn_app_with(instance_settings(&redis, &dir)).await;
+    other.create_item(lamp()).await;
+    warm(&other, "/items/1").await;
+
+    // Redis frozen with the entry in it: the auto instance starts on its memory fallback and
+    // takes a write there, which Redis never sees.
+    redis.pause();
+    let mut auto_settings = instance_settings(&redis, &dir);
+    auto_settings.cache.backend = BackendChoice::Auto;
+    let auto = spawn_app_with(auto_settings).await;
+    let patch = auto
+        .send_json(Method::PATCH, "/items/1", &json!({"name": "Lamp v2"}))
+        .await;
+    assert_eq!(patch.status(), 200);
+    redis.resume();
+
+    let switched = eventually(Duration::from_secs(5), || async {
+        let ready: Value = auto.get("/health/ready").await.json().await.expect("json");
+        ready["backend"] == "redis"
+    })
+    .await;
+    assert!(switched, "the auto instance never moved to Redis");
+    assert_eq!(name_of(&auto, "/items/1").await.0, "Lamp v2");
+    let everywhere = eventually(Duration::from_secs(5), || async {
+        name_of(&other, "/items/1").await.0 == "Lamp v2"
+    })
+    .await;
+    assert!(everywhere, "the fallback write's bust never reached Redis");
+}

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use warp_redis_cache::cache::intents::{HEARTBEAT_TTL, SWEEP_INTERVAL};
 use warp_redis_cache::cache::CacheManager;
 use warp_redis_cache::settings::{BackendChoice, CacheSettings};
 
@@ -23,7 +24,7 @@ const KEYS: usize = 3;
 const QUIET: usize = KEYS;
 const TASKS: usize = 8;
 /// How long each history runs, and when its fault starts.
-const HISTORY: Duration = Duration::from_secs(8);
+const HISTORY: Duration = Duration::from_secs(12);
 const FAULT_AT: Duration = Duration::from_millis(1_500);
 /// The write intents' grace in these instances.
 const GRACE: Duration = Duration::from_millis(300);
@@ -40,8 +41,9 @@ enum Fault {
     RedisPaused,
     /// Redis killed (SIGKILL) and started again from the RDB file saved when the history began.
     RedisRestartedFromRdb,
-    /// An instance dies between a write's commit and its bust (its request future is leaked:
-    /// no destructor runs, as in a SIGKILL); the others must replay the write's intent.
+    /// An instance dies between a write's commit and its bust (its runtime is shut down: no
+    /// destructor busts, its heartbeat stops, as in a SIGKILL); the others must replay the
+    /// write's intent.
     InstanceKilledMidWrite,
     /// Redis stops; a new instance on `cache.backend: auto` starts on its memory fallback and
     /// joins the others; Redis comes back 600 ms later.
@@ -75,7 +77,7 @@ fn app(cache: CacheManager, versions: &Arc<Vec<AtomicUsize>>) -> App {
 }
 
 /// An instance whose write commits and then never returns: the process "dies" between the
-/// commit and the bust (the test leaks the request future, so no destructor runs either).
+/// commit and the bust (see [`kill_an_instance_mid_write`]).
 fn doomed_app(cache: CacheManager, versions: &Arc<Vec<AtomicUsize>>) -> App {
     use warp::{Filter, Reply};
     use warp_redis_cache::cache::Namespace;
@@ -99,6 +101,51 @@ fn doomed_app(cache: CacheManager, versions: &Arc<Vec<AtomicUsize>>) -> App {
     cache_busting(cache, policy, write)
         .map(Reply::into_response)
         .boxed()
+}
+
+/// Runs an instance on a runtime of its own, has it commit a write of `QUIET`, then shuts that
+/// runtime down while the write waits before its bust: its tasks are dropped without running
+/// (no bust, no cancelled-write task, no more heartbeats), as in a SIGKILL. Returns the
+/// version committed.
+async fn kill_an_instance_mid_write(
+    server: &RedisServer,
+    versions: &Arc<Vec<AtomicUsize>>,
+) -> usize {
+    let url = server.url();
+    let versions = Arc::clone(versions);
+    tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the doomed instance");
+        let committed = runtime.block_on(async {
+            let cache = CacheSettings {
+                backend: BackendChoice::Redis,
+                ..settings()
+            };
+            let manager = CacheManager::connect(&cache, &redis_settings(&url))
+                .await
+                .expect("valid settings");
+            let doomed = doomed_app(manager, &versions);
+            let before = versions[QUIET].load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                warp::test::request()
+                    .method("PUT")
+                    .path(&format!("/h/{QUIET}"))
+                    .reply(&doomed)
+                    .await
+            });
+            while versions[QUIET].load(Ordering::SeqCst) == before {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            before + 1
+        });
+        runtime.shutdown_background();
+        committed
+    })
+    .await
+    .expect("the doomed instance ran")
 }
 
 /// What one history saw.
@@ -211,22 +258,10 @@ async fn run_history(fault: Fault) -> Report {
             .expect("restart");
         }
         Fault::InstanceKilledMidWrite => {
-            let doomed = doomed_app(instance(&server, BackendChoice::Redis).await, &versions);
-            let before = versions[QUIET].load(Ordering::SeqCst);
-            let mut write = Box::pin(
-                warp::test::request()
-                    .method("PUT")
-                    .path(&format!("/h/{QUIET}"))
-                    .reply(&doomed),
-            );
-            while versions[QUIET].load(Ordering::SeqCst) == before {
-                let _ = tokio::time::timeout(Duration::from_millis(1), &mut write).await;
-            }
-            let committed = before + 1;
-            // No destructor runs: no bust, no cancelled-write task, as in a SIGKILL.
-            std::mem::forget(write);
-            // Once the intent is replayed, readers must see the committed write.
-            let replay_bound = GRACE + warp_redis_cache::cache::intents::SWEEP_INTERVAL;
+            let committed = kill_an_instance_mid_write(&server, &versions).await;
+            // Once its heartbeat expired and a sweep replayed its intent, readers must see
+            // the committed write.
+            let replay_bound = HEARTBEAT_TTL.max(GRACE) + SWEEP_INTERVAL;
             let acknowledged = Arc::clone(&acknowledged);
             tokio::spawn(async move {
                 tokio::time::sleep(replay_bound + REPLAY_SLACK).await;

@@ -376,8 +376,9 @@ fn a_crash_between_commit_and_bust_is_repaired_by_another_instance() {
     let status = doomed.wait_for_exit(Duration::from_secs(10));
     assert!(!status.success(), "the instance died mid-write: {status:?}");
 
-    // The write committed and its bust never ran: the survivor replays the write's intent.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // The write committed and its bust never ran: once the dead instance's heartbeat has
+    // expired (6 s), the survivor replays the write's intent (swept every 2 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let body = http_request(port, "GET", "/items/1", None).expect("answered");
         if body.contains("Lamp v2") {
