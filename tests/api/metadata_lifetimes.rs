@@ -27,7 +27,11 @@ async fn clearing_or_purging_a_namespace_that_never_existed_creates_no_record() 
     // Only the prefix's lineage record, written when the service connected (it is not a
     // namespace's: see cache::redis::lineage).
     let keys: Vec<String> = redis.command(redis::cmd("KEYS").arg("*"));
-    assert_eq!(keys, ["wrc#lineage"], "records created for nothing: {keys:?}");
+    assert_eq!(
+        keys,
+        ["wrc#lineage"],
+        "records created for nothing: {keys:?}"
+    );
 }
 
 #[tokio::test]
