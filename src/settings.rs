@@ -73,6 +73,9 @@ pub struct AppSettings {
     /// How long a client may take to send a request's body (from its headers), in
     /// milliseconds.
     pub body_read_timeout_ms: u64,
+    /// How long a response may wait on a client that takes none of it (its socket full)
+    /// before the connection is closed, in milliseconds.
+    pub response_write_timeout_ms: u64,
     /// Most header lines in one request; more are answered 431.
     pub max_headers: usize,
     /// Largest request head (request line and headers), in bytes; at least 8192.
@@ -228,6 +231,7 @@ impl Default for AppSettings {
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             body_read_timeout_ms: 30_000,
+            response_write_timeout_ms: 30_000,
             max_headers: 100,
             max_header_bytes: 64 * 1024,
         }
@@ -591,6 +595,10 @@ impl Settings {
             ),
             ("app.idle_timeout_ms", self.app.idle_timeout_ms),
             ("app.body_read_timeout_ms", self.app.body_read_timeout_ms),
+            (
+                "app.response_write_timeout_ms",
+                self.app.response_write_timeout_ms,
+            ),
             ("app.max_headers", self.app.max_headers as u64),
             ("redis.max_open", self.redis.max_open),
             ("redis.connect_timeout_ms", self.redis.connect_timeout_ms),
@@ -727,6 +735,10 @@ fn validate_server_limits(app: &AppSettings) -> Result<(), (&'static str, String
         ("app.header_read_timeout_ms", app.header_read_timeout_ms),
         ("app.idle_timeout_ms", app.idle_timeout_ms),
         ("app.body_read_timeout_ms", app.body_read_timeout_ms),
+        (
+            "app.response_write_timeout_ms",
+            app.response_write_timeout_ms,
+        ),
     ] {
         if ms > MAX_TIMEOUT_MS {
             return Err((field, format!("must be at most {MAX_TIMEOUT_MS} (a day)")));

@@ -1,6 +1,6 @@
 //! Serving one accepted connection: HTTP/1 through hyper, a watchdog enforcing the header
-//! read and idle timeouts ([`super::activity`]), a deadline on each request body, and a
-//! graceful close when the server drains.
+//! read, idle and response write timeouts ([`super::activity`]), a deadline on each request
+//! body, and a graceful close when the server drains.
 
 use std::convert::Infallible;
 use std::io;
@@ -73,6 +73,7 @@ pub(super) async fn serve_connection<S>(
     let budgets = Budgets {
         header_read: limits.header_read_timeout,
         idle: limits.idle_timeout,
+        response_write: limits.response_write_timeout,
     };
     let (reason, error) = supervise(connection, &activity, budgets, phase).await;
     metrics.closed(reason, error.as_ref());
@@ -92,18 +93,28 @@ where
     <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut connection = std::pin::pin!(connection);
-    let mut closing: Option<CloseReason> = None;
+    // Why we asked for a graceful close, and when to stop waiting for it: hyper's graceful
+    // close finishes the response being written first, which may never happen.
+    let mut closing: Option<(CloseReason, Instant)> = None;
     let mut server_alive = true;
     loop {
-        let check_at = match activity.verdict(Instant::now(), budgets) {
+        let now = Instant::now();
+        if let Some((reason, close_by)) = closing {
+            if now >= close_by {
+                return (reason, None);
+            }
+        }
+        let check_at = match activity.verdict(now, budgets) {
             Verdict::CheckAt(at) => at,
             Verdict::HeaderTimeout => return (CloseReason::HeaderTimeout, None),
+            Verdict::WriteStalled => return (CloseReason::WriteTimeout, None),
             Verdict::Idle => {
                 connection.as_mut().graceful_shutdown();
-                closing.get_or_insert(CloseReason::IdleTimeout);
-                Instant::now() + budgets.header_read
+                closing.get_or_insert((CloseReason::IdleTimeout, now + budgets.response_write));
+                now + budgets.header_read
             }
         };
+        let check_at = closing.map_or(check_at, |(_, close_by)| check_at.min(close_by));
         let current = *phase.borrow_and_update();
         match current {
             Phase::Serving => {}
@@ -113,7 +124,7 @@ where
         tokio::select! {
             finished = connection.as_mut() => {
                 return match finished {
-                    Ok(()) => (closing.unwrap_or(CloseReason::Completed), None),
+                    Ok(()) => (closing.map_or(CloseReason::Completed, |(reason, _)| reason), None),
                     Err(err) => (CloseReason::of(&err), Some(err)),
                 };
             }
@@ -127,10 +138,23 @@ where
     }
 }
 
-/// A TCP stream that tells the connection's [`Activity`] when bytes arrive.
+/// A TCP stream that tells the connection's [`Activity`] when bytes arrive, when bytes
+/// leave, and when the client's socket is too full to take more.
 struct ObservedStream {
     inner: TcpStream,
     activity: Arc<Activity>,
+}
+
+impl ObservedStream {
+    fn observe_write(&self, polled: &Poll<io::Result<usize>>) {
+        match polled {
+            Poll::Ready(Ok(written)) if *written > 0 => {
+                self.activity.bytes_written(Instant::now());
+            }
+            Poll::Pending => self.activity.write_refused(Instant::now()),
+            Poll::Ready(_) => {}
+        }
+    }
 }
 
 impl AsyncRead for ObservedStream {
@@ -154,7 +178,9 @@ impl AsyncWrite for ObservedStream {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, data)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        self.observe_write(&polled);
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -170,7 +196,9 @@ impl AsyncWrite for ObservedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.observe_write(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -19,6 +19,9 @@ pub enum CloseReason {
     IdleTimeout,
     /// A request's headers did not arrive within the header read timeout.
     HeaderTimeout,
+    /// A response sat on the client's full socket for the response write timeout (a client
+    /// that does not read what it asked for).
+    WriteTimeout,
     /// The client went away mid-request or mid-response (reset, broken pipe, early EOF).
     Aborted,
     /// The client sent something that is not HTTP/1 (hyper answered 400 or 431 and closed).
@@ -29,10 +32,11 @@ pub enum CloseReason {
 
 impl CloseReason {
     /// Every reason, in label order.
-    pub const ALL: [CloseReason; 6] = [
+    pub const ALL: [CloseReason; 7] = [
         CloseReason::Completed,
         CloseReason::IdleTimeout,
         CloseReason::HeaderTimeout,
+        CloseReason::WriteTimeout,
         CloseReason::Aborted,
         CloseReason::Malformed,
         CloseReason::Other,
@@ -44,6 +48,7 @@ impl CloseReason {
             CloseReason::Completed => "completed",
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::HeaderTimeout => "header_timeout",
+            CloseReason::WriteTimeout => "write_timeout",
             CloseReason::Aborted => "aborted",
             CloseReason::Malformed => "malformed",
             CloseReason::Other => "other",

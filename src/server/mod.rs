@@ -11,6 +11,8 @@
 //! - a request head must arrive within [`ServerLimits::header_read_timeout`], a request body
 //!   within [`ServerLimits::body_read_timeout`], and a connection with nothing in flight is
 //!   closed after [`ServerLimits::idle_timeout`];
+//! - a response the client takes none of for [`ServerLimits::response_write_timeout`] closes
+//!   its connection (a client that asks for a large answer and never reads it);
 //! - on shutdown the listener closes at once, idle connections close, and in-flight requests
 //!   get a bounded grace period.
 //!
@@ -65,6 +67,9 @@ pub struct ServerLimits {
     pub idle_timeout: Duration,
     /// From a request's head to the end of its body.
     pub body_read_timeout: Duration,
+    /// A response the client's socket has taken nothing of for this long: the connection is
+    /// closed.
+    pub response_write_timeout: Duration,
     /// Most header lines in one request (more: 431).
     pub max_headers: usize,
     /// Largest request head, in bytes (larger: 431 / closed).
@@ -83,6 +88,7 @@ impl ServerLimits {
             header_read_timeout: Duration::from_millis(app.header_read_timeout_ms),
             idle_timeout: Duration::from_millis(app.idle_timeout_ms),
             body_read_timeout: Duration::from_millis(app.body_read_timeout_ms),
+            response_write_timeout: Duration::from_millis(app.response_write_timeout_ms),
             max_headers: app.max_headers,
             max_header_bytes: app.max_header_bytes,
         }
@@ -95,11 +101,12 @@ impl ServerLimits {
         format!(
             "connection limits: at most {} connections (open-files limit {open_files}), \
              header read timeout {} ms, idle timeout {} ms, body read timeout {} ms, \
-             at most {} headers / {} header bytes",
+             response write timeout {} ms, at most {} headers / {} header bytes",
             self.max_connections,
             self.header_read_timeout.as_millis(),
             self.idle_timeout.as_millis(),
             self.body_read_timeout.as_millis(),
+            self.response_write_timeout.as_millis(),
             self.max_headers,
             self.max_header_bytes,
         )

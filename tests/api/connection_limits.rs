@@ -1,8 +1,9 @@
 //! Connections are bounded from outside the process: slowloris clients neither starve others
-//! nor stay, idle connections close, slow bodies time out, and past the connection cap new
-//! clients wait in the backlog while the process's descriptors stay bounded.
+//! nor stay, idle connections close, slow bodies time out, clients that never read their
+//! response are closed, and past the connection cap new clients wait in the backlog while the
+//! process's descriptors stay bounded.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -270,4 +271,124 @@ fn sigterm_closes_idle_keep_alive_connections_at_once_instead_of_waiting_out_the
     for stream in &mut idle {
         assert!(closed_by_server(stream, Duration::from_secs(1)));
     }
+}
+
+/// A service holding an item list of about 8 MB: twice what loopback's socket buffers take in
+/// for a client that does not read (about 4 MB).
+fn service_with_a_large_item_list(env: &[(&str, &str)]) -> ServiceProcess {
+    let mut env = env.to_vec();
+    env.push(("APP__MAX_BODY_BYTES", "300000"));
+    let service = ServiceProcess::start(&env);
+    let body = format!(
+        r#"{{"name":"big","price":1,"description":"{}"}}"#,
+        "x".repeat(200_000)
+    );
+    let json = [("Content-Type", "application/json")];
+    for _ in 0..40 {
+        let created = service.exchange("POST", "/items", &json, &body);
+        assert!(created.starts_with("HTTP/1.1 201"), "{:.200}", created);
+    }
+    service
+}
+
+/// Reads `stream` to its end (EOF or reset) within `within`; the bytes read, or `None` if it
+/// was still open then.
+fn read_to_close(stream: &mut TcpStream, within: Duration, pause: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + within;
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    while Instant::now() < deadline {
+        stream
+            .set_read_timeout(Some(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+            ))
+            .expect("read timeout");
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some(received),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None
+            }
+            Err(_) => return Some(received),
+        }
+        std::thread::sleep(pause);
+    }
+    None
+}
+
+/// The `Content-Length` of the response at the start of `received`, and how much of its body
+/// arrived.
+fn body_length_and_received(received: &[u8]) -> (usize, usize) {
+    let head_end = received
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("a complete response head")
+        + 4;
+    let head = String::from_utf8_lossy(&received[..head_end]);
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("a Content-Length");
+    (length, received.len() - head_end)
+}
+
+#[test]
+fn a_client_that_never_reads_a_large_response_is_closed_after_the_write_timeout() {
+    let service = service_with_a_large_item_list(&[("APP__RESPONSE_WRITE_TIMEOUT_MS", "1500")]);
+
+    // A slow reader that keeps taking the response is served to the end...
+    let mut slow_reader = service.connect();
+    send_get(&mut slow_reader, "/items?limit=100", true);
+    let received = read_to_close(
+        &mut slow_reader,
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+    )
+    .expect("the slow reader's response ends");
+    let (length, body) = body_length_and_received(&received);
+    assert!(length > 8_000_000, "the item list has {length} bytes");
+    assert_eq!(body, length, "the slow reader got the whole response");
+
+    // ...and one that never reads is closed once its response has been stuck that long.
+    let mut stuck = service.connect();
+    send_get(&mut stuck, "/items?limit=100", false);
+    let asked = Instant::now();
+    let deadline = asked + Duration::from_secs(8);
+    let write_timeouts =
+        || service.metric("http_connections_closed_total{reason=\"write_timeout\"}");
+    while write_timeouts() < 1.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let closed_after = asked.elapsed();
+    assert_eq!(
+        write_timeouts(),
+        1.0,
+        "the connection of a client that reads nothing was still open after {closed_after:?}"
+    );
+    assert!(
+        closed_after >= Duration::from_millis(1400),
+        "closed before the write timeout: {closed_after:?}"
+    );
+    let received = read_to_close(&mut stuck, Duration::from_secs(5), Duration::ZERO)
+        .expect("the client sees the connection end (EOF or reset)");
+    let (length, body) = body_length_and_received(&received);
+    assert!(
+        body < length,
+        "the stuck client got {body} of {length} bytes"
+    );
+    println!(
+        "a client reading nothing of a {length}-byte response: closed after {closed_after:?}, \
+         {body} bytes had reached it"
+    );
 }
