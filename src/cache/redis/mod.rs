@@ -21,7 +21,7 @@
 //! This module holds the connection handling; `commands` has one method per backend operation
 //! and `nodes` the work addressed to single cluster nodes.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -90,6 +90,25 @@ pub struct RedisBackend {
     /// How often a server turned out to be another process than the data was checked
     /// against (a restart from disk, a promoted replica).
     server_changes: AtomicU64,
+    /// Whether a new connection's lineage check is running (a restart's SCAN can take long):
+    /// callers skip the cache at once instead of queueing for the connection.
+    checking: AtomicBool,
+}
+
+/// Sets a flag for as long as it lives (also when its future is dropped half-way).
+struct FlagWhile<'a>(&'a AtomicBool);
+
+impl<'a> FlagWhile<'a> {
+    fn raise(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Release);
+        Self(flag)
+    }
+}
+
+impl Drop for FlagWhile<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// Why the Redis settings could not be turned into a client.
@@ -159,6 +178,7 @@ impl RedisBackend {
             lineages: Mutex::new(Vec::new()),
             verified: Mutex::new(None),
             server_changes: AtomicU64::new(0),
+            checking: AtomicBool::new(false),
         })
     }
 
@@ -259,6 +279,12 @@ impl RedisBackend {
         if let Some(current) = self.current() {
             return Ok(current);
         }
+        if self.checking.load(Ordering::Acquire) {
+            return Err(BackendError::Unavailable(
+                "a new Redis connection is being checked; served without the cache meanwhile"
+                    .into(),
+            ));
+        }
         let mut last_failure = tokio::time::timeout(self.connect_timeout, self.reconnect.lock())
             .await
             .map_err(|_| BackendError::Timeout(self.connect_timeout))?;
@@ -301,7 +327,10 @@ impl RedisBackend {
                 return Err(BackendError::Timeout(self.connect_timeout));
             }
         };
-        let run_ids = match self.verify_lineage(&mut handle).await {
+        let checking = FlagWhile::raise(&self.checking);
+        let verified = self.verify_lineage(&mut handle).await;
+        drop(checking);
+        let run_ids = match verified {
             Ok(run_ids) => run_ids,
             Err(err) => {
                 log::warn!("a new Redis connection failed its lineage check ({err}); not used");
