@@ -156,9 +156,7 @@ impl CacheManager {
         let key = self.layout().heartbeat_key(&self.intent_sweep().owner);
         // Missed, the heartbeat expires and this instance's in-flight writes are replayed by
         // others: a needless bust, no harm.
-        let _ = redis
-            .set(&key, bytes::Bytes::from_static(b"1"), HEARTBEAT_TTL)
-            .await;
+        let _ = redis.heartbeat(&key, HEARTBEAT_TTL).await;
     }
 
     /// Adds `ns` to the namespaces this process sweeps for abandoned intents, and starts the

@@ -270,7 +270,15 @@ pub async fn round_trips_on<Fut: std::future::Future>(
         if line.contains(" lua]") {
             continue;
         }
+        // The instance's background work, not the request's: the server watch (INFO, CLUSTER
+        // SLOTS, every second), heartbeats and write-intent sweeps (every 2 s).
         let name = line.split('"').nth(1).unwrap_or_default().to_lowercase();
+        if matches!(name.as_str(), "info" | "cluster")
+            || line.contains("#alive:")
+            || line.contains("#intent:")
+        {
+            continue;
+        }
         commands.push(name);
     }
     monitor.kill().ok();

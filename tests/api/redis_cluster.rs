@@ -48,11 +48,12 @@ async fn a_hit_is_one_round_trip_to_the_namespace_master_and_writes_bust_through
         assert_eq!(x_cache(&response), "HIT");
         assert_eq!(commands, ["evalsha"], "round trips per hit on the owner");
     }
-    // Besides the namespace's keys, only the master's lineage record (see cache::redis::lineage).
+    // Besides the namespace's keys, only instance records (`wrc#lineage{..}`, `wrc#alive:..`:
+    // see cache::redis::lineage and cache::intents) that hashed to this master.
     let keys: Vec<String> = cluster.keys_on(owner);
     assert!(
         keys.iter()
-            .filter(|key| !key.starts_with("wrc#lineage{"))
+            .filter(|key| !key.starts_with("wrc#"))
             .all(|key| key.starts_with(ITEMS_SLOT_KEY)),
         "{keys:?}"
     );
@@ -185,7 +186,7 @@ async fn clears_and_listings_reach_every_master_and_stats_report_each() {
         cluster
             .keys_on(foreign)
             .into_iter()
-            .filter(|key| !key.starts_with("wrc#lineage{"))
+            .filter(|key| !key.starts_with("wrc#"))
             .collect::<Vec<_>>(),
         ["other:keep"],
         "foreign keys kept"

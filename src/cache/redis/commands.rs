@@ -41,6 +41,17 @@ impl RedisBackend {
         self.run_pipeline(&pipe).await
     }
 
+    /// An instance's heartbeat: `PSETEX key ttl 1`. A command of its own (rather than `SET
+    /// .. PX`), so heartbeats stand apart from cache writes in `INFO commandstats` and MONITOR.
+    pub(in crate::cache) async fn heartbeat(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
+        self.run(redis::cmd("PSETEX").arg(key).arg(ttl_millis(ttl)).arg("1"))
+            .await
+    }
+
     /// `HDEL key fields...`; returns how many existed.
     pub(in crate::cache) async fn hash_delete(
         &self,
