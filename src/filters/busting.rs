@@ -48,10 +48,12 @@ where
     F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
     R: Reply,
 {
-    for ns in policy.namespaces_touched() {
-        cache.sweep_write_intents(&ns);
+    // Resolved once here, not on every write.
+    let touched = policy.namespaces_touched();
+    for ns in &touched {
+        cache.sweep_write_intents(ns);
     }
-    let state = Arc::new((cache, policy));
+    let state = Arc::new((cache, policy, touched));
     let outcome = route
         .map(|reply: R| RouteOutcome::Replied(reply.into_response()))
         .or_else(
@@ -74,6 +76,10 @@ const CANCELLED_WRITE_BUSTS: [Duration; 3] = [
     Duration::from_secs(5),
 ];
 
+/// The manager, the policy and the namespaces it touches (resolved once, when the filter is
+/// built).
+type BustState = (CacheManager, BustPolicy, Vec<Namespace>);
+
 /// The test hook that stands for a crash between a write's commit and its bust:
 /// `WARP_REDIS_CACHE_FAILPOINT=abort-before-bust` aborts the process there. Never set it
 /// outside tests.
@@ -82,15 +88,15 @@ static ABORT_BEFORE_BUST: LazyLock<bool> = LazyLock::new(|| {
 });
 
 /// Arms the guard before the route runs; an unsafe request first records its write intents.
-async fn arm(state: Arc<(CacheManager, BustPolicy)>, request: RequestParts) -> BustGuard {
+async fn arm(state: Arc<BustState>, request: RequestParts) -> BustGuard {
     let mut intents = Vec::new();
     if !matches!(
         request.method().as_str(),
         "GET" | "HEAD" | "OPTIONS" | "TRACE"
     ) {
-        for ns in state.1.namespaces_touched() {
-            if let Some(intent) = state.0.begin_write(&ns).await {
-                intents.push((ns, intent));
+        for ns in &state.2 {
+            if let Some(intent) = state.0.begin_write(ns).await {
+                intents.push((ns.clone(), intent));
             }
         }
     }
@@ -118,7 +124,7 @@ enum RouteOutcome {
 /// between (client gone, shutdown grace over) while the route's write may have committed, the
 /// guard busts from a task of its own: a write must never outlive its invalidation.
 struct BustGuard {
-    state: Option<Arc<(CacheManager, BustPolicy)>>,
+    state: Option<Arc<BustState>>,
     request: Arc<RequestParts>,
     intents: Vec<(Namespace, WriteIntent)>,
 }
@@ -139,11 +145,11 @@ impl Drop for BustGuard {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
-                    let (cache, policy) = &*state;
+                    let (cache, policy, touched) = &*state;
                     let mut landed = false;
                     for delay in CANCELLED_WRITE_BUSTS {
                         tokio::time::sleep(delay).await;
-                        landed = bust(cache, policy, &request, None).await;
+                        landed = bust(cache, policy, touched, &request, None).await;
                     }
                     if landed {
                         end_writes(cache, intents).await;
@@ -162,7 +168,7 @@ async fn settle(mut guard: BustGuard, outcome: RouteOutcome) -> Result<Response,
             RouteOutcome::Replied(response) => Ok(response),
         };
     };
-    let (cache, policy) = &*state;
+    let (cache, policy, touched) = &*state;
     let intents = std::mem::take(&mut guard.intents);
     let response = match outcome {
         RouteOutcome::Rejected(rejection) => {
@@ -178,7 +184,7 @@ async fn settle(mut guard: BustGuard, outcome: RouteOutcome) -> Result<Response,
             std::process::abort();
         }
         let reply_tags = response.extensions().get::<BustTags>();
-        bust(cache, policy, &guard.request, reply_tags).await
+        bust(cache, policy, touched, &guard.request, reply_tags).await
     } else {
         true
     };
@@ -195,12 +201,13 @@ async fn settle(mut guard: BustGuard, outcome: RouteOutcome) -> Result<Response,
 async fn bust(
     cache: &CacheManager,
     policy: &BustPolicy,
+    touched: &[Namespace],
     request: &RequestParts,
     reply_tags: Option<&BustTags>,
 ) -> bool {
     let mut landed = true;
-    for ns in policy.namespaces_touched() {
-        cache.note_fallback_write(&ns);
+    for ns in touched {
+        cache.note_fallback_write(ns);
     }
     let how = if policy.soft {
         Invalidation::Soft
