@@ -11,8 +11,8 @@ use bytes::Bytes;
 use mobc::Pool;
 use mobc_redis::RedisConnectionManager;
 use warp::Filter;
-use warp_redis_cache::cache::{CacheManager, Namespace};
-use warp_redis_cache::settings::{BackendChoice, CacheSettings, RedisSettings};
+use warp_redis_cache::{BackendChoice, CacheConfig, RedisConfig};
+use warp_redis_cache::{CacheManager, Namespace};
 
 #[tokio::main]
 async fn main() {
@@ -21,21 +21,21 @@ async fn main() {
     let port: u16 = args.next().and_then(|p| p.parse().ok()).expect("PORT");
 
     let body = Bytes::from(format!("{{\"data\":\"{}\"}}", "x".repeat(1013)));
-    let cache_settings = CacheSettings {
+    let cache_settings = CacheConfig {
         backend: BackendChoice::Redis,
         compression_threshold_bytes: 1 << 20,
-        ..CacheSettings::default()
+        ..CacheConfig::default()
     };
-    let redis_settings = RedisSettings {
+    let redis_settings = RedisConfig {
         url: url.clone(),
-        ..RedisSettings::default()
+        ..RedisConfig::default()
     };
     let cache = CacheManager::connect(&cache_settings, &redis_settings)
         .await
         .expect("redis settings");
     let ns = Namespace::new("bench").expect("valid");
     cache
-        .set_raw(&ns, "body", &body, None)
+        .set_bytes(&ns, "body", &body, None)
         .await
         .expect("seed the manager key");
 
@@ -58,8 +58,12 @@ async fn main() {
     let manager = warp::path("manager").then(move || {
         let (cache, ns) = (cache.clone(), ns.clone());
         async move {
-            let hit = cache.get_raw(&ns, "body").await.expect("get").expect("hit");
-            warp::reply::Response::new(hit.payload.into())
+            let hit = cache
+                .get_bytes(&ns, "body")
+                .await
+                .expect("get")
+                .expect("hit");
+            warp::reply::Response::new(hit.into())
         }
     });
     let multiplexed = warp::path("multiplexed").then(move || {

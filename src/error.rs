@@ -138,6 +138,9 @@ fn rejection_response(rejection: &Rejection) -> warp::reply::Response {
     if let Some(err) = rejection.find::<ApiError>() {
         return err.clone().into_response();
     }
+    if let Some(failure) = rejection.find::<warp_redis_cache::FilterFailure>() {
+        return ApiError::Internal(failure.message().to_string()).into_response();
+    }
     if let Some(err) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         let message = format!("request body is not valid JSON of the expected shape: {err}");
         return error_response(StatusCode::BAD_REQUEST, "malformed_body", &message);

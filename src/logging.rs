@@ -29,7 +29,7 @@ pub fn init(filter: &str, format: LogFormat) {
 /// One log record as a JSON object.
 ///
 /// ```
-/// use warp_redis_cache::logging::json_line;
+/// use warp_redis_cache_service::logging::json_line;
 ///
 /// let line = json_line("2026-12-01T20:00:00.000Z", log::Level::Info, "app", "say \"hi\"\nbye");
 /// let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use warp_redis_cache::settings::Settings;
-use warp_redis_cache::startup::{shutdown_signal, Application};
+use warp_redis_cache_service::settings::Settings;
+use warp_redis_cache_service::startup::{shutdown_signal, Application};
 
 /// After the server has drained, background work (pool tasks, a blocked SQLite call) gets this
 /// long before the process exits regardless.
@@ -47,7 +47,7 @@ async fn serve(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    warp_redis_cache::logging::init(&settings.app.log_level, settings.app.log_format);
+    warp_redis_cache_service::logging::init(&settings.app.log_level, settings.app.log_format);
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(err) => {

@@ -16,7 +16,8 @@ use prometheus::{
 
 use warp::http::Method;
 
-use crate::cache::{CacheManager, CircuitState, StatsSnapshot};
+use warp_redis_cache::admin::{CircuitState, StatsSnapshot};
+use warp_redis_cache::CacheManager;
 
 /// Latency buckets in seconds: a cache hit is well under a millisecond.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -135,16 +136,15 @@ impl Metrics {
                 "# HELP cache_circuit_opened_total Times the circuit opened\n# TYPE cache_circuit_opened_total counter\ncache_circuit_opened_total {opened}"
             );
         }
-        if let Some(l1) = cache.l1() {
-            let (entries, bytes) = l1.usage();
+        if let Some(l1) = cache.l1_usage() {
             gauge(
                 &mut text,
                 "cache_l1",
                 "The in-process L1 tier: whether it is in use (subscribed), entries and bytes held",
                 &[
-                    ("measure=\"live\"", f64::from(u8::from(l1.is_live()))),
-                    ("measure=\"entries\"", entries as f64),
-                    ("measure=\"bytes\"", bytes as f64),
+                    ("measure=\"live\"", f64::from(u8::from(l1.live))),
+                    ("measure=\"entries\"", l1.entries as f64),
+                    ("measure=\"bytes\"", l1.bytes as f64),
                 ],
             );
         }
@@ -170,7 +170,7 @@ impl Metrics {
 ///
 /// ```
 /// use warp::http::Method;
-/// use warp_redis_cache::metrics::method_label;
+/// use warp_redis_cache_service::metrics::method_label;
 ///
 /// assert_eq!(method_label(&Method::GET), "GET");
 /// assert_eq!(method_label(&Method::from_bytes(b"FROB").unwrap()), "other");
@@ -217,7 +217,7 @@ const KNOWN_STATUSES: [(u16, &str); 20] = [
 /// The `status` label: a code the service emits, else its class (`2xx` ... `5xx`, `other`).
 ///
 /// ```
-/// use warp_redis_cache::metrics::status_label;
+/// use warp_redis_cache_service::metrics::status_label;
 ///
 /// assert_eq!(status_label(404), "404");
 /// assert_eq!(status_label(418), "4xx");
@@ -239,7 +239,7 @@ pub fn status_label(status: u16) -> &'static str {
 
 /// Appends the cache counters, per namespace.
 fn render_cache_stats(text: &mut String, stats: &StatsSnapshot) {
-    type Field = fn(&crate::cache::stats::CounterSnapshot) -> u64;
+    type Field = fn(&warp_redis_cache::admin::CounterSnapshot) -> u64;
     let families: [(&str, &str, Field); 10] = [
         ("cache_hits_total", "Lookups that found a live entry", |c| {
             c.hits

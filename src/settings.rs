@@ -13,16 +13,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_yaml::{Mapping, Value};
+use warp_redis_cache::{redact_password, CacheConfig, RedisConfig};
 
 /// Environment variable naming the settings file when `--config` is not given.
 pub const SETTINGS_FILE_ENV: &str = "SETTINGS_FILE";
 /// File read when neither `--config` nor `SETTINGS_FILE` names one.
 pub const DEFAULT_SETTINGS_FILE: &str = "settings.yaml";
-/// Longest TTL accepted anywhere: ten years.
-pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
-/// Largest accepted `cache.early_refresh_beta`.
-pub const MAX_EARLY_REFRESH_BETA: f64 = 10.0;
-
 const SECTIONS: [&str; 5] = ["app", "redis", "cache", "admin", "database"];
 
 /// Everything the service can be configured with.
@@ -32,9 +28,9 @@ pub struct Settings {
     /// HTTP server settings.
     pub app: AppSettings,
     /// Redis connection and pool settings.
-    pub redis: RedisSettings,
+    pub redis: RedisConfig,
     /// Cache behaviour settings.
-    pub cache: CacheSettings,
+    pub cache: CacheConfig,
     /// Admin route settings.
     pub admin: AdminSettings,
     /// Item store settings.
@@ -82,70 +78,6 @@ pub struct AppSettings {
     pub max_header_bytes: usize,
 }
 
-/// `redis:` section: where Redis is and how much a call may cost.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RedisSettings {
-    /// One server, or one Redis Cluster.
-    pub mode: RedisMode,
-    /// `redis://[user:password@]host:port/db` (or `rediss://`, `redis+unix://`). In cluster
-    /// mode, one or more seed nodes separated by commas (database 0 only); the rest of the
-    /// cluster is discovered from them.
-    #[serde(deserialize_with = "scalar_string")]
-    pub url: String,
-    /// Most connections the pool opens.
-    pub max_open: u64,
-    /// Most idle connections the pool keeps; equal to `max_open` so connections never churn.
-    pub max_idle: u64,
-    /// Budget for dialling a new connection.
-    pub connect_timeout_ms: u64,
-    /// Budget for taking a connection from the pool (waiting for a free one included).
-    pub pool_get_timeout_ms: u64,
-    /// Budget for one command's round trip.
-    pub command_timeout_ms: u64,
-    /// Consecutive failures after which the cache is skipped for a cool-down.
-    pub breaker_failures: u32,
-    /// How long the cache is skipped once the breaker opens, before one probe decides.
-    pub breaker_cooldown_ms: u64,
-}
-
-/// `cache:` section: which backend, key layout, lifetimes and compression.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheSettings {
-    /// Which backend stores entries.
-    pub backend: BackendChoice,
-    /// First segment of every key: `<prefix>:<namespace>:<key>`.
-    #[serde(deserialize_with = "scalar_string")]
-    pub key_prefix: String,
-    /// Lifetime of an entry stored without an explicit TTL, in seconds.
-    pub default_ttl_secs: u64,
-    /// Values larger than this many bytes are stored gzip-compressed.
-    pub compression_threshold_bytes: usize,
-    /// gzip level, 1 (fastest) to 9 (smallest).
-    pub gzip_level: u32,
-    /// Upper bound on the memory backend's size (keys plus values), in bytes.
-    pub memory_max_bytes: u64,
-    /// After an entry's TTL, how long it may be served while one request refreshes it.
-    pub stale_while_revalidate_secs: u64,
-    /// After an entry's TTL, how long it may be served when the origin fails.
-    pub stale_if_error_secs: u64,
-    /// Whether a miss takes a short Redis lock so one instance refills while others wait.
-    pub refill_lock: bool,
-    /// Probabilistic early refresh (XFetch): how eagerly a hit refreshes an entry before it
-    /// expires, scaled by how long the origin took to compute it. 0 turns it off; 1 is the
-    /// usual setting; larger refreshes earlier.
-    pub early_refresh_beta: f64,
-    /// Size of the in-process L1 tier in front of Redis, in bytes; 0 turns it off.
-    pub l1_max_bytes: u64,
-    /// Longest an entry stays in the L1 tier, in milliseconds (never longer than its freshness).
-    pub l1_ttl_ms: u64,
-    /// How old a write's intent record must be, besides its instance's heartbeat having
-    /// expired (the instance died between the write's commit and its bust), before another
-    /// instance replays it as a namespace bust, in milliseconds.
-    pub write_intent_grace_ms: u64,
-}
-
 /// `admin:` section: who may use the cache admin routes.
 ///
 /// `Debug` shows whether a token is set, never the token.
@@ -183,17 +115,6 @@ pub struct DatabaseSettings {
     pub url: String,
 }
 
-/// How Redis is deployed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RedisMode {
-    /// One server (or a proxy in front of several).
-    #[default]
-    Standalone,
-    /// A Redis Cluster: keys of one namespace share a hash slot, scans visit every master.
-    Cluster,
-}
-
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -203,18 +124,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line: `ts`, `level`, `target`, `message`.
     Json,
-}
-
-/// Which cache backend to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendChoice {
-    /// Redis when it answers at startup, else the in-process memory backend.
-    Auto,
-    /// Redis only; when it is down, requests are served uncached.
-    Redis,
-    /// The in-process memory backend only.
-    Memory,
 }
 
 impl Default for AppSettings {
@@ -238,42 +147,6 @@ impl Default for AppSettings {
     }
 }
 
-impl Default for RedisSettings {
-    fn default() -> Self {
-        Self {
-            mode: RedisMode::Standalone,
-            url: "redis://127.0.0.1:6379/0".into(),
-            max_open: 4,
-            max_idle: 4,
-            connect_timeout_ms: 500,
-            pool_get_timeout_ms: 500,
-            command_timeout_ms: 250,
-            breaker_failures: 5,
-            breaker_cooldown_ms: 500,
-        }
-    }
-}
-
-impl Default for CacheSettings {
-    fn default() -> Self {
-        Self {
-            backend: BackendChoice::Auto,
-            key_prefix: "wrc".into(),
-            default_ttl_secs: 300,
-            compression_threshold_bytes: 1024,
-            gzip_level: 6,
-            memory_max_bytes: 64 * 1024 * 1024,
-            stale_while_revalidate_secs: 30,
-            stale_if_error_secs: 300,
-            refill_lock: false,
-            early_refresh_beta: 1.0,
-            l1_max_bytes: 0,
-            l1_ttl_ms: 1000,
-            write_intent_grace_ms: 1_000,
-        }
-    }
-}
-
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
@@ -293,7 +166,7 @@ impl DatabaseSettings {
     /// URL without its password.
     ///
     /// ```
-    /// use warp_redis_cache::settings::DatabaseSettings;
+    /// use warp_redis_cache_service::settings::DatabaseSettings;
     ///
     /// let settings = DatabaseSettings {
     ///     url: "postgres://app:s3cret@db:5432/items".into(),
@@ -325,100 +198,6 @@ impl fmt::Debug for DatabaseSettings {
             .field("path", &self.path)
             .field("url", &redact_password(&self.url))
             .finish()
-    }
-}
-
-/// `url` with the password replaced by `***`, both in the user info (`user:pw@`) and in a
-/// `password=` query parameter; anything else is kept as written.
-///
-/// ```
-/// use warp_redis_cache::settings::redact_password;
-///
-/// assert_eq!(redact_password("postgres://u:pw@h/db"), "postgres://u:***@h/db");
-/// assert_eq!(redact_password("postgres://h/db?password=pw&sslmode=disable"),
-///            "postgres://h/db?password=***&sslmode=disable");
-/// assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
-/// ```
-pub fn redact_password(url: &str) -> String {
-    let (before_query, query) = match url.split_once('?') {
-        Some((before, query)) => (before, Some(query)),
-        None => (url, None),
-    };
-    let (scheme, rest) = before_query
-        .split_once("://")
-        .map_or(("", before_query), |(scheme, rest)| (scheme, rest));
-    let mut redacted = String::with_capacity(url.len());
-    if !scheme.is_empty() {
-        redacted.push_str(scheme);
-        redacted.push_str("://");
-    }
-    // The last `@` ends the user info, so an unescaped `@` in a password is hidden too.
-    match rest.rsplit_once('@') {
-        Some((user_info, host)) => {
-            match user_info.split_once(':') {
-                Some((user, _password)) => {
-                    redacted.push_str(user);
-                    redacted.push_str(":***");
-                }
-                None => redacted.push_str(user_info),
-            }
-            redacted.push('@');
-            redacted.push_str(host);
-        }
-        None => redacted.push_str(rest),
-    }
-    if let Some(query) = query {
-        redacted.push('?');
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                _ => pair.to_string(),
-            })
-            .collect();
-        redacted.push_str(&pairs.join("&"));
-    }
-    redacted
-}
-
-impl RedisSettings {
-    /// The URLs in [`Self::url`]: one in standalone mode, the seed nodes in cluster mode.
-    ///
-    /// ```
-    /// use warp_redis_cache::settings::RedisSettings;
-    ///
-    /// let settings = RedisSettings {
-    ///     url: "redis://10.0.0.1:7000, redis://10.0.0.2:7000".into(),
-    ///     ..RedisSettings::default()
-    /// };
-    /// assert_eq!(settings.urls(), ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
-    /// ```
-    pub fn urls(&self) -> Vec<&str> {
-        self.url
-            .split(',')
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
-            .collect()
-    }
-
-    /// [`Self::connect_timeout_ms`] as a duration.
-    pub fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
-    }
-    /// [`Self::pool_get_timeout_ms`] as a duration.
-    pub fn pool_get_timeout(&self) -> Duration {
-        Duration::from_millis(self.pool_get_timeout_ms)
-    }
-    /// [`Self::command_timeout_ms`] as a duration.
-    pub fn command_timeout(&self) -> Duration {
-        Duration::from_millis(self.command_timeout_ms)
-    }
-}
-
-impl CacheSettings {
-    /// [`Self::default_ttl_secs`] as a duration.
-    pub fn default_ttl(&self) -> Duration {
-        Duration::from_secs(self.default_ttl_secs)
     }
 }
 
@@ -584,8 +363,11 @@ impl Settings {
         if let Err(reason) = crate::log_filter::validate(&self.app.log_level) {
             return Err(fail("app.log_level", reason));
         }
-        if let Err(reason) = validate_redis_urls(&self.redis) {
-            return Err(fail("redis.url", reason));
+        if let Err(err) = self.redis.validate() {
+            return Err(fail(&format!("redis.{}", err.field), err.reason));
+        }
+        if let Err(err) = self.cache.validate() {
+            return Err(fail(&format!("cache.{}", err.field), err.reason));
         }
         let positive = [
             ("app.max_body_bytes", self.app.max_body_bytes),
@@ -600,76 +382,12 @@ impl Settings {
                 self.app.response_write_timeout_ms,
             ),
             ("app.max_headers", self.app.max_headers as u64),
-            ("redis.max_open", self.redis.max_open),
-            ("redis.connect_timeout_ms", self.redis.connect_timeout_ms),
-            ("redis.pool_get_timeout_ms", self.redis.pool_get_timeout_ms),
-            ("redis.command_timeout_ms", self.redis.command_timeout_ms),
-            (
-                "redis.breaker_failures",
-                u64::from(self.redis.breaker_failures),
-            ),
-            ("redis.breaker_cooldown_ms", self.redis.breaker_cooldown_ms),
-            ("cache.default_ttl_secs", self.cache.default_ttl_secs),
-            ("cache.memory_max_bytes", self.cache.memory_max_bytes),
-            (
-                "cache.write_intent_grace_ms",
-                self.cache.write_intent_grace_ms,
-            ),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(fail(field, "must be greater than zero".into()));
         }
         if let Err((field, reason)) = validate_server_limits(&self.app) {
             return Err(fail(field, reason));
-        }
-        if self.redis.max_open < 2 {
-            return Err(fail(
-                "redis.max_open",
-                "must be at least 2: one connection is shared by all hits, the others do bulk work"
-                    .into(),
-            ));
-        }
-        if self.cache.default_ttl_secs > MAX_TTL_SECS {
-            return Err(fail(
-                "cache.default_ttl_secs",
-                format!("must be at most {MAX_TTL_SECS} (ten years)"),
-            ));
-        }
-        for (field, secs) in [
-            (
-                "cache.stale_while_revalidate_secs",
-                self.cache.stale_while_revalidate_secs,
-            ),
-            ("cache.stale_if_error_secs", self.cache.stale_if_error_secs),
-        ] {
-            if secs > MAX_TTL_SECS {
-                return Err(fail(
-                    field,
-                    format!("must be at most {MAX_TTL_SECS} (ten years)"),
-                ));
-            }
-        }
-        let beta = self.cache.early_refresh_beta;
-        if !(0.0..=MAX_EARLY_REFRESH_BETA).contains(&beta) {
-            return Err(fail(
-                "cache.early_refresh_beta",
-                format!("must be between 0 (off) and {MAX_EARLY_REFRESH_BETA}"),
-            ));
-        }
-        if self.redis.max_idle > self.redis.max_open {
-            return Err(fail(
-                "redis.max_idle",
-                format!("must not exceed redis.max_open ({})", self.redis.max_open),
-            ));
-        }
-        if !(1..=9).contains(&self.cache.gzip_level) {
-            return Err(fail(
-                "cache.gzip_level",
-                format!("{} is not between 1 and 9", self.cache.gzip_level),
-            ));
-        }
-        if let Err(reason) = crate::cache::key::validate_prefix(&self.cache.key_prefix) {
-            return Err(fail("cache.key_prefix", reason));
         }
         if let Some(Err(reason)) = self.admin.token.as_deref().map(validate_admin_token) {
             return Err(fail("admin.token", reason));
@@ -748,35 +466,6 @@ fn validate_server_limits(app: &AppSettings) -> Result<(), (&'static str, String
 }
 
 /// One Redis URL in standalone mode; one or more seed URLs, each on database 0, in cluster mode.
-fn validate_redis_urls(redis: &RedisSettings) -> Result<(), String> {
-    let urls = redis.urls();
-    if urls.is_empty() {
-        return Err("must name a Redis server".into());
-    }
-    if urls.len() > 1 && redis.mode == RedisMode::Standalone {
-        return Err(format!(
-            "{:?} names {} servers; several seed nodes need redis.mode: cluster",
-            redis.url,
-            urls.len()
-        ));
-    }
-    for url in urls {
-        let info = redis::parse_redis_url(url)
-            .ok_or_else(|| "not a URL".to_string())
-            .and_then(|_| {
-                redis::IntoConnectionInfo::into_connection_info(url).map_err(|e| e.to_string())
-            })
-            .map_err(|err| format!("{url:?} is not a Redis URL: {err}"))?;
-        if redis.mode == RedisMode::Cluster && info.redis.db != 0 {
-            return Err(format!(
-                "{url:?} selects database {}; a Redis Cluster has database 0 only",
-                info.redis.db
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Empty (SQLite), or a URL that the PostgreSQL driver can use; the reason never shows the
 /// password.
 fn validate_database_url(url: &str) -> Result<(), String> {
@@ -982,6 +671,7 @@ fn describe(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warp_redis_cache::{BackendChoice, RedisMode};
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -1213,24 +903,6 @@ mod tests {
         let shown = format!("{settings:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("token: Some(\"***\")"), "{shown}");
-    }
-
-    #[test]
-    fn passwords_are_redacted_wherever_the_url_carries_them() {
-        let cases = [
-            ("postgres://u:p%40ss@h/db", "postgres://u:***@h/db"),
-            ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
-            ("postgres://u:@h/db", "postgres://u:***@h/db"),
-            (
-                "postgres://h/db?user=u&PASSWORD=pw",
-                "postgres://h/db?user=u&PASSWORD=***",
-            ),
-            ("postgres://h:5432", "postgres://h:5432"),
-            ("", ""),
-        ];
-        for (url, shown) in cases {
-            assert_eq!(redact_password(url), shown, "{url}");
-        }
     }
 
     #[test]

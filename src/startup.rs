@@ -10,7 +10,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use warp::{Filter, Reply};
 
-use crate::cache::CacheManager;
 use crate::error::handle_rejection;
 use crate::items::ItemStore;
 use crate::metrics::Metrics;
@@ -19,6 +18,7 @@ use crate::routes;
 use crate::routes::auth::AdminAccess;
 use crate::server::{self, ConnectionMetrics, ServerLimits};
 use crate::settings::Settings;
+use warp_redis_cache::CacheManager;
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum StartupError {
     },
     /// The Redis client could not be built.
     #[error(transparent)]
-    Redis(#[from] crate::cache::redis::InvalidRedisUrl),
+    Redis(#[from] warp_redis_cache::InvalidRedisUrl),
     /// The item store could not be opened (for PostgreSQL: reached and migrated).
     #[error("cannot open the item store at {location}: {source}")]
     Store {

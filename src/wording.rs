@@ -5,7 +5,7 @@
 /// `n` followed by `noun`, made plural with an `s` unless `n` is 1.
 ///
 /// ```
-/// use warp_redis_cache::wording::count;
+/// use warp_redis_cache_service::wording::count;
 ///
 /// assert_eq!(count(1, "key"), "1 key");
 /// assert_eq!(count(0, "key"), "0 keys");
@@ -18,7 +18,7 @@ pub fn count(n: u64, noun: &str) -> String {
 /// `n` followed by `singular` when `n` is 1, else by `plural`.
 ///
 /// ```
-/// use warp_redis_cache::wording::count_with;
+/// use warp_redis_cache_service::wording::count_with;
 ///
 /// assert_eq!(count_with(1, "live entry", "live entries"), "1 live entry");
 /// assert_eq!(count_with(3, "live entry", "live entries"), "3 live entries");
@@ -34,7 +34,7 @@ pub fn count_with(n: u64, singular: &str, plural: &str) -> String {
 /// A byte count in binary units: `512 B`, `1.5 KiB`, `3.2 MiB`.
 ///
 /// ```
-/// use warp_redis_cache::wording::bytes;
+/// use warp_redis_cache_service::wording::bytes;
 ///
 /// assert_eq!(bytes(512), "512 B");
 /// assert_eq!(bytes(1536), "1.5 KiB");
@@ -57,7 +57,7 @@ pub fn bytes(n: u64) -> String {
 /// A ratio as a percentage with one decimal, or `-` when there is none.
 ///
 /// ```
-/// use warp_redis_cache::wording::percent;
+/// use warp_redis_cache_service::wording::percent;
 ///
 /// assert_eq!(percent(Some(0.9321)), "93.2%");
 /// assert_eq!(percent(None), "-");

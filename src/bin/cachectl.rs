@@ -2,7 +2,7 @@
 //! HTTP API.
 //!
 //! This file only declares the arguments (clap derive; `--help` on every command) and calls
-//! `warp_redis_cache::ops`; `scripts/seed`, `scripts/warm` and `scripts/clear` are thin
+//! `warp_redis_cache_service::ops`; `scripts/seed`, `scripts/warm` and `scripts/clear` are thin
 //! wrappers around it.
 
 use std::io::IsTerminal;
@@ -11,17 +11,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use warp_redis_cache::cache::Namespace;
-use warp_redis_cache::ops::clear::{self, ClearTarget};
-use warp_redis_cache::ops::client::{Client, ClientConfig};
-use warp_redis_cache::ops::keys::{self, KeysQuery};
-use warp_redis_cache::ops::purge::{self, PurgeOptions, PurgeTarget};
-use warp_redis_cache::ops::seed::{self, SeedError, SeedOptions};
-use warp_redis_cache::ops::stats::{self, WatchOptions};
-use warp_redis_cache::ops::summary::Summary;
-use warp_redis_cache::ops::warm::{self, WarmOptions};
-use warp_redis_cache::ops::{EXIT_FAILED, EXIT_USAGE};
-use warp_redis_cache::routes::admin::MAX_KEYS_PER_PAGE;
+use warp_redis_cache::Namespace;
+use warp_redis_cache_service::ops::clear::{self, ClearTarget};
+use warp_redis_cache_service::ops::client::{Client, ClientConfig};
+use warp_redis_cache_service::ops::keys::{self, KeysQuery};
+use warp_redis_cache_service::ops::purge::{self, PurgeOptions, PurgeTarget};
+use warp_redis_cache_service::ops::seed::{self, SeedError, SeedOptions};
+use warp_redis_cache_service::ops::stats::{self, WatchOptions};
+use warp_redis_cache_service::ops::summary::Summary;
+use warp_redis_cache_service::ops::warm::{self, WarmOptions};
+use warp_redis_cache_service::ops::{EXIT_FAILED, EXIT_USAGE};
+use warp_redis_cache_service::routes::admin::MAX_KEYS_PER_PAGE;
 
 const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
 

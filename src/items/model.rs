@@ -51,7 +51,7 @@ pub struct Item {
 /// The body of `POST /items` and `PUT /items/{id}` (a full replacement).
 ///
 /// ```
-/// use warp_redis_cache::items::NewItem;
+/// use warp_redis_cache_service::items::NewItem;
 ///
 /// let item: NewItem = serde_json::from_str(r#"{"name": "pen", "price": 1.5}"#).unwrap();
 /// assert!(item.validate().is_ok());
@@ -80,7 +80,7 @@ pub struct NewItem {
 /// A field given as JSON `null` counts as absent. A patch with no field set is invalid.
 ///
 /// ```
-/// use warp_redis_cache::items::ItemPatch;
+/// use warp_redis_cache_service::items::ItemPatch;
 ///
 /// let patch: ItemPatch = serde_json::from_str(r#"{"price": 2}"#).unwrap();
 /// assert!(patch.validate().is_ok());

@@ -18,7 +18,7 @@ pub const MAX_OFFSET: u64 = 1_000_000;
 /// The query string of `GET /items`: one page of items, optionally filtered.
 ///
 /// ```
-/// use warp_redis_cache::items::ListQuery;
+/// use warp_redis_cache_service::items::ListQuery;
 ///
 /// let pairs = vec![("limit".to_string(), "5".to_string()), ("q".to_string(), "pen".to_string())];
 /// let query = ListQuery::from_pairs(&pairs).unwrap();
@@ -86,9 +86,9 @@ impl ListQuery {
     }
 
     /// Parses a raw query string (without `?`), decoded by the same
-    /// [`decode_query`](crate::filters::decode_query) the cache key uses.
+    /// [`decode_query`](warp_redis_cache::decode_query) the cache key uses.
     pub fn from_query_string(raw: &str) -> Result<Self, ValidationError> {
-        Self::from_pairs(&crate::filters::decode_query(raw))
+        Self::from_pairs(&warp_redis_cache::decode_query(raw))
     }
 
     /// The page this query asks for, in one canonical form: every parameter in a fixed order,

@@ -42,7 +42,7 @@ pub enum StoreError {
 /// Items in SQLite or PostgreSQL; cheap to clone, every clone shares one connection or pool.
 ///
 /// ```
-/// use warp_redis_cache::items::{ItemStore, NewItem};
+/// use warp_redis_cache_service::items::{ItemStore, NewItem};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let store = ItemStore::open(":memory:").expect("in-memory store");
@@ -85,10 +85,10 @@ impl ItemStore {
     /// The store `settings` describe: PostgreSQL when `url` is set, else SQLite at `path`.
     ///
     /// ```no_run
-    /// use warp_redis_cache::items::ItemStore;
-    /// use warp_redis_cache::settings::DatabaseSettings;
+    /// use warp_redis_cache_service::items::ItemStore;
+    /// use warp_redis_cache_service::settings::DatabaseSettings;
     ///
-    /// # async fn example() -> Result<(), warp_redis_cache::items::StoreError> {
+    /// # async fn example() -> Result<(), warp_redis_cache_service::items::StoreError> {
     /// let settings = DatabaseSettings {
     ///     url: "postgres://app@127.0.0.1:5432/items".into(),
     ///     ..DatabaseSettings::default()

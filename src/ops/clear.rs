@@ -8,9 +8,9 @@
 
 use super::client::Client;
 use super::error::RequestError;
-use crate::cache::Namespace;
 use crate::routes::admin::ClearResponse;
 use crate::wording::count;
+use warp_redis_cache::Namespace;
 
 /// What to clear.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +32,8 @@ pub async fn run(client: &Client, target: &ClearTarget) -> Result<ClearResponse,
 /// The line printed for a clear.
 ///
 /// ```
-/// use warp_redis_cache::ops::clear::describe;
-/// use warp_redis_cache::routes::admin::ClearResponse;
+/// use warp_redis_cache_service::ops::clear::describe;
+/// use warp_redis_cache_service::routes::admin::ClearResponse;
 ///
 /// let answer = ClearResponse { namespace: Some("items".into()), deleted: 12 };
 /// assert_eq!(describe(&answer), "cleared namespace items: 12 keys deleted");

@@ -23,10 +23,10 @@ use serde::Deserialize;
 use super::error::{BadBaseUrl, RequestError};
 use super::retry::{backoff, is_transient, retry_after, status_may_have_applied};
 use super::views::{KeyPageView, StatsView};
-use crate::cache::Namespace;
 use crate::items::{Item, ItemPage, ListQuery, NewItem};
 use crate::routes::admin::ClearResponse;
 use crate::routes::purge::PurgeResponse;
+use warp_redis_cache::Namespace;
 
 /// Items per list page: the largest page the API serves.
 pub const PAGE_SIZE: u32 = ListQuery::MAX_LIMIT;
@@ -94,7 +94,7 @@ impl Client {
     /// A client for the service at `config.base_url` (plain `http://`; this build has no TLS).
     ///
     /// ```
-    /// use warp_redis_cache::ops::client::{Client, ClientConfig};
+    /// use warp_redis_cache_service::ops::client::{Client, ClientConfig};
     ///
     /// let config = |url: &str| ClientConfig { base_url: url.into(), token: None, retries: 3 };
     /// assert_eq!(Client::new(&config("http://127.0.0.1:8080/")).unwrap().base_url(), "http://127.0.0.1:8080");

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use super::client::Client;
 use super::error::RequestError;
 use super::views::{KeyPageView, KeyView};
-use crate::cache::Namespace;
 use crate::wording::bytes;
+use warp_redis_cache::Namespace;
 
 /// What to list.
 #[derive(Debug, Clone, Default)]
@@ -27,7 +27,7 @@ pub struct KeysQuery {
 /// A TTL for people: `59 s`, `4 min 59 s`, `2 h 5 min`, or `never`.
 ///
 /// ```
-/// use warp_redis_cache::ops::keys::ttl;
+/// use warp_redis_cache_service::ops::keys::ttl;
 ///
 /// assert_eq!(ttl(Some(299_400)), "4 min 59 s");
 /// assert_eq!(ttl(None), "never");

@@ -5,9 +5,9 @@ use serde_json::json;
 
 use super::client::Client;
 use super::error::RequestError;
-use crate::cache::Namespace;
 use crate::routes::purge::PurgeResponse;
 use crate::wording::count_with;
+use warp_redis_cache::Namespace;
 
 /// What to purge.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -103,7 +103,7 @@ pub fn read(path: &Path) -> Result<ItemFile, FileError> {
 /// Parses the text of an item file; `Err` says why it is not one.
 ///
 /// ```
-/// use warp_redis_cache::ops::records::{parse, Location};
+/// use warp_redis_cache_service::ops::records::{parse, Location};
 ///
 /// let file = parse("{\"name\": \"pen\", \"price\": 1}\n{\"name\": \"\", \"price\": 1}\n").unwrap();
 /// assert_eq!(file.records.len(), 1);

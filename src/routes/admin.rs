@@ -11,9 +11,10 @@ use warp::{Filter, Rejection, Reply};
 
 use super::auth::{admin_only, AdminAccess};
 use super::with_cache;
-use crate::cache::{CacheManager, CircuitState, KeyTtl, Namespace, NodeHealth, StatsSnapshot};
 use crate::error::ApiError;
 use crate::wording::count;
+use warp_redis_cache::admin::{CircuitState, KeyTtl, NodeHealth, StatsSnapshot};
+use warp_redis_cache::{CacheManager, Namespace};
 
 /// Most keys one listing page returns.
 pub const MAX_KEYS_PER_PAGE: usize = 1000;
@@ -230,7 +231,7 @@ fn namespace(raw: &str) -> Result<Namespace, Rejection> {
     Namespace::new(raw).map_err(|e| warp::reject::custom(ApiError::BadRequest(e.to_string())))
 }
 
-fn unavailable(err: crate::cache::CacheError) -> Rejection {
+fn unavailable(err: warp_redis_cache::CacheError) -> Rejection {
     warp::reject::custom(ApiError::Unavailable(format!("cache backend: {err}")))
 }
 
@@ -256,13 +257,10 @@ pub async fn stats(cache: CacheManager) -> Result<impl Reply, Rejection> {
         nodes: cache.node_health().await.and_then(Result::ok),
     };
     let stats = cache.stats().snapshot();
-    let l1 = cache.l1().map(|l1| {
-        let (entries, bytes) = l1.usage();
-        L1Report {
-            live: l1.is_live(),
-            entries,
-            bytes,
-        }
+    let l1 = cache.l1_usage().map(|l1| L1Report {
+        live: l1.live,
+        entries: l1.entries,
+        bytes: l1.bytes,
     });
     Ok(warp::reply::json(&StatsResponse { backend, l1, stats }))
 }

@@ -39,7 +39,7 @@ fn host_part(authority: &str) -> String {
 /// `allowed`.
 ///
 /// ```
-/// use warp_redis_cache::routes::admin_guard::host_is_allowed;
+/// use warp_redis_cache_service::routes::admin_guard::host_is_allowed;
 ///
 /// assert!(host_is_allowed("localhost:8080", &[]));
 /// assert!(host_is_allowed("127.0.0.1", &[]));

@@ -11,9 +11,9 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use crate::cache::CacheManager;
 use crate::error::ApiError;
 use crate::routes::with_cache;
+use warp_redis_cache::CacheManager;
 
 /// `GET /health`, `GET /health/live` and `GET /health/ready`.
 pub fn routes(
@@ -54,7 +54,7 @@ pub async fn health(cache: CacheManager) -> warp::reply::Json {
     }
     warp::reply::json(&json!({
         "status": status,
-        "service": env!("CARGO_PKG_NAME"),
+        "service": crate::SERVICE_NAME,
         "version": env!("CARGO_PKG_VERSION"),
         "cache": backend,
     }))

@@ -23,15 +23,15 @@
 use warp::http::{header, Method, StatusCode};
 use warp::{Filter, Rejection, Reply};
 
-use crate::cache::{CacheManager, Namespace};
 use crate::error::{ApiError, ErrorBody};
-use crate::filters::{
-    cache_busting, cached, decode_query, with_bust_tags, BustPolicy, CachePolicy, RequestParts,
-    TagContext,
-};
 use crate::items::{
     Item, ItemPage, ItemPatch, ItemStore, ListQuery, NewItem, StoreError, ValidationError,
 };
+use warp_redis_cache::{
+    cache_busting, cached, decode_query, with_bust_tags, BustPolicy, CachePolicy, RequestParts,
+    TagContext,
+};
+use warp_redis_cache::{CacheManager, Namespace};
 
 /// The namespace item responses are cached in.
 pub const ITEMS_NAMESPACE: &str = "items";

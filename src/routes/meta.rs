@@ -9,8 +9,8 @@ use std::sync::Arc;
 use warp::http::header::CONTENT_TYPE;
 use warp::{Filter, Rejection, Reply};
 
-use crate::cache::CacheManager;
 use crate::metrics::Metrics;
+use warp_redis_cache::CacheManager;
 
 /// `GET /`, `GET /metrics` and `GET /openapi.json`.
 pub fn routes(
@@ -39,7 +39,7 @@ pub fn routes(
     responses((status = 200, description = "{\"service\": \"warp-redis-cache\", \"version\": \"0.1.0\", \"links\": {...}}")))]
 pub fn root() -> impl Reply {
     warp::reply::json(&serde_json::json!({
-        "service": env!("CARGO_PKG_NAME"),
+        "service": crate::SERVICE_NAME,
         "version": env!("CARGO_PKG_VERSION"),
         "description": env!("CARGO_PKG_DESCRIPTION"),
         "links": {

@@ -14,7 +14,7 @@ use std::convert::Infallible;
 
 use warp::Filter;
 
-use crate::cache::CacheManager;
+use warp_redis_cache::CacheManager;
 
 /// Every route of the service, combined; errors are turned into JSON by the caller's
 /// `recover`. The item routes come first, behind a check of the first path segment: a cached

@@ -3,7 +3,7 @@
 //!
 //! A purge invalidates and never scans: a namespace gets a new generation (hard) or its clock
 //! as soft-purge mark (soft), tags are invalidated in O(1) each (see
-//! [`crate::cache::stamp`]), keys are deleted (hard) or marked stale in place (soft). The
+//! [`warp_redis_cache::stamp`]), keys are deleted (hard) or marked stale in place (soft). The
 //! invalidated entries then expire on their own; `POST /cache/clear/{namespace}` is the route
 //! that deletes keys to free memory. A dry run changes nothing and counts, reading the
 //! namespace's entries (O(entries)), what each target would reach.
@@ -14,9 +14,10 @@ use warp::{Filter, Rejection, Reply};
 
 use super::auth::{admin_only, AdminAccess};
 use super::with_cache;
-use crate::cache::{CacheManager, Invalidation, Namespace, Tag};
 use crate::error::ApiError;
 use crate::wording::count;
+use warp_redis_cache::admin::Invalidation;
+use warp_redis_cache::{CacheManager, Namespace, Tag};
 
 /// Largest purge request body accepted.
 pub const MAX_PURGE_BODY_BYTES: u64 = 256 * 1024;
@@ -163,7 +164,7 @@ fn validate(request: &PurgeRequest) -> Result<Targets, Rejection> {
     })
 }
 
-fn unavailable(err: crate::cache::CacheError) -> Rejection {
+fn unavailable(err: warp_redis_cache::CacheError) -> Rejection {
     warp::reject::custom(ApiError::Unavailable(format!("cache backend: {err}")))
 }
 
@@ -198,7 +199,7 @@ async fn apply(
     cache: &CacheManager,
     targets: &Targets,
     soft: bool,
-) -> Result<PurgeResponse, crate::cache::CacheError> {
+) -> Result<PurgeResponse, warp_redis_cache::CacheError> {
     let how = if soft {
         Invalidation::Soft
     } else {
@@ -251,7 +252,7 @@ async fn survey(
     cache: &CacheManager,
     targets: &Targets,
     soft: bool,
-) -> Result<PurgeResponse, crate::cache::CacheError> {
+) -> Result<PurgeResponse, warp_redis_cache::CacheError> {
     let mut response = PurgeResponse {
         dry_run: true,
         soft,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
-use crate::cache::throttled_log::ThrottledLog;
+use warp_redis_cache::admin::ThrottledLog;
 
 /// Why a connection ended; the `reason` label of `http_connections_closed_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

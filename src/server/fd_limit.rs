@@ -35,7 +35,7 @@ pub fn open_files_limit() -> Option<u64> {
 /// least [`MIN_DEFAULT_CONNECTIONS`]; 10,000 when the limit is unknown or unlimited.
 ///
 /// ```
-/// use warp_redis_cache::server::fd_limit::default_max_connections;
+/// use warp_redis_cache_service::server::fd_limit::default_max_connections;
 ///
 /// assert_eq!(default_max_connections(Some(1024)), 896);
 /// assert_eq!(default_max_connections(Some(64)), 16);

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::{json, Value};
 use warp::Filter;
-use warp_redis_cache::cache::{CacheManager, Namespace};
-use warp_redis_cache::routes::admin;
-use warp_redis_cache::routes::auth::AdminAccess;
+use warp_redis_cache::{CacheManager, Namespace};
+use warp_redis_cache_service::routes::admin;
+use warp_redis_cache_service::routes::auth::AdminAccess;
 
 use crate::helpers::{
     app_settings, header, redis_manager, spawn_app, spawn_app_with, RedisServer, TestApp,
@@ -291,7 +291,7 @@ async fn without_a_token_only_loopback_clients_are_served() {
 
     let cache = redis_manager(&redis).await;
     let routes = admin::routes(cache, AdminAccess::from_token(None))
-        .recover(warp_redis_cache::error::handle_rejection);
+        .recover(warp_redis_cache_service::error::handle_rejection);
     for (remote, status) in [
         ("10.1.2.3:4000", 403),
         ("[2001:db8::1]:4000", 403),

@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use warp::Filter;
-use warp_redis_cache::cache::{CacheManager, Namespace};
-use warp_redis_cache::filters::{
-    cache_busting, cached, BustPolicy, CachePolicy, RequestParts, TagContext,
-};
+use warp_redis_cache::{cache_busting, cached, BustPolicy, CachePolicy, RequestParts, TagContext};
+use warp_redis_cache::{CacheManager, Namespace};
 
 use crate::helpers::{eventually, redis_manager, RedisServer};
 
@@ -144,7 +142,10 @@ async fn read_write_race(
         Before::FreshNamespace => {}
         Before::NoEntry => {
             let ns = Namespace::new("t").expect("valid");
-            cache.current_stamp(&ns).await.expect("create a generation");
+            cache
+                .bust_namespace(&ns)
+                .await
+                .expect("create a namespace record");
         }
         Before::LiveEntry => {
             get(&app, &[]).await;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use warp::http::header::{HeaderName, AUTHORIZATION};
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
-use warp_redis_cache::cache::{CacheManager, Namespace};
-use warp_redis_cache::filters::{cache_busting, cached, BustPolicy, CachePolicy, RequestParts};
+use warp_redis_cache::{cache_busting, cached, BustPolicy, CachePolicy, RequestParts};
+use warp_redis_cache::{CacheManager, Namespace};
 
 use crate::helpers::{redis_manager, RedisServer};
 
@@ -31,7 +31,7 @@ where
 }
 
 fn policy() -> CachePolicy {
-    CachePolicy::namespace("t").expect("valid")
+    CachePolicy::new(Namespace::new("t").expect("valid"))
 }
 
 async fn setup() -> (RedisServer, CacheManager, Arc<AtomicUsize>) {

@@ -10,7 +10,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use warp_redis_cache::settings::{RedisMode, RedisSettings};
+use warp_redis_cache::{RedisConfig, RedisMode};
 
 use crate::helpers::{free_port, redis_settings};
 
@@ -176,8 +176,8 @@ impl RedisCluster {
     }
 
     /// Redis settings in cluster mode with the test budgets.
-    pub fn settings(&self) -> RedisSettings {
-        RedisSettings {
+    pub fn settings(&self) -> RedisConfig {
+        RedisConfig {
             mode: RedisMode::Cluster,
             ..redis_settings(&self.seed_urls())
         }

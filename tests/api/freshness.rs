@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{app_settings, eventually, header, spawn_app, spawn_app_with, x_cache};
 use crate::helpers::{RedisServer, TestApp};
-use warp_redis_cache::settings::{BackendChoice, Settings};
+use warp_redis_cache::BackendChoice;
+use warp_redis_cache_service::settings::Settings;
 
 fn lamp() -> Value {
     json!({"name": "Lamp", "price": 12.5, "tags": ["home"]})
@@ -313,7 +314,7 @@ async fn an_auto_instance_moves_to_redis_when_it_answers_and_sees_other_writes()
 #[tokio::test]
 async fn a_client_sending_a_write_slowly_makes_no_instance_bust_the_namespace() {
     use std::io::Write;
-    use warp_redis_cache::cache::intents::SWEEP_INTERVAL;
+    use warp_redis_cache::admin::WRITE_INTENT_SWEEP_INTERVAL as SWEEP_INTERVAL;
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = instance_settings(&redis, &dir);

@@ -9,8 +9,8 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use warp_redis_cache::cache::CacheManager;
-use warp_redis_cache::settings::{CacheSettings, RedisSettings};
+use warp_redis_cache::CacheManager;
+use warp_redis_cache::{CacheConfig, RedisConfig};
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -171,28 +171,28 @@ pub fn free_port() -> u16 {
 }
 
 /// Redis settings for `server` with tight budgets, so fault tests finish quickly.
-pub fn redis_settings(url: &str) -> RedisSettings {
-    RedisSettings {
+pub fn redis_settings(url: &str) -> RedisConfig {
+    RedisConfig {
         url: url.to_string(),
         connect_timeout_ms: 300,
         pool_get_timeout_ms: 300,
         command_timeout_ms: 200,
-        ..RedisSettings::default()
+        ..RedisConfig::default()
     }
 }
 
 /// Cache settings with a small compression threshold so tests exercise gzip.
-pub fn cache_settings() -> CacheSettings {
-    CacheSettings {
+pub fn cache_settings() -> CacheConfig {
+    CacheConfig {
         compression_threshold_bytes: 256,
-        ..CacheSettings::default()
+        ..CacheConfig::default()
     }
 }
 
 /// A manager over the Redis backend talking to `server`.
 pub async fn redis_manager(server: &RedisServer) -> CacheManager {
     let mut cache = cache_settings();
-    cache.backend = warp_redis_cache::settings::BackendChoice::Redis;
+    cache.backend = warp_redis_cache::BackendChoice::Redis;
     CacheManager::connect(&cache, &redis_settings(&server.url()))
         .await
         .expect("valid redis settings")
@@ -302,7 +302,7 @@ pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     /// The item store behind the API, for changing data behind the cache's back.
-    pub store: warp_redis_cache::items::ItemStore,
+    pub store: warp_redis_cache_service::items::ItemStore,
     client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -310,12 +310,12 @@ pub struct TestApp {
 
 /// Settings for a test app on a free port using `redis_url` (Redis backend) and an in-memory
 /// item store.
-pub fn app_settings(redis_url: &str) -> warp_redis_cache::settings::Settings {
-    let mut settings = warp_redis_cache::settings::Settings::default();
+pub fn app_settings(redis_url: &str) -> warp_redis_cache_service::settings::Settings {
+    let mut settings = warp_redis_cache_service::settings::Settings::default();
     settings.app.port = 0;
     settings.redis = redis_settings(redis_url);
     settings.cache = cache_settings();
-    settings.cache.backend = warp_redis_cache::settings::BackendChoice::Redis;
+    settings.cache.backend = warp_redis_cache::BackendChoice::Redis;
     settings.database.path = ":memory:".into();
     settings
 }
@@ -326,8 +326,8 @@ pub async fn spawn_app(server: &RedisServer) -> TestApp {
 }
 
 /// Starts the service with `settings`.
-pub async fn spawn_app_with(settings: warp_redis_cache::settings::Settings) -> TestApp {
-    let app = warp_redis_cache::startup::Application::build(settings)
+pub async fn spawn_app_with(settings: warp_redis_cache_service::settings::Settings) -> TestApp {
+    let app = warp_redis_cache_service::startup::Application::build(settings)
         .await
         .expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());

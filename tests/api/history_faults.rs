@@ -11,9 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use warp_redis_cache::cache::intents::{HEARTBEAT_TTL, SWEEP_INTERVAL};
-use warp_redis_cache::cache::CacheManager;
-use warp_redis_cache::settings::{BackendChoice, CacheSettings};
+use warp_redis_cache::admin::{
+    INSTANCE_HEARTBEAT_TTL as HEARTBEAT_TTL, WRITE_INTENT_SWEEP_INTERVAL as SWEEP_INTERVAL,
+};
+use warp_redis_cache::CacheManager;
+use warp_redis_cache::{BackendChoice, CacheConfig};
 
 use crate::busting_races::{history_app, versions_seen, Busting};
 use crate::helpers::{cache_settings, redis_settings, RedisServer};
@@ -50,15 +52,15 @@ enum Fault {
     AutoInstanceJoins,
 }
 
-fn settings() -> CacheSettings {
-    CacheSettings {
+fn settings() -> CacheConfig {
+    CacheConfig {
         write_intent_grace_ms: GRACE.as_millis() as u64,
         ..cache_settings()
     }
 }
 
 async fn instance(server: &RedisServer, backend: BackendChoice) -> CacheManager {
-    let cache = CacheSettings {
+    let cache = CacheConfig {
         backend,
         ..settings()
     };
@@ -80,8 +82,8 @@ fn app(cache: CacheManager, versions: &Arc<Vec<AtomicUsize>>) -> App {
 /// commit and the bust (see [`kill_an_instance_mid_write`]).
 fn doomed_app(cache: CacheManager, versions: &Arc<Vec<AtomicUsize>>) -> App {
     use warp::{Filter, Reply};
-    use warp_redis_cache::cache::Namespace;
-    use warp_redis_cache::filters::{cache_busting, BustPolicy, RequestParts};
+    use warp_redis_cache::Namespace;
+    use warp_redis_cache::{cache_busting, BustPolicy, RequestParts};
     let versions = Arc::clone(versions);
     let write = warp::path!("h" / usize)
         .and(warp::put())
@@ -120,7 +122,7 @@ async fn kill_an_instance_mid_write(
             .build()
             .expect("a runtime for the doomed instance");
         let committed = runtime.block_on(async {
-            let cache = CacheSettings {
+            let cache = CacheConfig {
                 backend: BackendChoice::Redis,
                 ..settings()
             };

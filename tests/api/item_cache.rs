@@ -202,7 +202,7 @@ async fn no_cache_request_refreshes_the_entry() {
     let app = spawn_app(&redis).await;
     app.create_item(lamp()).await;
     app.get("/items/1").await;
-    let changed = warp_redis_cache::items::NewItem {
+    let changed = warp_redis_cache_service::items::NewItem {
         name: "Changed behind the cache".into(),
         description: String::new(),
         price: 1.0,

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use warp_redis_cache::items::{ItemStore, NewItem, StoreError};
-use warp_redis_cache::startup::Application;
+use warp_redis_cache_service::items::{ItemStore, NewItem, StoreError};
+use warp_redis_cache_service::startup::Application;
 
 use crate::helpers::{app_settings, eventually, free_port, spawn_app_with, RedisServer};
 use crate::postgres::{Relay, TestDatabase};

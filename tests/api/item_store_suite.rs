@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use warp_redis_cache::items::{Item, ItemPatch, ItemStore, ListQuery, NewItem};
+use warp_redis_cache_service::items::{Item, ItemPatch, ItemStore, ListQuery, NewItem};
 
 use crate::postgres::TestDatabase;
 

@@ -25,7 +25,6 @@ mod metric_cardinality;
 mod monitoring_files;
 mod operator_scripts;
 mod postgres;
-mod properties;
 mod redis_backend;
 mod redis_cluster;
 mod service_binary;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use warp::Filter;
-use warp_redis_cache::cache::Namespace;
-use warp_redis_cache::items::ListQuery;
+use warp_redis_cache::Namespace;
+use warp_redis_cache_service::items::ListQuery;
 
 use crate::helpers::{
     app_settings, free_port, redis_manager, spawn_app, spawn_app_with, x_cache, RedisServer,

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
-use warp_redis_cache::settings::redact_password;
+use warp_redis_cache::redact_password;
 
 /// Environment variable naming the admin connection.
 pub const ADMIN_URL_ENV: &str = "WRC_TEST_POSTGRES_URL";

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use warp_redis_cache::cache::{BackendError, BackendKind, CacheError, CacheManager, Namespace};
-use warp_redis_cache::settings::BackendChoice;
+use warp_redis_cache::admin::{BackendError, BackendKind};
+use warp_redis_cache::BackendChoice;
+use warp_redis_cache::{CacheError, CacheManager, Namespace};
 
 use crate::helpers::{
     cache_settings, eventually, free_port, redis_manager, redis_settings, RedisServer,

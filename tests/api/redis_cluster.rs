@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use warp_redis_cache::cache::{CacheManager, Namespace};
-use warp_redis_cache::settings::{BackendChoice, Settings};
+use warp_redis_cache::BackendChoice;
+use warp_redis_cache::{CacheManager, Namespace};
+use warp_redis_cache_service::settings::Settings;
 
 use crate::cluster_fixture::RedisCluster;
 use crate::helpers::{

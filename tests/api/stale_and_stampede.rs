@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use warp::http::StatusCode;
 use warp::Filter;
-use warp_redis_cache::filters::{cached, CachePolicy};
+use warp_redis_cache::{cached, CachePolicy, Namespace};
 
 use crate::helpers::{eventually, redis_manager, RedisServer};
 
@@ -72,7 +72,7 @@ async fn concurrent_misses_on_a_cold_key_run_the_origin_once() {
     let failing = Arc::new(AtomicBool::new(false));
     let route = cached(
         cache,
-        CachePolicy::namespace("s").expect("valid"),
+        CachePolicy::new(Namespace::new("s").expect("valid")),
         origin(&calls, &failing, Duration::from_millis(200)),
     );
     let requests: Vec<_> = (0..50)
@@ -106,8 +106,7 @@ async fn a_stale_entry_is_answered_at_once_and_refreshed_once_in_the_background(
     let cache = redis_manager(&server).await;
     let calls = Arc::new(AtomicUsize::new(0));
     let failing = Arc::new(AtomicBool::new(false));
-    let policy = CachePolicy::namespace("s")
-        .expect("valid")
+    let policy = CachePolicy::new(Namespace::new("s").expect("valid"))
         .ttl(Duration::from_millis(300))
         // Early refresh would keep the entry from ever going stale under this polling.
         .early_refresh(0.0)
@@ -158,8 +157,7 @@ async fn a_failing_origin_is_covered_by_a_stale_entry_and_a_healthy_one_refreshe
     let cache = redis_manager(&server).await;
     let calls = Arc::new(AtomicUsize::new(0));
     let failing = Arc::new(AtomicBool::new(false));
-    let policy = CachePolicy::namespace("s")
-        .expect("valid")
+    let policy = CachePolicy::new(Namespace::new("s").expect("valid"))
         .ttl(Duration::from_millis(200))
         .early_refresh(0.0)
         .stale_while_revalidate(Duration::ZERO)
@@ -225,9 +223,7 @@ async fn origin_runs_across_two_instances(refill_lock: bool, requests: usize) ->
     let mut instances = Vec::new();
     for _ in 0..2 {
         let cache = redis_manager(&server).await;
-        let policy = CachePolicy::namespace("s")
-            .expect("valid")
-            .refill_lock(refill_lock);
+        let policy = CachePolicy::new(Namespace::new("s").expect("valid")).refill_lock(refill_lock);
         instances.push(cached(
             cache,
             policy,
@@ -277,8 +273,7 @@ async fn hot_key_load(beta: f64, ttl: Duration, run: Duration) -> HotKeyRun {
     let failing = Arc::new(AtomicBool::new(false));
     let mut instances = Vec::new();
     for _ in 0..2 {
-        let policy = CachePolicy::namespace("hot")
-            .expect("valid")
+        let policy = CachePolicy::new(Namespace::new("hot").expect("valid"))
             .ttl(ttl)
             .stale_while_revalidate(Duration::ZERO)
             .stale_if_error(Duration::ZERO)

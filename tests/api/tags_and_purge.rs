@@ -136,7 +136,7 @@ async fn a_soft_purge_serves_stale_then_refreshes() {
     seed(&app, 3).await;
     warm(&app, &["/items/2"]).await;
     // Change the data behind the cache's back, then soft-purge its tag.
-    let patch = warp_redis_cache::items::ItemPatch {
+    let patch = warp_redis_cache_service::items::ItemPatch {
         price: Some(99.0),
         ..Default::default()
     };

@@ -24,7 +24,7 @@ use super::memory::MemoryBackend;
 use super::redis::RedisBackend;
 use super::stats::{CacheEvent, CacheStats};
 use super::throttled_log::ThrottledLog;
-use crate::settings::{BackendChoice, CacheSettings, RedisSettings};
+use crate::config::{redact_password, BackendChoice, CacheConfig, RedisConfig};
 
 /// How often each instance asks whether the Redis servers behind its connection changed.
 pub const SERVER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -82,7 +82,7 @@ struct Inner {
 
 impl CacheManager {
     /// A manager over `backend`, configured by `settings`.
-    pub fn new(backend: Backend, settings: &CacheSettings) -> Self {
+    pub(crate) fn new(backend: Backend, settings: &CacheConfig) -> Self {
         let announcer = (settings.l1_max_bytes > 0 && backend.has_redis()).then(|| Announcer {
             l1: Arc::new(L1::new(
                 settings.l1_max_bytes,
@@ -122,8 +122,20 @@ impl CacheManager {
     }
 
     /// The L1 tier, when one is configured.
-    pub fn l1(&self) -> Option<&Arc<L1>> {
+    pub(crate) fn l1(&self) -> Option<&Arc<L1>> {
         self.inner.announcer.as_ref().map(|a| &a.l1)
+    }
+
+    /// How full the in-process L1 tier is, when one is configured.
+    pub fn l1_usage(&self) -> Option<L1Usage> {
+        self.l1().map(|l1| {
+            let (entries, bytes) = l1.usage();
+            L1Usage {
+                entries,
+                bytes,
+                live: l1.is_live(),
+            }
+        })
     }
 
     /// Applies `what` to this process's L1 tier and publishes it to the other instances; does
@@ -165,7 +177,7 @@ impl CacheManager {
     }
 
     /// A manager over the in-process memory backend.
-    pub fn in_memory(settings: &CacheSettings) -> Self {
+    pub fn in_memory(settings: &CacheConfig) -> Self {
         Self::new(
             Backend::Memory(MemoryBackend::new(settings.memory_max_bytes)),
             settings,
@@ -175,8 +187,8 @@ impl CacheManager {
     /// Chooses the backend as `cache.backend` says. With `auto`, Redis is used when it answers
     /// a PING within the connect timeout, else memory; the log says which and why.
     pub async fn connect(
-        cache: &CacheSettings,
-        redis: &RedisSettings,
+        cache: &CacheConfig,
+        redis: &RedisConfig,
     ) -> Result<Self, super::redis::InvalidRedisUrl> {
         match cache.backend {
             BackendChoice::Memory => {
@@ -343,7 +355,7 @@ impl CacheManager {
 
     /// Notes that a write changed `ns` while on an `auto` backend's memory fallback: its bust is
     /// repeated in Redis when the instance moves there.
-    pub fn note_fallback_write(&self, ns: &Namespace) {
+    pub(crate) fn note_fallback_write(&self, ns: &Namespace) {
         if self.on_memory_fallback() {
             self.inner
                 .fallback_writes
@@ -398,7 +410,7 @@ impl CacheManager {
     }
 
     /// The codec in use.
-    pub fn codec(&self) -> &Codec {
+    pub(crate) fn codec(&self) -> &Codec {
         &self.inner.codec
     }
 
@@ -408,17 +420,17 @@ impl CacheManager {
     }
 
     /// Default stale-while-revalidate and stale-if-error windows.
-    pub fn default_stale_windows(&self) -> (Duration, Duration) {
+    pub(crate) fn default_stale_windows(&self) -> (Duration, Duration) {
         self.inner.default_stale_windows
     }
 
     /// Whether cached routes take the cross-instance refill lock unless their policy says.
-    pub fn refill_lock_default(&self) -> bool {
+    pub(crate) fn refill_lock_default(&self) -> bool {
         self.inner.refill_lock
     }
 
     /// The early refresh (XFetch) factor cached routes use unless their policy says.
-    pub fn early_refresh_default(&self) -> f64 {
+    pub(crate) fn early_refresh_default(&self) -> f64 {
         self.inner.early_refresh_beta
     }
 
@@ -428,7 +440,11 @@ impl CacheManager {
     }
 
     /// The stored entry under `key`, checked but not decompressed. A corrupt entry is a miss.
-    pub async fn get_raw(&self, ns: &Namespace, key: &str) -> Result<Option<Decoded>, CacheError> {
+    pub(crate) async fn get_raw(
+        &self,
+        ns: &Namespace,
+        key: &str,
+    ) -> Result<Option<Decoded>, CacheError> {
         let full_key = self.inner.layout.full_key(ns, key);
         let stored = self.observe(ns, self.inner.backend.get(&full_key).await)?;
         let Some(stored) = stored else {
@@ -487,8 +503,29 @@ impl CacheManager {
         self.set_encoded(ns, key, encoded, ttl).await
     }
 
-    /// Stores raw bytes under `key` (compressed above the threshold).
-    pub async fn set_raw(
+    /// The bytes stored under `key` by [`Self::set_bytes`] (inflated when they were stored
+    /// compressed). A corrupt entry is a miss.
+    pub async fn get_bytes(
+        &self,
+        ns: &Namespace,
+        key: &str,
+    ) -> Result<Option<bytes::Bytes>, CacheError> {
+        let Some(decoded) = self.get_raw(ns, key).await? else {
+            return Ok(None);
+        };
+        match decoded.into_plain() {
+            Ok(plain) => Ok(Some(plain)),
+            Err(err) => {
+                let full_key = self.inner.layout.full_key(ns, key);
+                self.drop_corrupt(ns, full_key, &err).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Stores raw bytes under `key` (compressed above the threshold), for `ttl` or the
+    /// default TTL.
+    pub async fn set_bytes(
         &self,
         ns: &Namespace,
         key: &str,
@@ -500,7 +537,7 @@ impl CacheManager {
     }
 
     /// Stores an already encoded value under `key`.
-    pub async fn set_encoded(
+    pub(crate) async fn set_encoded(
         &self,
         ns: &Namespace,
         key: &str,
@@ -602,12 +639,6 @@ impl CacheManager {
         Some(self.observe_global(nodes))
     }
 
-    /// A client for a dedicated `SUBSCRIBE` connection: the Redis server, or seed node
-    /// `attempt` of a Redis Cluster (any node hears every `PUBLISH`; after losing one, try the
-    /// next attempt). `None` for the memory backend.
-    pub fn subscription_client(&self, attempt: usize) -> Option<redis::RedisResult<redis::Client>> {
-        self.inner.backend.subscription_client(attempt)
-    }
 
     /// One round trip to the backend; returns its latency.
     pub async fn ping(&self) -> Result<Duration, CacheError> {
@@ -699,28 +730,47 @@ fn layout_for(backend: &Backend, prefix: &str) -> KeyLayout {
 }
 
 /// The Redis URL (each seed node's, in cluster mode) without passwords, for logs.
-fn shown(redis: &RedisSettings) -> String {
-    let urls: Vec<String> = redis.urls().into_iter().map(redacted).collect();
+fn shown(redis: &RedisConfig) -> String {
+    let urls: Vec<String> = redis.urls().into_iter().map(redact_password).collect();
     urls.join(",")
-}
-
-/// The URL with any password replaced, for logs.
-pub fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::redacted;
+    use bytes::Bytes;
 
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redacted("redis://u:secret@h:1/0"), "redis://***@h:1/0");
-        assert_eq!(redacted("redis://h:1/0"), "redis://h:1/0");
+    use super::*;
+    use crate::cache::codec::Encoded;
+
+    #[tokio::test]
+    async fn a_corrupt_entry_in_memory_is_a_counted_miss_and_is_deleted() {
+        let cache = CacheManager::in_memory(&CacheConfig::default());
+        let n = Namespace::new("items").expect("valid namespace");
+        let garbage = Encoded {
+            bytes: Bytes::from_static(b"not ours at all"),
+            plain_len: 15,
+        };
+        cache
+            .set_encoded(&n, "7", garbage, None)
+            .await
+            .expect("plant garbage");
+        assert!(cache.get_raw(&n, "7").await.expect("get").is_none());
+        let stats = cache.stats().snapshot().total;
+        assert_eq!((stats.corrupt_entries, stats.misses, stats.hits), (1, 1, 0));
+        assert!(
+            !cache.exists(&n, "7").await.expect("exists"),
+            "corrupt entry kept"
+        );
     }
+}
+
+/// How full the in-process L1 tier is ([`CacheManager::l1_usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L1Usage {
+    /// Entries held.
+    pub entries: u64,
+    /// Their total weight in bytes (approximate).
+    pub bytes: u64,
+    /// Whether hits may be answered from it (false while invalidations cannot reach it).
+    pub live: bool,
 }

@@ -21,7 +21,7 @@ pub const MAX_TAGS_PER_ENTRY: usize = 256;
 /// A validated tag name; cheap to clone.
 ///
 /// ```
-/// use warp_redis_cache::cache::Tag;
+/// use warp_redis_cache::Tag;
 /// assert!(Tag::new("item:42").is_ok());
 /// assert!(Tag::new("two words").is_err());
 /// ```

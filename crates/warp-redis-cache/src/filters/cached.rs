@@ -51,6 +51,7 @@ use warp::{Filter, Reply};
 
 use super::early_refresh;
 use super::entry::{self, EntryMeta, Freshness};
+use super::failure::FilterFailure;
 use super::flights::{follow, Flights, Leader, Role, SharedEntry};
 use super::origin::{detached, origin_request, Origin};
 use super::policy::CachePolicy;
@@ -62,7 +63,6 @@ use crate::cache::l1::{Held, L1};
 use crate::cache::refill_lock::RefillLock;
 use crate::cache::tags::decode_names;
 use crate::cache::{CacheEvent, CacheManager, Lookup, Stamp};
-use crate::error::ApiError;
 
 /// Wraps `route` so that GET and HEAD are answered from `cache` when a fresh entry exists,
 /// and the route's responses are stored as `policy` says. See the module docs for the rules.
@@ -70,14 +70,12 @@ use crate::error::ApiError;
 /// ```
 /// use std::time::Duration;
 /// use warp::Filter;
-/// use warp_redis_cache::cache::CacheManager;
-/// use warp_redis_cache::filters::{cached, CachePolicy};
-/// use warp_redis_cache::settings::CacheSettings;
+/// use warp_redis_cache::{cached, CacheConfig, CacheManager, CachePolicy, Namespace};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// let cache = CacheManager::in_memory(&CacheSettings::default());
+/// let cache = CacheManager::in_memory(&CacheConfig::default());
 /// let hello = warp::path!("hello" / String).map(|name| format!("hello, {name}"));
-/// let policy = CachePolicy::namespace("greetings").unwrap().ttl(Duration::from_secs(60));
+/// let policy = CachePolicy::new(Namespace::new("greetings").unwrap()).ttl(Duration::from_secs(60));
 /// let route = cached(cache, policy, hello);
 ///
 /// let first = warp::test::request().path("/hello/ada").reply(&route).await;
@@ -660,7 +658,7 @@ fn answer_from(
         outcome,
     }
     .into_response()
-    .map_err(|e| warp::reject::custom(ApiError::Internal(format!("cached body: {e}"))))
+    .map_err(|e| warp::reject::custom(FilterFailure(format!("cached body: {e}"))))
 }
 
 fn answer_shared(
@@ -744,9 +742,7 @@ async fn answer_hit(rejection: Rejection) -> Result<Response, Rejection> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
-            .ok_or_else(|| {
-                warp::reject::custom(ApiError::Internal("cache hit answered twice".into()))
-            }),
+            .ok_or_else(|| warp::reject::custom(FilterFailure("cache hit answered twice".into()))),
         None => Err(rejection),
     }
 }
@@ -865,7 +861,7 @@ async fn store_and_answer(
         outcome,
     }
     .into_response()
-    .map_err(|e| warp::reject::custom(ApiError::Internal(format!("cached body: {e}"))))
+    .map_err(|e| warp::reject::custom(FilterFailure(format!("cached body: {e}"))))
 }
 
 /// Why the origin was asked.

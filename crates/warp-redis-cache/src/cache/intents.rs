@@ -82,7 +82,7 @@ fn now_ms() -> u64 {
 impl CacheManager {
     /// Records that a write that may change `ns` is about to run; `None` when there is nothing
     /// to record (memory backend) or Redis did not take it (the write goes on regardless).
-    pub async fn begin_write(&self, ns: &Namespace) -> Option<WriteIntent> {
+    pub(crate) async fn begin_write(&self, ns: &Namespace) -> Option<WriteIntent> {
         let redis = self.backend().redis()?;
         self.sweep_write_intents(ns);
         let owner = &self.intent_sweep().owner;
@@ -98,7 +98,7 @@ impl CacheManager {
     }
 
     /// Removes an intent whose write's bust has landed (or whose write changed nothing).
-    pub async fn end_write(&self, ns: &Namespace, intent: WriteIntent) {
+    pub(crate) async fn end_write(&self, ns: &Namespace, intent: WriteIntent) {
         let Some(redis) = self.backend().redis() else {
             return;
         };
@@ -109,7 +109,7 @@ impl CacheManager {
 
     /// Replays every intent of `ns` older than `grace` whose owner has no heartbeat (it died)
     /// as a bust of the namespace; returns how many were replayed.
-    pub async fn replay_write_intents(
+    pub(crate) async fn replay_write_intents(
         &self,
         ns: &Namespace,
         grace: Duration,
@@ -161,7 +161,7 @@ impl CacheManager {
 
     /// Adds `ns` to the namespaces this process sweeps for abandoned intents, and starts the
     /// sweeper (once per manager) when there is a runtime to run it.
-    pub fn sweep_write_intents(&self, ns: &Namespace) {
+    pub(crate) fn sweep_write_intents(&self, ns: &Namespace) {
         if !self.backend().has_redis() {
             return;
         }

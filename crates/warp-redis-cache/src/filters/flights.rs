@@ -65,12 +65,6 @@ impl Flights {
             sender,
         })
     }
-
-    /// Whether a flight for `key` is under way.
-    pub fn is_flying(&self, key: &str) -> bool {
-        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        in_flight.contains_key(key)
-    }
 }
 
 impl Leader {

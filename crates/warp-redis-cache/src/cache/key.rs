@@ -17,7 +17,7 @@ pub const MAX_PREFIX_LEN: usize = 64;
 /// A validated namespace name; cheap to clone.
 ///
 /// ```
-/// use warp_redis_cache::cache::Namespace;
+/// use warp_redis_cache::Namespace;
 /// assert!(Namespace::new("items").is_ok());
 /// assert!(Namespace::new("a*").is_err());
 /// ```
@@ -102,7 +102,7 @@ const GENERATION_SEGMENT: &str = "#gen";
 /// masters by namespace, not by key (docs/scaling.md).
 ///
 /// ```
-/// use warp_redis_cache::cache::{key::KeyLayout, Namespace};
+/// use warp_redis_cache::{admin::KeyLayout, Namespace};
 ///
 /// let items = Namespace::new("items").unwrap();
 /// assert_eq!(KeyLayout::new("wrc").full_key(&items, "GET:/items/1"), "wrc:items:GET:/items/1");
@@ -117,8 +117,8 @@ pub struct KeyLayout {
 }
 
 impl KeyLayout {
-    /// The standalone layout for `prefix`, which must pass [`validate_prefix`] (settings check
-    /// it at load).
+    /// The standalone layout for `prefix`, which must be a valid key prefix
+    /// ([`CacheConfig::validate`](crate::CacheConfig::validate) checks it).
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: Arc::from(prefix),

@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn storing_rules() {
-        let policy = CachePolicy::namespace("t").expect("valid");
+        let policy = CachePolicy::new(crate::Namespace::new("t").expect("valid"));
         let ok = StatusCode::OK;
         assert_eq!(check_storable(ok, &headers(&[]), &policy), Ok(()));
         assert_eq!(

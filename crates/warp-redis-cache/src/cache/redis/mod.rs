@@ -34,7 +34,7 @@ use super::backend::BackendError;
 use super::breaker::{Admission, CircuitBreaker, CircuitState};
 use super::cluster::{self, Handle};
 use super::scripts;
-use crate::settings::{RedisMode, RedisSettings};
+use crate::config::{RedisConfig, RedisMode};
 
 mod commands;
 mod lineage;
@@ -140,7 +140,7 @@ pub fn refuses_settings(err: &BackendError) -> bool {
 impl RedisBackend {
     /// A backend for `settings.url` (the seed nodes, in cluster mode); connects lazily, on the
     /// first call.
-    pub fn new(settings: &RedisSettings) -> Result<Self, InvalidRedisUrl> {
+    pub fn new(settings: &RedisConfig) -> Result<Self, InvalidRedisUrl> {
         let invalid = |e: RedisError| InvalidRedisUrl(e.to_string());
         let seeds = settings
             .urls()

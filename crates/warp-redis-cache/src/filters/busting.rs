@@ -31,11 +31,9 @@ use crate::cache::{CacheManager, Invalidation, Namespace, Tag};
 ///
 /// ```
 /// use warp::Filter;
-/// use warp_redis_cache::cache::{CacheManager, Namespace};
-/// use warp_redis_cache::filters::{cache_busting, BustPolicy};
-/// use warp_redis_cache::settings::CacheSettings;
+/// use warp_redis_cache::{cache_busting, BustPolicy, CacheConfig, CacheManager, Namespace};
 ///
-/// let cache = CacheManager::in_memory(&CacheSettings::default());
+/// let cache = CacheManager::in_memory(&CacheConfig::default());
 /// let create = warp::post().and(warp::path("greetings")).map(|| "created");
 /// let route = cache_busting(cache, BustPolicy::namespace(Namespace::new("greetings").unwrap()), create);
 /// ```

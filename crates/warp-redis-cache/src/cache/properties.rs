@@ -1,12 +1,12 @@
 //! Properties that must hold for any input: the codec, the key builder and namespace
 //! validation. Bad input is an error or a miss, never a panic.
 
+use crate::cache::codec::{decode, Codec, Decoded, Sections};
+use crate::cache::key::{escape_glob, KeyLayout};
+use crate::cache::Namespace;
+use crate::RequestParts;
 use bytes::Bytes;
 use proptest::prelude::*;
-use warp_redis_cache::cache::codec::{decode, Codec, Decoded, Sections};
-use warp_redis_cache::cache::key::{escape_glob, KeyLayout};
-use warp_redis_cache::cache::Namespace;
-use warp_redis_cache::filters::RequestParts;
 
 fn is_namespace_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')

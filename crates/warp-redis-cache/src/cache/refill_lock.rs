@@ -22,7 +22,7 @@ pub struct RefillLock {
 
 impl CacheManager {
     /// Tries to take the refill lock of `key` for at most `ttl`; `None` when another holds it.
-    pub async fn try_refill_lock(
+    pub(crate) async fn try_refill_lock(
         &self,
         ns: &Namespace,
         key: &str,

@@ -9,7 +9,7 @@ use warp::http::header::{HeaderName, HeaderValue};
 use warp::http::StatusCode;
 
 use super::request::RequestParts;
-use crate::cache::{InvalidNamespace, Namespace, Tag};
+use crate::cache::{Namespace, Tag};
 
 /// Largest response body stored by default; larger responses are served but not cached.
 pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
@@ -17,9 +17,8 @@ pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
 /// Builds a cache key from a request. Implemented for closures:
 ///
 /// ```
-/// use warp_redis_cache::filters::{CachePolicy, RequestParts};
-/// let policy = CachePolicy::namespace("items")
-///     .unwrap()
+/// use warp_redis_cache::{CachePolicy, Namespace, RequestParts};
+/// let policy = CachePolicy::new(Namespace::new("items").unwrap())
 ///     .key_with(|request: &RequestParts| format!("item:{}", request.path()));
 /// ```
 pub trait KeyFn: Send + Sync + 'static {
@@ -51,9 +50,8 @@ pub struct TagContext<'a> {
 /// from being stored (an entry missing a tag could never be invalidated by it).
 ///
 /// ```
-/// use warp_redis_cache::filters::{CachePolicy, TagContext};
-/// let policy = CachePolicy::namespace("items")
-///     .unwrap()
+/// use warp_redis_cache::{CachePolicy, Namespace, TagContext};
+/// let policy = CachePolicy::new(Namespace::new("items").unwrap())
 ///     .tags_with(|cx: &TagContext| vec![format!("path:{}", cx.request.path())]);
 /// ```
 pub trait TagFn: Send + Sync + 'static {
@@ -242,7 +240,7 @@ impl CachePolicy {
     /// it expires with probability rising as expiry nears, scaled by how long the origin took
     /// and by `beta` (0: off, 1: the usual). Default: `cache.early_refresh_beta`.
     pub fn early_refresh(mut self, beta: f64) -> Self {
-        let most = crate::settings::MAX_EARLY_REFRESH_BETA;
+        let most = crate::config::MAX_EARLY_REFRESH_BETA;
         self.early_refresh = Some(if beta.is_finite() {
             beta.clamp(0.0, most)
         } else {
@@ -296,7 +294,7 @@ impl CachePolicy {
     /// The lifetimes entries are stored with: this policy's, else the manager's defaults.
     pub fn lifetimes(&self, cache: &crate::cache::CacheManager) -> Lifetimes {
         let (default_swr, default_sie) = cache.default_stale_windows();
-        let most = Duration::from_secs(crate::settings::MAX_TTL_SECS);
+        let most = Duration::from_secs(crate::config::MAX_TTL_SECS);
         Lifetimes {
             fresh: self.ttl.unwrap_or_else(|| cache.default_ttl()),
             stale_while_revalidate: self.stale_while_revalidate.unwrap_or(default_swr).min(most),
@@ -304,14 +302,9 @@ impl CachePolicy {
         }
     }
 
-    /// [`Self::new`] with the namespace validated from text.
-    pub fn namespace(name: &str) -> Result<Self, InvalidNamespace> {
-        Namespace::new(name).map(Self::new)
-    }
-
     /// Entries live this long (at most ten years; at least one millisecond).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        let most = Duration::from_secs(crate::settings::MAX_TTL_SECS);
+        let most = Duration::from_secs(crate::config::MAX_TTL_SECS);
         self.ttl = Some(ttl.clamp(Duration::from_millis(1), most));
         self
     }
@@ -345,7 +338,7 @@ impl CachePolicy {
     }
 
     /// The namespace entries go to.
-    pub fn namespace_name(&self) -> &Namespace {
+    pub fn namespace(&self) -> &Namespace {
         &self.namespace
     }
 
@@ -365,7 +358,7 @@ pub struct BustTags(pub(crate) Vec<String>);
 /// travel as a response extension: they are never sent to the client.
 ///
 /// ```
-/// use warp_redis_cache::filters::with_bust_tags;
+/// use warp_redis_cache::with_bust_tags;
 /// let reply = with_bust_tags(warp::reply::json(&"ok"), ["item:42"]);
 /// assert_eq!(reply.status(), 200);
 /// ```
@@ -435,8 +428,8 @@ impl BustPolicy {
     /// filed under one of them, in O(1) per tag, race-free like a namespace bust.
     ///
     /// ```
-    /// use warp_redis_cache::cache::Namespace;
-    /// use warp_redis_cache::filters::{BustPolicy, RequestParts};
+    /// use warp_redis_cache::Namespace;
+    /// use warp_redis_cache::{BustPolicy, RequestParts};
     /// let items = Namespace::new("items").unwrap();
     /// let policy = BustPolicy::tags(items, |request: &RequestParts| {
     ///     let id = request.path().rsplit('/').next().unwrap_or_default().to_string();
@@ -462,8 +455,8 @@ impl BustPolicy {
     ///
     /// ```
     /// use warp::Filter;
-    /// use warp_redis_cache::cache::Namespace;
-    /// use warp_redis_cache::filters::{with_bust_tags, BustPolicy};
+    /// use warp_redis_cache::Namespace;
+    /// use warp_redis_cache::{with_bust_tags, BustPolicy};
     /// let items = Namespace::new("items").unwrap();
     /// let policy = BustPolicy::reply_tags(items);
     /// let route = warp::path!("items" / u64)

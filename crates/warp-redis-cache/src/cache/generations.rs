@@ -94,7 +94,7 @@ impl CacheManager {
     /// `tagged`, in one round trip, and judges it (see [`super::stamp::judge`]). Invalidated
     /// entries, and undecodable ones, are misses. Without `tagged`, an entry that carries tags
     /// is a miss: its tags cannot be checked.
-    pub async fn lookup(
+    pub(crate) async fn lookup(
         &self,
         ns: &Namespace,
         key: &str,
@@ -165,7 +165,7 @@ impl CacheManager {
     /// The namespace's current stamp, creating its record if it has none (one round trip).
     /// A new record lives as long as an entry stored with the default lifetimes; every store
     /// extends it to outlive the entry (see [`super::scripts::STORE_TAGGED`]).
-    pub async fn current_stamp(&self, ns: &Namespace) -> Result<Stamp, CacheError> {
+    pub(crate) async fn current_stamp(&self, ns: &Namespace) -> Result<Stamp, CacheError> {
         let key = self.layout().generation_key(ns);
         let fresh = NamespaceState::new(Generation::fresh()).to_record();
         let result = self
@@ -226,7 +226,7 @@ impl CacheManager {
     /// above the threshold unless `payload` already is gzip. The entry is written with its
     /// namespace record and tag records kept alive at least as long as it (one script call).
     #[allow(clippy::too_many_arguments)]
-    pub async fn store(
+    pub(crate) async fn store(
         &self,
         ns: &Namespace,
         key: &str,
@@ -350,7 +350,7 @@ impl PendingBusts {
 impl CacheManager {
     /// Busts `ns`; when the backend fails, remembers the namespace so that it is not read
     /// until a later bust succeeds. Returns whether the bust happened now.
-    pub async fn bust_or_remember(&self, ns: &Namespace) -> bool {
+    pub(crate) async fn bust_or_remember(&self, ns: &Namespace) -> bool {
         let started = self.pending_busts().now();
         match self.bust_namespace(ns).await {
             Ok(_) => {
@@ -367,7 +367,7 @@ impl CacheManager {
 
     /// Remembers that an invalidation in `ns` failed: the namespace is bypassed until a bust
     /// of it succeeds, which a background task retries until it does.
-    pub fn remember_failed_bust(&self, ns: &Namespace) {
+    pub(crate) fn remember_failed_bust(&self, ns: &Namespace) {
         self.pending_busts().add(ns);
         self.start_bust_retries();
     }
@@ -421,7 +421,7 @@ impl CacheManager {
     }
 
     /// Ok when `ns` may be read: no bust of it is pending, or the pending one succeeds now.
-    pub async fn settle_pending_bust(&self, ns: &Namespace) -> Result<(), CacheError> {
+    pub(crate) async fn settle_pending_bust(&self, ns: &Namespace) -> Result<(), CacheError> {
         if self.pending_busts().pending(ns).is_none() {
             return Ok(());
         }

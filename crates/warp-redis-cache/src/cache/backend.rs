@@ -93,7 +93,8 @@ pub struct PoolState {
 }
 
 /// One Redis Cluster master's answer to a PING.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeHealth {
     /// `host:port` as the cluster reports it.
     pub address: String,

@@ -266,8 +266,9 @@ impl L1 {
         self.entries.invalidate_all();
     }
 
-    /// How many marks are held (for tests and stats).
-    pub fn marks_held(&self) -> usize {
+    /// How many marks are held.
+    #[cfg(test)]
+    fn marks_held(&self) -> usize {
         self.marks
             .read()
             .unwrap_or_else(|e| e.into_inner())

@@ -1,18 +1,20 @@
 //! Someone else's warp app using the filters: a cached read and a busting write.
-//! Run: `cargo run --example hello_cached`, then `curl -i localhost:3030/hello/ada` twice.
+//! Run: `cargo run -p warp-redis-cache --example hello_cached`, then
+//! `curl -i localhost:3030/hello/ada` twice (MISS, then HIT) and `curl -X DELETE localhost:3030/hello`.
 
 use std::time::Duration;
 use warp::Filter;
-use warp_redis_cache::cache::{CacheManager, Namespace};
-use warp_redis_cache::filters::{cache_busting, cached, BustPolicy, CachePolicy};
-use warp_redis_cache::settings::Settings;
+use warp_redis_cache::{
+    cache_busting, cached, BustPolicy, CacheConfig, CacheManager, CachePolicy, Namespace,
+    RedisConfig,
+};
 
 #[tokio::main]
 async fn main() {
-    let settings = Settings::default(); // Redis at 127.0.0.1:6379 if it answers, else memory
-    let cache = CacheManager::connect(&settings.cache, &settings.redis)
+    // Redis at 127.0.0.1:6379 if it answers, else process memory.
+    let cache = CacheManager::connect(&CacheConfig::default(), &RedisConfig::default())
         .await
-        .expect("valid url");
+        .expect("valid Redis URL");
     let greetings = Namespace::new("greetings").expect("valid namespace");
 
     let hello = warp::path!("hello" / String).map(|name| format!("hello, {name}"));

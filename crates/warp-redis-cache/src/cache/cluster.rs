@@ -15,7 +15,7 @@ use redis::cluster_routing::{get_slot, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::backend::BackendError;
-use crate::settings::RedisSettings;
+use crate::config::RedisConfig;
 
 /// Bits of a key-listing cursor that hold one master's own SCAN cursor; the bits above hold the
 /// master's index. Redis cursors stay far below 2^48 (they index a hash table), and with up to
@@ -66,9 +66,7 @@ impl ConnectionLike for Handle {
 /// A cluster client for the seed nodes in `settings.url`, with the backend's budgets: the
 /// client's own timeouts match ours, and it retries briefly so a failover costs a request the
 /// command timeout at most.
-pub(super) fn client(
-    settings: &RedisSettings,
-) -> redis::RedisResult<redis::cluster::ClusterClient> {
+pub(super) fn client(settings: &RedisConfig) -> redis::RedisResult<redis::cluster::ClusterClient> {
     ClusterClientBuilder::new(settings.urls())
         .connection_timeout(settings.connect_timeout())
         .response_timeout(settings.command_timeout())

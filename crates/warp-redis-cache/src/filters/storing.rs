@@ -8,13 +8,13 @@ use warp::reply::Response;
 
 use super::body::{collect_limited, Collected};
 use super::entry::{self, EntryMeta, NotStorable};
+use super::failure::FilterFailure;
 use super::policy::{CachePolicy, TagContext};
 use super::request::RequestParts;
 use super::response::Representation;
 use crate::cache::codec::gunzip_limited;
 use crate::cache::tags::MAX_TAGS_PER_ENTRY;
 use crate::cache::{CacheManager, Stamp, StorePayload, Tag};
-use crate::error::ApiError;
 
 /// A response ready to store and to answer with.
 pub struct Prepared {
@@ -44,7 +44,7 @@ pub async fn prepare(
     request: &RequestParts,
     response: Response,
     origin_ms: u64,
-) -> Result<Preparation, ApiError> {
+) -> Result<Preparation, FilterFailure> {
     if let Err(reason) = entry::check_storable(response.status(), response.headers(), policy) {
         return Ok(Preparation::NotStorable(response, reason));
     }
@@ -53,7 +53,7 @@ pub async fn prepare(
         Ok(Collected::TooLarge(response)) => {
             return Ok(Preparation::NotStorable(response, NotStorable::TooLarge))
         }
-        Err(e) => return Err(ApiError::Internal(format!("route body failed: {e}"))),
+        Err(e) => return Err(FilterFailure(format!("route body failed: {e}"))),
     };
     // A body the route gzip-encoded itself is inflated once, here: it must fit the size limit
     // (so no hit can ever inflate something larger), and the inflated form is kept for a

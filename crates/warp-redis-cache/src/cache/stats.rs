@@ -125,7 +125,8 @@ impl Counters {
 }
 
 /// Counter values at one moment, with the hit rate derived.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CounterSnapshot {
     /// Lookups that found an entry.
     pub hits: u64,
@@ -154,7 +155,8 @@ pub struct CounterSnapshot {
 }
 
 /// Totals, per-namespace counters and uptime at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatsSnapshot {
     /// Seconds since the statistics started (or were reset).
     pub uptime_secs: f64,
