@@ -32,4 +32,5 @@ mod service_process;
 mod stale_and_stampede;
 mod tags_and_purge;
 mod topology;
+mod user_app;
 mod webdriver;

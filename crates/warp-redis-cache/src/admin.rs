@@ -7,10 +7,10 @@
 //! Everything here reads or deletes cache entries only: nothing flushes a Redis database and
 //! nothing runs `KEYS`.
 
+pub use crate::cache::inspect::MAX_SURVEYED_KEYS;
 pub use crate::cache::intents::{
     HEARTBEAT_TTL as INSTANCE_HEARTBEAT_TTL, SWEEP_INTERVAL as WRITE_INTENT_SWEEP_INTERVAL,
 };
-pub use crate::cache::inspect::MAX_SURVEYED_KEYS;
 pub use crate::cache::key::KeyLayout;
 pub use crate::cache::manager::L1Usage;
 pub use crate::cache::throttled_log::ThrottledLog;

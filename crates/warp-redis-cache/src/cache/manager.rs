@@ -639,7 +639,6 @@ impl CacheManager {
         Some(self.observe_global(nodes))
     }
 
-
     /// One round trip to the backend; returns its latency.
     pub async fn ping(&self) -> Result<Duration, CacheError> {
         let result = self.inner.backend.ping().await;
