@@ -14,7 +14,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{get_slot, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use super::backend::BackendError;
+use super::backend_types::BackendError;
 use crate::config::RedisConfig;
 
 /// Bits of a key-listing cursor that hold one master's own SCAN cursor; the bits above hold the

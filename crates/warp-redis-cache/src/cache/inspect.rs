@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::backend::{KeyPage, KeyTtl, TaggedRead};
+use super::backend_types::{KeyPage, KeyTtl, TaggedRead};
 use super::codec::{self, PayloadEncoding};
-use super::generations::Generation;
 use super::key::{escape_glob, Namespace};
 use super::manager::{CacheError, CacheManager};
+use super::stamp::Generation;
 use super::stamp::{judge, NamespaceState, Stamp, TagState, Validity};
-use super::tags::{decode_names, Tag};
+use super::tag::{decode_names, Tag};
 
 /// Largest body shown by [`CacheManager::inspect`].
 const MAX_BODY_PREVIEW: usize = 64 * 1024;

@@ -22,14 +22,12 @@
 //! without one (a write is never refused for the cache's sake); a crash in that same window is
 //! then not covered.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::generations::Generation;
 use super::key::Namespace;
 use super::manager::CacheManager;
+use super::stamp::Generation;
 
 /// How often each instance looks for intents that outlived their grace.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
@@ -46,25 +44,6 @@ const INTENTS_TTL: Duration = Duration::from_secs(24 * 3600);
 pub struct WriteIntent {
     key: String,
     field: String,
-}
-
-/// The namespaces this process's busting filters write to, swept for abandoned intents, and
-/// the name its intents and heartbeat carry.
-#[derive(Debug)]
-pub(super) struct IntentSweep {
-    namespaces: Mutex<HashSet<Namespace>>,
-    running: AtomicBool,
-    owner: String,
-}
-
-impl Default for IntentSweep {
-    fn default() -> Self {
-        Self {
-            namespaces: Mutex::new(HashSet::new()),
-            running: AtomicBool::new(false),
-            owner: format!("{:016x}", Generation::fresh().value()),
-        }
-    }
 }
 
 /// The instance that owns an intent field (`<owner>:<write>`).

@@ -13,14 +13,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::auto::AutoBackend;
-use super::backend::{Backend, BackendError, BackendKind, KeyTtl};
+use super::backend::Backend;
+use super::backend_types::{BackendError, BackendKind, KeyTtl};
 use super::codec::{self, Codec, CodecError, Decoded, Encoded};
-use super::generations::PendingBusts;
-use super::intents::IntentSweep;
+use super::intent_sweep::IntentSweep;
 use super::invalidation::{Announcer, Invalidated};
 use super::key::{KeyLayout, Namespace};
 use super::l1::L1;
 use super::memory::MemoryBackend;
+use super::pending_busts::PendingBusts;
 use super::redis::RedisBackend;
 use super::stats::{CacheEvent, CacheStats};
 use super::throttled_log::ThrottledLog;
@@ -629,7 +630,7 @@ impl CacheManager {
     }
 
     /// The Redis pool's occupancy (`None` for the memory backend).
-    pub async fn pool_state(&self) -> Option<super::backend::PoolState> {
+    pub async fn pool_state(&self) -> Option<super::backend_types::PoolState> {
         self.inner.backend.pool_state().await
     }
 

@@ -12,10 +12,10 @@ use bytes::Bytes;
 use moka::sync::Cache;
 use moka::Expiry;
 
-use super::backend::{BackendError, KeyInfo, KeyPage, KeyTtl, TaggedRead};
+use super::backend_types::{BackendError, KeyInfo, KeyPage, KeyTtl, TaggedRead};
 use super::codec::{self, FLAG_SOFT_PURGED};
 use super::stamp::{NamespaceState, TagState};
-use super::tags::decode_names;
+use super::tag::decode_names;
 
 /// Per-entry bookkeeping added to the weight of each entry.
 const ENTRY_OVERHEAD_BYTES: usize = 64;

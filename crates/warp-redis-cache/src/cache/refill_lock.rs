@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use super::generations::Generation;
 use super::key::Namespace;
 use super::manager::{CacheError, CacheManager};
+use super::stamp::Generation;
 
 /// A held refill lock.
 pub struct RefillLock {

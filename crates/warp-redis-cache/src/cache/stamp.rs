@@ -27,7 +27,37 @@
 //! missing (never written, expired, evicted) counts as invalidated: no entry can outlive the
 //! knowledge of its invalidation.
 
-use super::generations::Generation;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A namespace generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Generation(u64);
+
+impl Generation {
+    /// A new random generation.
+    pub fn fresh() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        hasher.write_u128(now.as_nanos());
+        Self(hasher.finish())
+    }
+
+    /// The generation recorded in an entry.
+    pub fn from_value(value: u64) -> Self {
+        Self(value)
+    }
+
+    /// The raw value, as recorded in entries.
+    pub fn value(self) -> u64 {
+        self.0
+    }
+}
 
 /// The state of a namespace, parsed from its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

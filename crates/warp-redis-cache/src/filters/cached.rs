@@ -61,7 +61,7 @@ use super::storing::{self, Preparation, Prepared};
 use crate::cache::codec::{Decoded, PayloadEncoding};
 use crate::cache::l1::{Held, L1};
 use crate::cache::refill_lock::RefillLock;
-use crate::cache::tags::decode_names;
+use crate::cache::tag::decode_names;
 use crate::cache::{CacheEvent, CacheManager, Lookup, Stamp};
 
 /// Wraps `route` so that GET and HEAD are answered from `cache` when a fresh entry exists,

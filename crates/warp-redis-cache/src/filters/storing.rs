@@ -13,7 +13,7 @@ use super::policy::{CachePolicy, TagContext};
 use super::request::RequestParts;
 use super::response::Representation;
 use crate::cache::codec::gunzip_limited;
-use crate::cache::tags::MAX_TAGS_PER_ENTRY;
+use crate::cache::tag::MAX_TAGS_PER_ENTRY;
 use crate::cache::{CacheManager, Stamp, StorePayload, Tag};
 
 /// A response ready to store and to answer with.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::super::backend::{BackendError, KeyInfo, KeyPage, KeyTtl, PoolState, TaggedRead};
+use super::super::backend_types::{BackendError, KeyInfo, KeyPage, KeyTtl, PoolState, TaggedRead};
 use super::super::cluster;
 use super::{
     scan_command, ttl_millis, Dialer, RedisBackend, INVALIDATE, MARK_SOFT_PURGED, READ_TAGGED,

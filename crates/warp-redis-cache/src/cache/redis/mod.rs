@@ -30,7 +30,7 @@ use mobc_redis::RedisConnectionManager;
 use redis::cluster::ClusterClient;
 use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, Script, ScriptInvocation};
 
-use super::backend::BackendError;
+use super::backend_types::BackendError;
 use super::breaker::{Admission, CircuitBreaker, CircuitState};
 use super::cluster::{self, Handle};
 use super::scripts;

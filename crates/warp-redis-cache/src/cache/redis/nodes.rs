@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use redis::{Cmd, FromRedisValue, Pipeline};
 
-use super::super::backend::{BackendError, NodeHealth};
+use super::super::backend_types::{BackendError, NodeHealth};
 use super::super::cluster::{self, Handle};
 use super::{scan_command, RedisBackend, SCAN_BATCH};
 
