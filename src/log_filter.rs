@@ -2,7 +2,7 @@
 //!
 //! env_logger ignores what it cannot parse: `RUST_LOG=[a]` would start a service that logs
 //! nothing at all. The grammar it understands is `directive[,directive...][/filter]`, each
-//! directive a level (`info`), a module path (`warp_redis_cache_service::access`) or both
+//! directive a level (`info`), a module path (`warp_redis_cache::access`) or both
 //! (`hyper=warn`); anything else is refused at startup like every other bad setting.
 
 const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
@@ -13,7 +13,7 @@ const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 /// use warp_redis_cache_service::log_filter::validate;
 ///
 /// assert!(validate("info").is_ok());
-/// assert!(validate("warn,warp_redis_cache_service::access=info").is_ok());
+/// assert!(validate("warn,warp_redis_cache::access=info").is_ok());
 /// assert!(validate("[a]").is_err());
 /// assert!(validate("warp_redis_cache=loud").is_err());
 /// ```
@@ -73,7 +73,7 @@ mod tests {
             "DEBUG",
             "warp_redis_cache",
             "warn,warp_redis_cache=debug",
-            "info,hyper=off,warp_redis_cache_service::access=warn",
+            "info,hyper=off,warp_redis_cache::access=warn",
             "info/listening",
         ] {
             assert!(validate(spec).is_ok(), "{spec}");

@@ -102,7 +102,7 @@ where
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
                 log::info!(
-                    target: "warp_redis_cache_service::access",
+                    target: "warp_redis_cache::access",
                     "{method} {} {status} {:.3}ms cache={cache} request_id={}",
                     path.as_str(),
                     elapsed.as_secs_f64() * 1000.0,

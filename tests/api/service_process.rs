@@ -30,7 +30,7 @@ impl ServiceProcess {
             .env("APP__PORT", "0")
             .env("CACHE__BACKEND", "memory")
             .env("DATABASE__PATH", ":memory:")
-            .env("RUST_LOG", "info,warp_redis_cache_service::access=warn")
+            .env("RUST_LOG", "info,warp_redis_cache::access=warn")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

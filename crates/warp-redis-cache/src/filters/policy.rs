@@ -249,8 +249,8 @@ impl CachePolicy {
         self
     }
 
-    /// The early refresh factor in force.
-    pub fn early_refresh_beta(&self, cache: &crate::cache::CacheManager) -> f64 {
+    /// The early refresh factor in force (resolved once, when the filter is built).
+    pub(crate) fn early_refresh_beta(&self, cache: &crate::cache::CacheManager) -> f64 {
         self.early_refresh
             .unwrap_or_else(|| cache.early_refresh_default())
     }
@@ -264,7 +264,7 @@ impl CachePolicy {
     }
 
     /// Whether misses take the refill lock.
-    pub fn uses_refill_lock(&self, cache: &crate::cache::CacheManager) -> bool {
+    pub(crate) fn uses_refill_lock(&self, cache: &crate::cache::CacheManager) -> bool {
         self.refill_lock
             .unwrap_or_else(|| cache.refill_lock_default())
     }
@@ -292,7 +292,7 @@ impl CachePolicy {
     }
 
     /// The lifetimes entries are stored with: this policy's, else the manager's defaults.
-    pub fn lifetimes(&self, cache: &crate::cache::CacheManager) -> Lifetimes {
+    pub(crate) fn lifetimes(&self, cache: &crate::cache::CacheManager) -> Lifetimes {
         let (default_swr, default_sie) = cache.default_stale_windows();
         let most = Duration::from_secs(crate::config::MAX_TTL_SECS);
         Lifetimes {

@@ -3,13 +3,12 @@
 //! ran.
 
 use bytes::Bytes;
-use warp::http::response::Parts;
 use warp::reply::Response;
 
 use super::body::{collect_limited, Collected};
 use super::entry::{self, EntryMeta, NotStorable};
 use super::failure::FilterFailure;
-use super::policy::{CachePolicy, TagContext};
+use super::policy::{CachePolicy, Lifetimes, TagContext};
 use super::request::RequestParts;
 use super::response::Representation;
 use crate::cache::codec::gunzip_limited;
@@ -18,8 +17,6 @@ use crate::cache::{CacheManager, Stamp, StorePayload, Tag};
 
 /// A response ready to store and to answer with.
 pub struct Prepared {
-    /// Status and headers as the route answered.
-    pub head: Parts,
     /// What is stored beside the body.
     pub meta: EntryMeta,
     /// The body as stored.
@@ -41,6 +38,7 @@ pub enum Preparation {
 pub async fn prepare(
     cache: &CacheManager,
     policy: &CachePolicy,
+    lifetimes: &Lifetimes,
     request: &RequestParts,
     response: Response,
     origin_ms: u64,
@@ -94,7 +92,6 @@ pub async fn prepare(
             }
         }
     };
-    let lifetimes = policy.lifetimes(cache);
     let meta = EntryMeta {
         status: head.status.as_u16(),
         headers: replayed,
@@ -107,7 +104,6 @@ pub async fn prepare(
     };
     let representation = represent(cache, body, origin_plain);
     Ok(Preparation::Storable(Prepared {
-        head,
         meta,
         representation,
         tags,

@@ -1,212 +1,15 @@
-//! Typed settings, loaded once at startup.
-//!
-//! Precedence, lowest first: the built-in defaults ([`Settings::default`]), the YAML file, then
-//! environment variables named `SECTION__FIELD` (`APP__PORT=9000`, `CACHE__BACKEND=memory`).
-//! Every problem is reported as one [`SettingsError`] naming the field and where its value came
-//! from. This is the only module that reads the environment; the rest of the code receives a
-//! validated [`Settings`].
+//! Reading settings: built-in defaults, then the YAML file, then `SECTION__FIELD` environment
+//! variables, each value remembered with where it came from so an error can name it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
 use serde_yaml::{Mapping, Value};
-use warp_redis_cache::{redact_password, CacheConfig, RedisConfig};
 
-/// Environment variable naming the settings file when `--config` is not given.
-pub const SETTINGS_FILE_ENV: &str = "SETTINGS_FILE";
-/// File read when neither `--config` nor `SETTINGS_FILE` names one.
-pub const DEFAULT_SETTINGS_FILE: &str = "settings.yaml";
+use super::{Settings, DEFAULT_SETTINGS_FILE, SETTINGS_FILE_ENV};
+
 const SECTIONS: [&str; 5] = ["app", "redis", "cache", "admin", "database"];
-
-/// Everything the service can be configured with.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    /// HTTP server settings.
-    pub app: AppSettings,
-    /// Redis connection and pool settings.
-    pub redis: RedisConfig,
-    /// Cache behaviour settings.
-    pub cache: CacheConfig,
-    /// Admin route settings.
-    pub admin: AdminSettings,
-    /// Item store settings.
-    pub database: DatabaseSettings,
-}
-
-/// `app:` section: how the HTTP server listens and shuts down.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AppSettings {
-    /// Interface to bind, e.g. `127.0.0.1` or `0.0.0.0`.
-    #[serde(deserialize_with = "scalar_string")]
-    pub host: String,
-    /// TCP port; 0 picks a free port (the startup log says which).
-    pub port: u16,
-    /// Log filter in `env_logger` syntax (`info`, `warp_redis_cache=debug`); `RUST_LOG` wins.
-    #[serde(deserialize_with = "scalar_string")]
-    pub log_level: String,
-    /// `text` (readable lines) or `json` (one JSON object per line, for log shippers).
-    pub log_format: LogFormat,
-    /// Largest request body accepted, in bytes; larger bodies get 413.
-    pub max_body_bytes: u64,
-    /// How long in-flight requests may run after SIGINT/SIGTERM before the server stops.
-    pub shutdown_grace_ms: u64,
-    /// `Strict-Transport-Security: max-age` in seconds; 0 sends no HSTS header (set it when
-    /// the service is reached over HTTPS).
-    pub hsts_max_age_secs: u64,
-    /// Most client connections served at once; past it, new clients wait in the listen
-    /// backlog. 0 sizes it from the open-files limit (less 128 for everything else).
-    pub max_connections: usize,
-    /// How long a client may take to send a request's headers (from its first byte, or from
-    /// connecting), in milliseconds.
-    pub header_read_timeout_ms: u64,
-    /// How long a connection with no request in flight stays open, in milliseconds.
-    pub idle_timeout_ms: u64,
-    /// How long a client may take to send a request's body (from its headers), in
-    /// milliseconds.
-    pub body_read_timeout_ms: u64,
-    /// How long a response may wait on a client that takes none of it (its socket full)
-    /// before the connection is closed, in milliseconds.
-    pub response_write_timeout_ms: u64,
-    /// Most header lines in one request; more are answered 431.
-    pub max_headers: usize,
-    /// Largest request head (request line and headers), in bytes; at least 8192.
-    pub max_header_bytes: usize,
-}
-
-/// `admin:` section: who may use the cache admin routes.
-///
-/// `Debug` shows whether a token is set, never the token.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AdminSettings {
-    /// Bearer token required by admin routes, at least [`MIN_ADMIN_TOKEN_BYTES`] bytes; with
-    /// none, they answer loopback clients only. In the YAML file it must be a string (quote
-    /// it when it looks like a number); from `ADMIN__TOKEN` it is taken exactly as written.
-    #[serde(deserialize_with = "optional_secret_string")]
-    pub token: Option<String>,
-    /// Without a token: host names accepted in the `Host` header besides `localhost`,
-    /// `127.0.0.1` and `[::1]` (e.g. a name the operator's machine maps to loopback). A YAML
-    /// list, or a comma-separated string (`ADMIN__ALLOWED_HOSTS=a.internal,b.internal`).
-    #[serde(deserialize_with = "host_list")]
-    pub allowed_hosts: Vec<String>,
-}
-
-/// Shortest accepted `admin.token`, in bytes.
-pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
-
-/// `database:` section: where items are stored.
-///
-/// `Debug` shows [`Self::url`] without its password ([`redact_password`]).
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatabaseSettings {
-    /// SQLite file path, or `:memory:` for a store that lives as long as the process; used when
-    /// [`Self::url`] is empty.
-    #[serde(deserialize_with = "scalar_string")]
-    pub path: String,
-    /// Empty for SQLite at [`Self::path`], or `postgres://user[:password]@host[:port]/db` (or
-    /// `postgresql://`) to keep items in PostgreSQL instead.
-    #[serde(deserialize_with = "scalar_string")]
-    pub url: String,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Readable lines with a timestamp, level and target.
-    #[default]
-    Text,
-    /// One JSON object per line: `ts`, `level`, `target`, `message`.
-    Json,
-}
-
-impl Default for AppSettings {
-    fn default() -> Self {
-        Self {
-            host: "127.0.0.1".into(),
-            port: 8080,
-            log_level: "info".into(),
-            log_format: LogFormat::Text,
-            max_body_bytes: 64 * 1024,
-            shutdown_grace_ms: 10_000,
-            hsts_max_age_secs: 0,
-            max_connections: 0,
-            header_read_timeout_ms: 10_000,
-            idle_timeout_ms: 60_000,
-            body_read_timeout_ms: 30_000,
-            response_write_timeout_ms: 30_000,
-            max_headers: 100,
-            max_header_bytes: 64 * 1024,
-        }
-    }
-}
-
-impl Default for DatabaseSettings {
-    fn default() -> Self {
-        Self {
-            path: "items.sqlite3".into(),
-            url: String::new(),
-        }
-    }
-}
-
-impl DatabaseSettings {
-    /// Whether items live in PostgreSQL ([`Self::url`] is set) rather than SQLite.
-    pub fn is_postgres(&self) -> bool {
-        !self.url.is_empty()
-    }
-
-    /// Where the items are, fit for a log line or an error: the SQLite path, or the PostgreSQL
-    /// URL without its password.
-    ///
-    /// ```
-    /// use warp_redis_cache_service::settings::DatabaseSettings;
-    ///
-    /// let settings = DatabaseSettings {
-    ///     url: "postgres://app:s3cret@db:5432/items".into(),
-    ///     ..DatabaseSettings::default()
-    /// };
-    /// assert_eq!(settings.location(), "postgres://app:***@db:5432/items");
-    /// ```
-    pub fn location(&self) -> String {
-        if self.is_postgres() {
-            redact_password(&self.url)
-        } else {
-            self.path.clone()
-        }
-    }
-}
-
-impl fmt::Debug for AdminSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AdminSettings")
-            .field("token", &self.token.as_ref().map(|_| "***"))
-            .field("allowed_hosts", &self.allowed_hosts)
-            .finish()
-    }
-}
-
-impl fmt::Debug for DatabaseSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatabaseSettings")
-            .field("path", &self.path)
-            .field("url", &redact_password(&self.url))
-            .finish()
-    }
-}
-
-impl AppSettings {
-    /// [`Self::shutdown_grace_ms`] as a duration.
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_millis(self.shutdown_grace_ms)
-    }
-}
 
 /// Where a setting's value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,13 +68,13 @@ pub enum SettingsError {
 
 /// Where values were read from, to name origins in errors.
 #[derive(Debug, Default)]
-struct Provenance {
+pub(super) struct Provenance {
     file: Option<PathBuf>,
     env: BTreeMap<String, String>,
 }
 
 impl Provenance {
-    fn origin_of(&self, field: &str) -> Origin {
+    pub(super) fn origin_of(&self, field: &str) -> Origin {
         let mut best: Option<(&String, &String)> = None;
         for (path, var) in &self.env {
             let matches = field == path || field.starts_with(&format!("{path}."));
@@ -346,149 +149,6 @@ impl Settings {
         }
         settings.validate(&provenance)?;
         Ok(settings)
-    }
-
-    fn validate(&self, provenance: &Provenance) -> Result<(), SettingsError> {
-        let fail = |field: &str, reason: String| SettingsError::Invalid {
-            field: field.to_string(),
-            origin: provenance.origin_of(field),
-            reason,
-        };
-        if self.app.host.parse::<std::net::IpAddr>().is_err() {
-            return Err(fail(
-                "app.host",
-                format!("{:?} is not an IP address", self.app.host),
-            ));
-        }
-        if let Err(reason) = crate::log_filter::validate(&self.app.log_level) {
-            return Err(fail("app.log_level", reason));
-        }
-        if let Err(err) = self.redis.validate() {
-            return Err(fail(&format!("redis.{}", err.field), err.reason));
-        }
-        if let Err(err) = self.cache.validate() {
-            return Err(fail(&format!("cache.{}", err.field), err.reason));
-        }
-        let positive = [
-            ("app.max_body_bytes", self.app.max_body_bytes),
-            (
-                "app.header_read_timeout_ms",
-                self.app.header_read_timeout_ms,
-            ),
-            ("app.idle_timeout_ms", self.app.idle_timeout_ms),
-            ("app.body_read_timeout_ms", self.app.body_read_timeout_ms),
-            (
-                "app.response_write_timeout_ms",
-                self.app.response_write_timeout_ms,
-            ),
-            ("app.max_headers", self.app.max_headers as u64),
-        ];
-        if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
-            return Err(fail(field, "must be greater than zero".into()));
-        }
-        if let Err((field, reason)) = validate_server_limits(&self.app) {
-            return Err(fail(field, reason));
-        }
-        if let Some(Err(reason)) = self.admin.token.as_deref().map(validate_admin_token) {
-            return Err(fail("admin.token", reason));
-        }
-        if let Some(host) = self.admin.allowed_hosts.iter().find(|h| !is_host_name(h)) {
-            return Err(fail(
-                "admin.allowed_hosts",
-                format!("{host:?} is not a host name (letters, digits, '-' and '.', no port)"),
-            ));
-        }
-        if self.database.path.is_empty() {
-            return Err(fail("database.path", "must not be empty".into()));
-        }
-        if let Err(reason) = validate_database_url(&self.database.url) {
-            return Err(fail("database.url", reason));
-        }
-        Ok(())
-    }
-}
-
-/// A token long enough not to be guessed, and one that can be sent in a header as it is.
-fn validate_admin_token(token: &str) -> Result<(), String> {
-    if token.len() < MIN_ADMIN_TOKEN_BYTES {
-        return Err(format!(
-            "must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (got {}); unset it for loopback-only \
-             admin routes",
-            token.len()
-        ));
-    }
-    if !token.bytes().all(|b| b.is_ascii_graphic() || b == b' ') || token.trim() != token {
-        return Err(
-            "must be printable ASCII without leading or trailing spaces (it is sent in a header)"
-                .into(),
-        );
-    }
-    Ok(())
-}
-
-fn is_host_name(host: &str) -> bool {
-    !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-}
-
-/// Bounds hyper and the accept loop can honour.
-fn validate_server_limits(app: &AppSettings) -> Result<(), (&'static str, String)> {
-    const MAX_CONNECTIONS: usize = 1_000_000;
-    const MIN_HEADER_BYTES: usize = 8192;
-    const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
-    if app.max_connections > MAX_CONNECTIONS {
-        let reason =
-            format!("must be at most {MAX_CONNECTIONS} (0 sizes it from the open-files limit)");
-        return Err(("app.max_connections", reason));
-    }
-    if app.max_header_bytes < MIN_HEADER_BYTES {
-        return Err((
-            "app.max_header_bytes",
-            format!("must be at least {MIN_HEADER_BYTES}"),
-        ));
-    }
-    for (field, ms) in [
-        ("app.header_read_timeout_ms", app.header_read_timeout_ms),
-        ("app.idle_timeout_ms", app.idle_timeout_ms),
-        ("app.body_read_timeout_ms", app.body_read_timeout_ms),
-        (
-            "app.response_write_timeout_ms",
-            app.response_write_timeout_ms,
-        ),
-    ] {
-        if ms > MAX_TIMEOUT_MS {
-            return Err((field, format!("must be at most {MAX_TIMEOUT_MS} (a day)")));
-        }
-    }
-    Ok(())
-}
-
-/// One Redis URL in standalone mode; one or more seed URLs, each on database 0, in cluster mode.
-/// Empty (SQLite), or a URL that the PostgreSQL driver can use; the reason never shows the
-/// password.
-fn validate_database_url(url: &str) -> Result<(), String> {
-    if url.is_empty() {
-        return Ok(());
-    }
-    let shown = redact_password(url);
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(format!(
-            "{shown:?} is not a PostgreSQL URL: expected postgres://... or postgresql://..., \
-             or empty for SQLite at database.path"
-        ));
-    }
-    match url.parse::<tokio_postgres::Config>() {
-        Ok(_) => Ok(()),
-        Err(err) => {
-            let cause = std::error::Error::source(&err)
-                .map(|cause| format!(": {cause}"))
-                .unwrap_or_default();
-            Err(format!(
-                "{shown:?} is not a valid PostgreSQL URL: {err}{cause}"
-            ))
-        }
     }
 }
 
@@ -597,80 +257,10 @@ fn env_value(section: &str, field: &str, raw: &str) -> Value {
     Value::String(raw.to_string())
 }
 
-/// Accepts any YAML scalar as a string, so `key_prefix: 2024` in the file is "2024".
-fn scalar_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    use serde::de::Error;
-    match Value::deserialize(deserializer)? {
-        Value::String(s) => Ok(s),
-        Value::Number(n) => Ok(n.to_string()),
-        Value::Bool(b) => Ok(b.to_string()),
-        other => Err(D::Error::custom(format!(
-            "expected a string, found {}",
-            describe(&other)
-        ))),
-    }
-}
-
-/// A secret: a string or nothing (`null`), never a number or boolean YAML would rewrite
-/// (`0x1F` would become 31).
-fn optional_secret_string<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<String>, D::Error> {
-    use serde::de::Error;
-    match Value::deserialize(deserializer)? {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s)),
-        other => Err(D::Error::custom(format!(
-            "expected a string, found {}; put the token in quotes so YAML keeps it as written",
-            describe(&other)
-        ))),
-    }
-}
-
-/// A list of host names, or one comma-separated string of them.
-fn host_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    use serde::de::Error;
-    let split = |text: &str| -> Vec<String> {
-        text.split(',')
-            .map(|host| host.trim().to_ascii_lowercase())
-            .filter(|host| !host.is_empty())
-            .collect()
-    };
-    match Value::deserialize(deserializer)? {
-        Value::Null => Ok(Vec::new()),
-        Value::String(text) => Ok(split(&text)),
-        Value::Sequence(items) => items
-            .into_iter()
-            .map(|item| match item {
-                Value::String(host) => Ok(host.trim().to_ascii_lowercase()),
-                other => Err(D::Error::custom(format!(
-                    "expected host names, found {}",
-                    describe(&other)
-                ))),
-            })
-            .collect(),
-        other => Err(D::Error::custom(format!(
-            "expected a list of host names, found {}",
-            describe(&other)
-        ))),
-    }
-}
-
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::LogFormat;
     use warp_redis_cache::{BackendChoice, RedisMode};
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -1,0 +1,248 @@
+//! The choice made before the route runs: answer from the cache now, or run the route and
+//! say what to do with its answer ([`Action`]). Answers are values here ([`Decision::Answer`]);
+//! only the wiring in [`super`] turns one into the rejection warp needs to skip the route.
+
+use std::sync::Arc;
+
+use warp::http::Method;
+use warp::reply::Response;
+
+use super::answer::answer_shared;
+use super::local::{answer_local, LocalTier};
+use super::miss::Forward;
+use super::stored::{answer_stored, Found, StoredEntry};
+use super::CachedRoute;
+use crate::cache::refill_lock::RefillLock;
+use crate::cache::{Lookup, Stamp};
+use crate::filters::entry::{self, Freshness};
+use crate::filters::failure::FilterFailure;
+use crate::filters::flights::{follow, Leader, Role, SharedEntry};
+use crate::filters::request::RequestParts;
+
+pub(super) enum Action {
+    /// Not a cacheable method: pass the response through.
+    PassThrough,
+    /// Do not use the cache; say why.
+    Bypass(&'static str),
+    /// Store the response under `key` with `stamp` (read before the route ran). HEAD
+    /// answers are never stored (`store: false`): a handler may answer HEAD with no body.
+    Store {
+        key: String,
+        stamp: Stamp,
+        forward: Forward,
+        store: bool,
+        leader: Option<Leader>,
+        refill_lock: Option<RefillLock>,
+    },
+}
+
+/// What [`decide`] chose.
+pub(super) enum Decision {
+    /// Answer with this, without running the route.
+    Answer(Response),
+    /// Run the route, then do this with its answer.
+    RunRoute(Action),
+}
+
+/// Decides, before the route runs, whether the cache answers (L1, a stored entry, a collapsed
+/// flight, another instance's refill) or the route runs and how its answer is treated.
+pub(super) async fn decide(
+    request: &RequestParts,
+    state: &Arc<CachedRoute>,
+) -> Result<Decision, FilterFailure> {
+    let policy = &state.policy;
+    if !request.is_cacheable_method() {
+        return Ok(Decision::RunRoute(Action::PassThrough));
+    }
+    let directives = request.directives();
+    if directives.no_store {
+        return Ok(Decision::RunRoute(Action::Bypass("no-store")));
+    }
+    if request.has_unkeyed_credentials(&policy.vary) {
+        return Ok(Decision::RunRoute(Action::Bypass("credentials")));
+    }
+    let key = match &policy.key {
+        Some(key) => key.key(request),
+        None => request.default_key(),
+    };
+    let key = request.finish_key(key, &policy.vary);
+    let ns = &policy.namespace;
+    let l1 = state.cache.l1().filter(|_| policy.l1);
+    let full_key = l1.map(|_| state.cache.layout().full_key(ns, &key));
+    if let (Some(l1), Some(full_key), false) = (l1, &full_key, directives.no_cache) {
+        if let Some(response) = answer_local(state, request, l1, full_key, &key)? {
+            return Ok(Decision::Answer(response));
+        }
+    }
+    // Taken before the lookup: an invalidation that arrives while the entry travels from Redis
+    // keeps it out of L1.
+    let l1_seen = l1.and_then(|l1| l1.snapshot());
+    if state.cache.settle_pending_bust(ns).await.is_err() {
+        return Ok(Decision::RunRoute(Action::Bypass("cache-unavailable")));
+    }
+    let (hit, current) = match state.cache.lookup(ns, &key, policy.is_tagged()).await {
+        Ok(Lookup::Hit {
+            decoded,
+            soft_purged,
+            current,
+        }) => (Some((decoded, soft_purged)), Some(current)),
+        Ok(Lookup::Miss { current }) => (None, current),
+        Err(_) => return Ok(Decision::RunRoute(Action::Bypass("cache-unavailable"))),
+    };
+    let refresh = directives.no_cache;
+    let mut forward = if refresh {
+        Forward::Refresh
+    } else {
+        Forward::Miss
+    };
+    if let (Some((decoded, soft_purged)), false, Some(current)) = (hit, refresh, current) {
+        match StoredEntry::read(decoded) {
+            Some(stored) => {
+                let local = match (l1, &full_key, l1_seen) {
+                    (Some(l1), Some(full_key), Some(seen)) => {
+                        Some(LocalTier { l1, full_key, seen })
+                    }
+                    _ => None,
+                };
+                let found = Found {
+                    key: &key,
+                    current,
+                    stored,
+                    soft_purged,
+                    local,
+                };
+                match answer_stored(state, request, found).await? {
+                    Some(response) => return Ok(Decision::Answer(response)),
+                    None => forward = Forward::Stale,
+                }
+            }
+            None => {
+                state.cache.delete(ns, &key).await.ok();
+            }
+        }
+    }
+    // The stamp must be the one current *before* the route runs: a write that commits while
+    // the route reads must leave whatever this request stores dead on arrival.
+    let stamp = match current {
+        Some(stamp) => stamp,
+        None => match state.cache.current_stamp(ns).await {
+            Ok(stamp) => stamp,
+            Err(_) => return Ok(Decision::RunRoute(Action::Bypass("cache-unavailable"))),
+        },
+    };
+    let is_get = request.method() == Method::GET;
+    let stale = forward == Forward::Stale;
+    let leader = if is_get && !refresh {
+        match lead_or_follow(state, request, &flight_key(stamp, &key), stale).await? {
+            Joined::Leader(leader) => leader,
+            Joined::Answered(response) => return Ok(Decision::Answer(response)),
+        }
+    } else {
+        None
+    };
+    let mut refill_lock = None;
+    if leader.is_some() && state.resolved.refill_lock {
+        match state
+            .cache
+            .try_refill_lock(ns, &key, policy.origin_timeout)
+            .await
+        {
+            Ok(Some(lock)) => refill_lock = Some(lock),
+            Ok(None) => {
+                if let Some(shared) = wait_for_refill(state, &key, stamp).await {
+                    if let Some(leader) = &leader {
+                        leader.publish(Arc::clone(&shared));
+                    }
+                    return Ok(Decision::Answer(answer_shared(
+                        state, request, &shared, stale,
+                    )?));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(Decision::RunRoute(Action::Store {
+        key,
+        stamp,
+        forward,
+        store: is_get,
+        leader,
+        refill_lock,
+    }))
+}
+
+/// How often a request waiting for another instance's refill looks for the entry.
+const REFILL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// What joining a flight gave.
+enum Joined {
+    /// This request asks the origin (as the flight's leader, or alone when `None`).
+    Leader(Option<Leader>),
+    /// The leader's entry answered it.
+    Answered(Response),
+}
+
+/// Joins the flight for `flight`: returns the leader's role, or answers with the leader's
+/// entry. A follower whose leader left without one tries once more to lead or follow.
+async fn lead_or_follow(
+    state: &CachedRoute,
+    request: &RequestParts,
+    flight: &str,
+    stale: bool,
+) -> Result<Joined, FilterFailure> {
+    for _ in 0..2 {
+        match state.flights.join(flight) {
+            Role::Leader(leader) => return Ok(Joined::Leader(Some(leader))),
+            Role::Follower(receiver) => {
+                if let Some(shared) = follow(receiver, state.policy.origin_timeout).await {
+                    let response = answer_shared(state, request, &shared, stale)?;
+                    return Ok(Joined::Answered(response));
+                }
+            }
+        }
+    }
+    Ok(Joined::Leader(None))
+}
+
+/// Another instance holds the refill lock: wait (up to the origin timeout) for the entry it
+/// stores; `None` when it did not come in time.
+async fn wait_for_refill(state: &CachedRoute, key: &str, stamp: Stamp) -> Option<Arc<SharedEntry>> {
+    let (cache, ns) = (&state.cache, &state.policy.namespace);
+    let deadline = tokio::time::Instant::now() + state.policy.origin_timeout;
+    // While the holder works, only its lock is checked; once the lock is gone (released,
+    // expired, or its holder had nothing storable) the entry is looked up once.
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(REFILL_POLL).await;
+        match RefillLock::is_held(cache, ns, key).await {
+            Ok(true) => continue,
+            Ok(false) => break,
+            Err(_) => return None,
+        }
+    }
+    let Ok(Lookup::Hit {
+        decoded,
+        soft_purged: false,
+        current,
+    }) = cache.lookup(ns, key, state.policy.is_tagged()).await
+    else {
+        return None;
+    };
+    // Only an entry no newer invalidation reached since this request's own lookup will do.
+    if current.generation != stamp.generation || decoded.clock < Some(stamp.clock) {
+        return None;
+    }
+    let stored = StoredEntry::read(decoded)?;
+    if stored.meta.freshness(entry::now_ms()) != Freshness::Fresh {
+        return None;
+    }
+    Some(Arc::new(SharedEntry {
+        meta: stored.meta,
+        representation: stored.representation,
+    }))
+}
+
+/// Flights are per stamp: a request that saw a newer stamp (it started after a write) must
+/// never take the answer of an origin read that began before the write.
+pub(super) fn flight_key(stamp: Stamp, key: &str) -> String {
+    format!("{:016x}:{:x}:{key}", stamp.generation.value(), stamp.clock)
+}
