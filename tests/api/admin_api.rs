@@ -9,7 +9,7 @@ use warp_redis_cache::{CacheManager, Namespace};
 use warp_redis_cache_service::routes::admin;
 use warp_redis_cache_service::routes::auth::AdminAccess;
 
-use crate::helpers::{
+use crate::support::{
     app_settings, header, redis_manager, spawn_app, spawn_app_with, RedisServer, TestApp,
 };
 

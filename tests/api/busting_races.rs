@@ -10,7 +10,7 @@ use warp::Filter;
 use warp_redis_cache::{cache_busting, cached, BustPolicy, CachePolicy, RequestParts, TagContext};
 use warp_redis_cache::{CacheManager, Namespace};
 
-use crate::helpers::{eventually, redis_manager, RedisServer};
+use crate::support::{eventually, redis_manager, RedisServer};
 
 /// A versioned resource at `/v`: GET answers `v<version>`, PUT increments the version.
 struct Rig {

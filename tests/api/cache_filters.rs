@@ -11,7 +11,7 @@ use warp::{Filter, Reply};
 use warp_redis_cache::{cache_busting, cached, BustPolicy, CachePolicy, RequestParts};
 use warp_redis_cache::{CacheManager, Namespace};
 
-use crate::helpers::{redis_manager, RedisServer};
+use crate::support::{redis_manager, RedisServer};
 
 /// An origin at `/<name>` answering with `reply(call number)`, counting its calls.
 fn counting_origin<R, F>(

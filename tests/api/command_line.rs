@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, x_cache, RedisServer, TestApp};
+use crate::support::{spawn_app, x_cache, RedisServer, TestApp};
 
 const SERVICE: &str = env!("CARGO_BIN_EXE_warp-redis-cache");
 const CACHECTL: &str = env!("CARGO_BIN_EXE_cachectl");

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{header, spawn_app, x_cache, RedisServer};
+use crate::support::{header, spawn_app, x_cache, RedisServer};
 
 #[tokio::test]
 async fn the_gzip_etag_gets_no_304_from_a_client_that_does_not_accept_gzip() {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{app_settings, spawn_app_with, x_cache, RedisServer, TestApp};
-use crate::webdriver::Browser;
+use crate::support::webdriver::Browser;
+use crate::support::{app_settings, spawn_app_with, x_cache, RedisServer, TestApp};
 
 const TOKEN: &str = "dashboard-test-token";
 const BULK_KEYS: usize = 100_000;

@@ -5,8 +5,8 @@
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::helpers::RedisServer;
-use crate::service_process::ServiceProcess;
+use crate::support::service_process::ServiceProcess;
+use crate::support::RedisServer;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_warp-redis-cache");
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, x_cache, RedisServer, TestApp};
+use crate::support::{spawn_app, x_cache, RedisServer, TestApp};
 
 /// The longest any request may take while Redis misbehaves: connect (300 ms) plus command
 /// (200 ms) budgets, plus generous scheduling slack for a loaded 2-core machine.

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{app_settings, header, spawn_app, spawn_app_with, RedisServer};
+use crate::support::{app_settings, header, spawn_app, spawn_app_with, RedisServer};
 
 #[tokio::test]
 async fn root_names_the_service_and_links_to_health_openapi_and_the_dashboard() {
@@ -73,7 +73,7 @@ async fn an_item_with_a_long_description_is_accepted_when_it_fits_the_body_limit
 }
 
 /// Every page of `GET /cache/keys` (admin from loopback), followed to the end.
-async fn all_pages(app: &crate::helpers::TestApp, query: &str) -> Vec<Vec<Value>> {
+async fn all_pages(app: &crate::support::TestApp, query: &str) -> Vec<Vec<Value>> {
     let mut pages = Vec::new();
     let mut cursor = 0u64;
     loop {

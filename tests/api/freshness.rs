@@ -8,8 +8,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{app_settings, eventually, header, spawn_app, spawn_app_with, x_cache};
-use crate::helpers::{RedisServer, TestApp};
+use crate::support::{app_settings, eventually, header, spawn_app, spawn_app_with, x_cache};
+use crate::support::{RedisServer, TestApp};
 use warp_redis_cache::BackendChoice;
 use warp_redis_cache_service::settings::Settings;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{
+use crate::support::{
     app_settings, command_calls, eventually, header, round_trips, spawn_app, spawn_app_with,
     x_cache, RedisServer,
 };

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use warp_redis_cache_service::items::{ItemStore, NewItem, StoreError};
 use warp_redis_cache_service::startup::Application;
 
-use crate::helpers::{app_settings, eventually, free_port, spawn_app_with, RedisServer};
-use crate::postgres::{Relay, TestDatabase};
+use crate::support::postgres::{Relay, TestDatabase};
+use crate::support::{app_settings, eventually, free_port, spawn_app_with, RedisServer};
 
 fn pen() -> NewItem {
     NewItem {

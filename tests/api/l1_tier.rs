@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{
+use crate::support::{
     app_settings, eventually, header, spawn_app_with, x_cache, RedisServer, TestApp,
 };
 

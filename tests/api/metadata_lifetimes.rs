@@ -2,7 +2,7 @@
 //! clear of a namespace that never existed creates nothing, a record lives at least as long
 //! as the entries stored under it, and a record that vanished takes its entries with it.
 
-use crate::helpers::{spawn_app, x_cache, RedisServer};
+use crate::support::{spawn_app, x_cache, RedisServer};
 
 fn pttl(redis: &RedisServer, key: &str) -> i64 {
     redis.command(redis::cmd("PTTL").arg(key))

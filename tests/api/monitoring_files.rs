@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{app_settings, spawn_app_with, RedisServer};
+use crate::support::{app_settings, spawn_app_with, RedisServer};
 
 /// Series Prometheus makes itself, not the service.
 const PROMETHEUS_SERIES: [&str; 1] = ["up"];

@@ -15,7 +15,7 @@ use warp::Filter;
 use warp_redis_cache::Namespace;
 use warp_redis_cache_service::items::ListQuery;
 
-use crate::helpers::{
+use crate::support::{
     app_settings, free_port, redis_manager, spawn_app, spawn_app_with, x_cache, RedisServer,
     TestApp,
 };

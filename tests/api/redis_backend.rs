@@ -7,7 +7,7 @@ use warp_redis_cache::admin::{BackendError, BackendKind};
 use warp_redis_cache::BackendChoice;
 use warp_redis_cache::{CacheError, CacheManager, Namespace};
 
-use crate::helpers::{
+use crate::support::{
     cache_settings, eventually, free_port, redis_manager, redis_settings, RedisServer,
 };
 

@@ -12,8 +12,8 @@ use warp_redis_cache::BackendChoice;
 use warp_redis_cache::{CacheManager, Namespace};
 use warp_redis_cache_service::settings::Settings;
 
-use crate::cluster_fixture::RedisCluster;
-use crate::helpers::{
+use crate::support::cluster::RedisCluster;
+use crate::support::{
     app_settings, cache_settings, eventually, round_trips_on, spawn_app_with, x_cache, TestApp,
 };
 

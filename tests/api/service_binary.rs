@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::helpers::{free_port, RedisServer};
+use crate::support::{free_port, RedisServer};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_warp-redis-cache");
 

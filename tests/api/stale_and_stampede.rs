@@ -10,7 +10,7 @@ use warp::http::StatusCode;
 use warp::Filter;
 use warp_redis_cache::{cached, CachePolicy, Namespace};
 
-use crate::helpers::{eventually, redis_manager, RedisServer};
+use crate::support::{eventually, redis_manager, RedisServer};
 
 /// An origin at `/r` that counts its calls, waits `delay` (so calls overlap), and answers
 /// `v<call>` or, while `failing` is set, 503.

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-use crate::helpers::{
+use crate::support::{
     app_settings, eventually, header, round_trips, spawn_app, spawn_app_with, x_cache, RedisServer,
     TestApp,
 };

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::cluster_fixture::RedisCluster;
-use crate::helpers::{app_settings, eventually, header, spawn_app_with, x_cache, TestApp};
-use crate::postgres::TestDatabase;
+use crate::support::cluster::RedisCluster;
+use crate::support::postgres::TestDatabase;
+use crate::support::{app_settings, eventually, header, spawn_app_with, x_cache, TestApp};
 
 const ITEMS: i64 = 4;
 
