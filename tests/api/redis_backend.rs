@@ -38,7 +38,7 @@ async fn keys_are_prefix_namespace_key_with_a_ttl() {
 
 #[tokio::test]
 async fn stopped_redis_fails_calls_within_the_budget_and_recovers_after_restart() {
-    let mut server = RedisServer::start();
+    let server = RedisServer::start();
     let cache = redis_manager(&server).await;
     cache
         .set(&items(), "1", &1, None)

@@ -1,5 +1,7 @@
 //! The service running in this process on a free port, with typed request helpers.
 
+use warp_redis_cache_service::settings::Settings;
+
 use super::{app_settings, RedisServer};
 
 /// A service running in this process on a free port, with typed request helpers.
@@ -11,15 +13,37 @@ pub struct TestApp {
     client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// The Redis the app was started on, when it has one of its own: killed when the app drops.
+    redis: Option<RedisServer>,
 }
 
-/// Starts the service against `server`.
-pub async fn spawn_app(server: &RedisServer) -> TestApp {
-    spawn_app_with(app_settings(&server.url())).await
+/// Starts the service on a Redis of its own, with the test settings ([`app_settings`]).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(RedisServer::start()).await
 }
 
-/// Starts the service with `settings`.
-pub async fn spawn_app_with(settings: warp_redis_cache_service::settings::Settings) -> TestApp {
+/// Starts the service on a Redis of its own, with the test settings changed by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    owning(RedisServer::start(), configure).await
+}
+
+/// Starts the service with the test settings on `redis` (a persistent one, say), which the app
+/// then owns.
+pub async fn spawn_app_on(redis: RedisServer) -> TestApp {
+    owning(redis, |_| {}).await
+}
+
+async fn owning(redis: RedisServer, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = app_settings(&redis.url());
+    configure(&mut settings);
+    let mut app = spawn_app_from(settings).await;
+    app.redis = Some(redis);
+    app
+}
+
+/// Starts the service with exactly `settings` and no Redis of its own: for several apps on one
+/// Redis that the test owns, or apps on a Redis Cluster.
+pub async fn spawn_app_from(settings: Settings) -> TestApp {
     let app = warp_redis_cache_service::startup::Application::build(settings)
         .await
         .expect("application builds");
@@ -38,6 +62,17 @@ pub async fn spawn_app_with(settings: warp_redis_cache_service::settings::Settin
             .expect("http client"),
         shutdown: Some(shutdown),
         server: Some(server),
+        redis: None,
+    }
+}
+
+impl TestApp {
+    /// The app's own Redis, to read and plant keys behind its back, or to stop, pause and
+    /// restart it.
+    pub fn redis(&self) -> &RedisServer {
+        self.redis
+            .as_ref()
+            .expect("an app from spawn_app_from has no Redis of its own: use the test's")
     }
 }
 

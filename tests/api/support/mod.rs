@@ -14,7 +14,7 @@ mod settings;
 
 use std::time::{Duration, Instant};
 
-pub use app::{header, spawn_app, spawn_app_with, x_cache, TestApp};
+pub use app::{header, spawn_app, spawn_app_from, spawn_app_on, spawn_app_with, x_cache, TestApp};
 pub use redis_server::{free_port, RedisServer};
 pub use round_trips::{command_calls, round_trips, round_trips_on};
 pub use settings::{app_settings, cache_settings, redis_manager, redis_settings};

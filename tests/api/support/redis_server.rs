@@ -7,14 +7,17 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A redis-server owned by one test.
+/// A redis-server owned by one test, or by its [`TestApp`](super::TestApp).
 pub struct RedisServer {
     port: u16,
-    child: Option<Child>,
+    /// The running process; behind a lock so that a server shared by reference (an app owns
+    /// it, several tasks hold the app) can still be stopped and restarted.
+    child: Mutex<Option<Child>>,
     /// Where it keeps its RDB file, for servers that persist (see [`Self::start_persistent`]).
     data_dir: Option<tempfile::TempDir>,
 }
@@ -38,7 +41,7 @@ impl RedisServer {
             let port = free_port();
             let mut server = Self {
                 port,
-                child: None,
+                child: Mutex::new(None),
                 data_dir: data_dir.take(),
             };
             if server.spawn() {
@@ -49,7 +52,7 @@ impl RedisServer {
         panic!("could not start redis-server on a free port after 5 tries");
     }
 
-    fn spawn(&mut self) -> bool {
+    fn spawn(&self) -> bool {
         let mut command = Command::new("redis-server");
         if let Some(dir) = &self.data_dir {
             command.args(["--dir", &dir.path().display().to_string()]);
@@ -68,16 +71,18 @@ impl RedisServer {
                  or run scripts/test.sh, which installs it when missing."
             ),
         };
-        self.child = Some(child);
+        *self.child() = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
             if self.answers_ping() {
                 return true;
             }
-            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
-                self.child = None;
+            let mut running = self.child();
+            if let Some(Ok(Some(_))) = running.as_mut().map(Child::try_wait) {
+                *running = None;
                 return false;
             }
+            drop(running);
             std::thread::sleep(Duration::from_millis(10));
         }
         self.stop();
@@ -107,8 +112,8 @@ impl RedisServer {
     }
 
     /// Kills the server (SIGKILL) and waits for it to exit.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    pub fn stop(&self) {
+        if let Some(mut child) = self.child().take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -125,7 +130,7 @@ impl RedisServer {
     }
 
     fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("server running").id();
+        let pid = self.child().as_ref().expect("server running").id();
         let status = Command::new("kill")
             .args([signal, &pid.to_string()])
             .status()
@@ -134,13 +139,19 @@ impl RedisServer {
     }
 
     /// Starts the server again on the same port.
-    pub fn restart(&mut self) {
+    pub fn restart(&self) {
         self.stop();
         let deadline = Instant::now() + START_TIMEOUT;
         while !self.spawn() {
             assert!(Instant::now() < deadline, "redis-server did not restart");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    fn child(&self) -> MutexGuard<'_, Option<Child>> {
+        self.child
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A direct client, for reading and planting keys behind the service's back.
