@@ -74,21 +74,29 @@ impl TestApp {
             .as_ref()
             .expect("an app from spawn_app_from has no Redis of its own: use the test's")
     }
-}
 
-impl TestApp {
     /// GET `path` with extra request headers.
     pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.send().await.expect("GET is answered")
+        self.request(reqwest::Method::GET, path, headers).await
     }
 
     /// GET `path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.get_with(path, &[]).await
+    }
+
+    /// Sends `method` to `path` with extra headers and no body.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request is answered")
     }
 
     /// Sends `method` to `path` with a JSON body.
@@ -159,36 +167,5 @@ impl Drop for TestApp {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-    }
-}
-
-/// The `X-Cache` header of `response`.
-pub fn x_cache(response: &reqwest::Response) -> String {
-    header(response, "x-cache")
-}
-
-/// A response header as text ("" when absent).
-pub fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
-impl TestApp {
-    /// Sends `method` to `path` with extra headers and no body.
-    pub async fn request(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.send().await.expect("request is answered")
     }
 }

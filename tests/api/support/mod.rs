@@ -8,13 +8,17 @@ pub mod service_process;
 pub mod webdriver;
 
 mod app;
+mod filter_requests;
+mod headers;
 mod redis_server;
 mod round_trips;
 mod settings;
 
 use std::time::{Duration, Instant};
 
-pub use app::{header, spawn_app, spawn_app_from, spawn_app_on, spawn_app_with, x_cache, TestApp};
+pub use app::{spawn_app, spawn_app_from, spawn_app_on, spawn_app_with, TestApp};
+pub use filter_requests::{body_text, get};
+pub use headers::{header, x_cache};
 pub use redis_server::{free_port, RedisServer};
 pub use round_trips::{command_calls, round_trips, round_trips_on};
 pub use settings::{app_settings, cache_settings, redis_manager, redis_settings};
