@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_warp-redis-cache");
@@ -77,10 +77,17 @@ fn wait_for_output(mut command: Command, env: &[(&str, &str)]) -> Output {
     child.wait_with_output().expect("collect output")
 }
 
+/// The service's log lines so far; a new line wakes whoever waits for one.
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    grew: Condvar,
+}
+
 /// A running service on a free port, its log collected line by line; killed on drop.
 pub struct ServiceProcess {
     child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<Log>,
     /// The port it announced.
     pub port: u16,
     _settings: Option<tempfile::TempDir>,
@@ -104,11 +111,12 @@ impl ServiceProcess {
     fn spawn(mut command: Command, settings: Option<tempfile::TempDir>) -> Self {
         let mut child = command.spawn().expect("start the service binary");
         let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Log::default());
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().expect("log lock").push(line);
+                sink.lines.lock().expect("log lock").push(line);
+                sink.grew.notify_all();
             }
         });
         let mut service = Self {
@@ -126,32 +134,28 @@ impl ServiceProcess {
         service
     }
 
-    /// Waits up to 10 s for a log line containing `needle`.
+    /// Waits up to 10 s for a log line containing `needle` (woken by each new line).
     pub fn wait_for_line(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut lines = self.log.lines.lock().expect("log lock");
         loop {
-            if let Some(line) = self.log_line(needle) {
-                return line;
+            if let Some(line) = lines.iter().find(|line| line.contains(needle)) {
+                return line.clone();
             }
+            let left = deadline.saturating_duration_since(Instant::now());
             assert!(
-                Instant::now() < deadline,
+                !left.is_zero(),
                 "no log line containing {needle:?}; log:\n{}",
-                self.log.lock().expect("log lock").join("\n")
+                lines.join("\n")
             );
-            std::thread::sleep(Duration::from_millis(20));
+            lines = self.log.grew.wait_timeout(lines, left).expect("log lock").0;
         }
-    }
-
-    /// The first log line containing `needle`, if any yet.
-    pub fn log_line(&self, needle: &str) -> Option<String> {
-        let log = self.log.lock().expect("log lock");
-        log.iter().find(|line| line.contains(needle)).cloned()
     }
 
     /// How many log lines contain `needle`.
     pub fn log_count(&self, needle: &str) -> usize {
-        let log = self.log.lock().expect("log lock");
-        log.iter().filter(|line| line.contains(needle)).count()
+        let lines = self.log.lines.lock().expect("log lock");
+        lines.iter().filter(|line| line.contains(needle)).count()
     }
 
     /// Resident memory, in kilobytes (`VmRSS`).
