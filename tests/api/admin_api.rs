@@ -9,16 +9,12 @@ use warp_redis_cache::{CacheManager, Namespace};
 use warp_redis_cache_service::routes::admin;
 use warp_redis_cache_service::routes::auth::AdminAccess;
 
-use crate::helpers::{
-    app_settings, header, redis_manager, spawn_app, spawn_app_with, RedisServer, TestApp,
-};
+use crate::support::{header, redis_manager, spawn_app, spawn_app_with, RedisServer, TestApp};
 
 const TOKEN: &str = "s3cret-token";
 
-async fn app_with_token(redis: &RedisServer) -> TestApp {
-    let mut settings = app_settings(&redis.url());
-    settings.admin.token = Some(TOKEN.into());
-    spawn_app_with(settings).await
+async fn app_with_token() -> TestApp {
+    spawn_app_with(|settings| settings.admin.token = Some(TOKEN.into())).await
 }
 
 async fn admin_call(app: &TestApp, method: Method, path: &str) -> reqwest::Response {
@@ -46,8 +42,7 @@ fn redis_keys(redis: &RedisServer) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn stats_count_per_namespace_and_report_the_backend_and_reset_zeroes_them() {
-    let redis = RedisServer::start();
-    let app = app_with_token(&redis).await;
+    let app = app_with_token().await;
     app.create_item(json!({"name": "Lamp", "price": 1})).await;
     app.get("/items/1").await;
     app.get("/items/1").await;
@@ -68,14 +63,13 @@ async fn stats_count_per_namespace_and_report_the_backend_and_reset_zeroes_them(
 
 #[tokio::test]
 async fn ping_answers_200_and_503_with_redis_stopped() {
-    let mut redis = RedisServer::start();
-    let app = app_with_token(&redis).await;
+    let app = app_with_token().await;
     let ok = admin_call(&app, Method::GET, "/cache/ping").await;
     assert_eq!(ok.status(), 200);
     assert!(json_of(ok).await["latency_ms"].as_f64().is_some());
     assert_eq!(app.get("/health/ready").await.status(), 200);
 
-    redis.stop();
+    app.redis().stop();
     let down = admin_call(&app, Method::GET, "/cache/ping").await;
     assert_eq!(down.status(), 503);
     assert_eq!(json_of(down).await["error"]["code"], "unavailable");
@@ -96,16 +90,17 @@ async fn ping_answers_200_and_503_with_redis_stopped() {
 
 #[tokio::test]
 async fn clear_all_deletes_exactly_the_keys_under_the_prefix() {
-    let redis = RedisServer::start();
-    let app = app_with_token(&redis).await;
+    let app = app_with_token().await;
     app.create_item(json!({"name": "Lamp", "price": 1})).await;
     app.get("/items/1").await;
     app.get("/items").await;
     let outsiders = ["other:items:1", "wrcx:items:GET:/items/1", "wrc", "plain"];
     for key in outsiders {
-        let _: () = redis.command(redis::cmd("SET").arg(key).arg("keep me"));
+        let _: () = app
+            .redis()
+            .command(redis::cmd("SET").arg(key).arg("keep me"));
     }
-    let ours = redis_keys(&redis)
+    let ours = redis_keys(app.redis())
         .into_iter()
         .filter(|k| k.starts_with("wrc:"))
         .count();
@@ -116,7 +111,7 @@ async fn clear_all_deletes_exactly_the_keys_under_the_prefix() {
 
     let cleared = json_of(admin_call(&app, Method::DELETE, "/cache/clear").await).await;
     assert_eq!(cleared["deleted"], ours as u64);
-    let left = redis_keys(&redis);
+    let left = redis_keys(app.redis());
     // The instance's own records (`wrc#lineage`: which Redis process the data was checked
     // against; `wrc#alive:<instance>`: its heartbeat) are not entries: clears leave them, so a
     // clear is never mistaken for a restart.
@@ -130,9 +125,8 @@ async fn clear_all_deletes_exactly_the_keys_under_the_prefix() {
 
 #[tokio::test]
 async fn clear_namespace_deletes_only_that_namespace_and_rejects_invalid_names() {
-    let redis = RedisServer::start();
-    let app = app_with_token(&redis).await;
-    let cache = redis_manager(&redis).await;
+    let app = app_with_token().await;
+    let cache = redis_manager(app.redis()).await;
     for ns in ["a", "ab", "a-b"] {
         for key in ["1", "2"] {
             cache
@@ -143,7 +137,7 @@ async fn clear_namespace_deletes_only_that_namespace_and_rejects_invalid_names()
     }
     let cleared = json_of(admin_call(&app, Method::POST, "/cache/clear/a").await).await;
     assert_eq!(cleared, json!({"namespace": "a", "deleted": 2}));
-    let left: BTreeSet<String> = redis_keys(&redis)
+    let left: BTreeSet<String> = redis_keys(app.redis())
         .into_iter()
         .filter(|k| !k.contains("#gen") && !k.starts_with("wrc#"))
         .collect();
@@ -155,7 +149,7 @@ async fn clear_namespace_deletes_only_that_namespace_and_rejects_invalid_names()
         assert_eq!(json_of(response).await["error"]["code"], "bad_request");
     }
     assert_eq!(
-        redis_keys(&redis)
+        redis_keys(app.redis())
             .into_iter()
             .filter(|k| !k.contains("#gen") && !k.starts_with("wrc#"))
             .count(),
@@ -165,9 +159,8 @@ async fn clear_namespace_deletes_only_that_namespace_and_rejects_invalid_names()
 
 #[tokio::test]
 async fn keys_are_listed_page_by_page_with_ttl_and_size() {
-    let redis = RedisServer::start();
-    let app = app_with_token(&redis).await;
-    let cache: CacheManager = redis_manager(&redis).await;
+    let app = app_with_token().await;
+    let cache: CacheManager = redis_manager(app.redis()).await;
     let bulk = Namespace::new("bulk").expect("valid");
     for i in 0..250 {
         cache
@@ -217,8 +210,7 @@ async fn keys_are_listed_page_by_page_with_ttl_and_size() {
 
 #[tokio::test]
 async fn one_entry_can_be_inspected_and_deleted() {
-    let redis = RedisServer::start();
-    let app = app_with_token(&redis).await;
+    let app = app_with_token().await;
     app.create_item(json!({"name": "Lamp", "price": 1})).await;
     app.get("/items/1").await;
     for path in [
@@ -243,8 +235,7 @@ async fn one_entry_can_be_inspected_and_deleted() {
 
 #[tokio::test]
 async fn admin_routes_need_the_right_bearer_token() {
-    let redis = RedisServer::start();
-    let app = app_with_token(&redis).await;
+    let app = app_with_token().await;
     let routes = [
         (Method::GET, "/cache/stats"),
         (Method::POST, "/cache/stats/reset"),
@@ -281,15 +272,14 @@ async fn admin_routes_need_the_right_bearer_token() {
 
 #[tokio::test]
 async fn without_a_token_only_loopback_clients_are_served() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     assert_eq!(
         app.get("/cache/stats").await.status(),
         200,
         "loopback client refused"
     );
 
-    let cache = redis_manager(&redis).await;
+    let cache = redis_manager(app.redis()).await;
     let routes = admin::routes(cache, AdminAccess::from_token(None))
         .recover(warp_redis_cache_service::error::handle_rejection);
     for (remote, status) in [
@@ -309,10 +299,7 @@ async fn without_a_token_only_loopback_clients_are_served() {
 
 #[tokio::test]
 async fn every_response_carries_security_headers_and_a_request_id() {
-    let redis = RedisServer::start();
-    let mut settings = app_settings(&redis.url());
-    settings.app.hsts_max_age_secs = 31_536_000;
-    let app = spawn_app_with(settings).await;
+    let app = spawn_app_with(|settings| settings.app.hsts_max_age_secs = 31_536_000).await;
     let mut ids = BTreeSet::new();
     for path in ["/items", "/items/999", "/nope", "/health/live", "/metrics"] {
         let response = app.get(path).await;
@@ -339,7 +326,7 @@ async fn every_response_carries_security_headers_and_a_request_id() {
         .await;
     assert_eq!(header(&replaced, "x-request-id").len(), 32);
 
-    let plain = spawn_app(&redis).await;
+    let plain = spawn_app().await;
     assert_eq!(
         header(
             &plain.get("/health/live").await,
@@ -386,8 +373,7 @@ fn sample(samples: &[(String, f64)], series: &str) -> f64 {
 
 #[tokio::test]
 async fn metrics_parse_as_prometheus_text_and_move_with_requests() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(json!({"name": "Lamp", "price": 1})).await;
     let before = parse_prometheus(&app.get("/metrics").await.text().await.expect("text"));
     for _ in 0..3 {
@@ -417,8 +403,7 @@ async fn metrics_parse_as_prometheus_text_and_move_with_requests() {
 
 #[tokio::test]
 async fn openapi_document_is_openapi_3_and_lists_every_route() {
-    let redis = RedisServer::start();
-    let app = app_with_token(&redis).await;
+    let app = app_with_token().await;
     let document: Value = app.get("/openapi.json").await.json().await.expect("JSON");
     assert!(document["openapi"]
         .as_str()

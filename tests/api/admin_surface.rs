@@ -2,7 +2,7 @@
 //! page the operator visits (cross-site POSTs, DNS rebinding) changes nothing, bearer tokens
 //! are read as RFC 7235 says, and every JSON body must say it is JSON.
 
-use crate::service_process::ServiceProcess;
+use crate::support::service_process::ServiceProcess;
 
 fn status(response: &str) -> u16 {
     response

@@ -10,7 +10,7 @@ use warp::Filter;
 use warp_redis_cache::{cache_busting, cached, BustPolicy, CachePolicy, RequestParts, TagContext};
 use warp_redis_cache::{CacheManager, Namespace};
 
-use crate::helpers::{eventually, redis_manager, RedisServer};
+use crate::support::{body_text, eventually, get, redis_manager, x_cache, RedisServer};
 
 /// A versioned resource at `/v`: GET answers `v<version>`, PUT increments the version.
 struct Rig {
@@ -92,29 +92,12 @@ impl Rig {
     }
 }
 
-async fn get(
-    app: &(impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection>
-          + Clone
-          + Send
-          + Sync
-          + 'static),
-    headers: &[(&str, &str)],
+/// The body and `X-Cache` of a GET of `/v`.
+async fn seen(
+    app: &(impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + 'static),
 ) -> (String, String) {
-    let mut request = warp::test::request().path("/v");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.reply(app).await;
-    let x_cache = response
-        .headers()
-        .get("x-cache")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    (
-        String::from_utf8_lossy(response.body()).into_owned(),
-        x_cache,
-    )
+    let response = get(app, "/v", &[]).await;
+    (body_text(&response), x_cache(&response))
 }
 
 /// What the cache holds when the race starts.
@@ -129,7 +112,7 @@ enum Before {
 }
 
 /// A GET reads v1 and pauses; a PUT commits v2 and returns; the GET resumes and stores what it
-/// read. Returns what a GET after all that sees.
+/// read. Returns the body and `X-Cache` a GET after all that sees.
 async fn read_write_race(
     headers: &'static [(&'static str, &'static str)],
     before: Before,
@@ -148,13 +131,13 @@ async fn read_write_race(
                 .expect("create a namespace record");
         }
         Before::LiveEntry => {
-            get(&app, &[]).await;
-            assert_eq!(get(&app, &[]).await, ("v1".into(), "HIT".into()));
+            get(&app, "/v", &[]).await;
+            assert_eq!(seen(&app).await, ("v1".into(), "HIT".into()));
         }
     }
     rig.pause_next_read.store(true, Ordering::SeqCst);
     let slow_app = app.clone();
-    let slow_get = tokio::spawn(async move { get(&slow_app, headers).await });
+    let slow_get = tokio::spawn(async move { get(&slow_app, "/v", headers).await });
     rig.read_done.notified().await;
     let put = warp::test::request()
         .method("PUT")
@@ -163,8 +146,8 @@ async fn read_write_race(
         .await;
     assert_eq!(put.status(), 200);
     rig.release.notify_one();
-    assert_eq!(slow_get.await.expect("slow GET").0, "v1");
-    get(&app, &[]).await
+    assert_eq!(slow_get.await.expect("slow GET").body(), "v1");
+    seen(&app).await
 }
 
 #[tokio::test]
@@ -200,8 +183,8 @@ async fn a_write_whose_request_is_dropped_mid_commit_still_busts() {
     let cache = redis_manager(&server).await;
     let rig = Rig::new();
     let app = rig.app(cache, Some(Duration::from_millis(100)));
-    get(&app, &[]).await;
-    assert_eq!(get(&app, &[]).await, ("v1".into(), "HIT".into()));
+    get(&app, "/v", &[]).await;
+    assert_eq!(seen(&app).await, ("v1".into(), "HIT".into()));
 
     let put = warp::test::request().method("PUT").path("/v").reply(&app);
     let dropped = tokio::time::timeout(Duration::from_millis(10), put).await;
@@ -212,7 +195,7 @@ async fn a_write_whose_request_is_dropped_mid_commit_still_busts() {
     .await;
     assert!(committed, "the write never committed");
     let fresh = eventually(Duration::from_secs(2), || async {
-        get(&app, &[]).await.0 == "v2"
+        get(&app, "/v", &[]).await.body() == "v2"
     })
     .await;
     assert!(fresh, "a stale entry outlived a committed write");

@@ -11,7 +11,7 @@ use warp::{Filter, Reply};
 use warp_redis_cache::{cache_busting, cached, BustPolicy, CachePolicy, RequestParts};
 use warp_redis_cache::{CacheManager, Namespace};
 
-use crate::helpers::{redis_manager, RedisServer};
+use crate::support::{get, redis_manager, x_cache, RedisServer};
 
 /// An origin at `/<name>` answering with `reply(call number)`, counting its calls.
 fn counting_origin<R, F>(
@@ -38,30 +38,6 @@ async fn setup() -> (RedisServer, CacheManager, Arc<AtomicUsize>) {
     let server = RedisServer::start();
     let cache = redis_manager(&server).await;
     (server, cache, Arc::new(AtomicUsize::new(0)))
-}
-
-async fn get(
-    route: &(impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
-          + Clone
-          + Send
-          + Sync
-          + 'static),
-    path: &str,
-    headers: &[(&str, &str)],
-) -> warp::http::Response<bytes::Bytes> {
-    let mut request = warp::test::request().path(path);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.reply(route).await
-}
-
-fn x_cache(response: &warp::http::Response<bytes::Bytes>) -> &str {
-    response
-        .headers()
-        .get("x-cache")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, x_cache, RedisServer, TestApp};
+use crate::support::{spawn_app, x_cache, TestApp};
 
 const SERVICE: &str = env!("CARGO_BIN_EXE_warp-redis-cache");
 const CACHECTL: &str = env!("CARGO_BIN_EXE_cachectl");
@@ -102,8 +102,8 @@ fn json_log_format_writes_one_json_object_per_line() {
     );
 }
 
-async fn app_with_cached_items(redis: &RedisServer) -> (TestApp, Vec<i64>) {
-    let app = spawn_app(redis).await;
+async fn app_with_cached_items() -> (TestApp, Vec<i64>) {
+    let app = spawn_app().await;
     let mut ids = Vec::new();
     for name in ["lamp", "desk"] {
         let item = app.create_item(json!({"name": name, "price": 2.0})).await;
@@ -117,8 +117,7 @@ async fn app_with_cached_items(redis: &RedisServer) -> (TestApp, Vec<i64>) {
 
 #[tokio::test]
 async fn cachectl_stats_prints_a_table_and_watch_prints_rates() {
-    let redis = RedisServer::start();
-    let (app, _) = app_with_cached_items(&redis).await;
+    let (app, _) = app_with_cached_items().await;
     let run = cachectl(&app, &["stats"]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
@@ -151,8 +150,7 @@ async fn cachectl_stats_prints_a_table_and_watch_prints_rates() {
 
 #[tokio::test]
 async fn cachectl_keys_lists_entries_and_purge_dry_runs_before_purging() {
-    let redis = RedisServer::start();
-    let (app, ids) = app_with_cached_items(&redis).await;
+    let (app, ids) = app_with_cached_items().await;
     let listing = cachectl(&app, &["keys", "--namespace", "items"]).await;
     assert_eq!(listing.code, Some(0), "{}", listing.stderr);
     let entry = format!("GET:/items/{}", ids[0]);

@@ -3,12 +3,11 @@
 
 use serde_json::json;
 
-use crate::helpers::{header, spawn_app, x_cache, RedisServer};
+use crate::support::{header, spawn_app, x_cache};
 
 #[tokio::test]
 async fn the_gzip_etag_gets_no_304_from_a_client_that_does_not_accept_gzip() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     let description = "a lamp with a long description ".repeat(30);
     app.create_item(json!({"name": "lamp", "price": 1, "description": description}))
         .await;

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::service_process::{closed_by_server, read_response, send_get, ServiceProcess};
+use crate::support::service_process::{closed_by_server, read_response, send_get, ServiceProcess};
 
 /// Opens a connection and sends the start of a request head that never ends.
 fn slowloris(service: &ServiceProcess) -> TcpStream {

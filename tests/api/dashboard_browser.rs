@@ -12,8 +12,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{app_settings, spawn_app_with, x_cache, RedisServer, TestApp};
-use crate::webdriver::Browser;
+use crate::support::webdriver::Browser;
+use crate::support::{spawn_app_with, x_cache, RedisServer, TestApp};
 
 const TOKEN: &str = "dashboard-test-token";
 const BULK_KEYS: usize = 100_000;
@@ -57,10 +57,7 @@ async fn the_dashboard_shows_live_numbers_browses_keys_and_purges_after_a_dry_ru
         );
         return;
     };
-    let redis = RedisServer::start();
-    let mut settings = app_settings(&redis.url());
-    settings.admin.token = Some(TOKEN.into());
-    let app = spawn_app_with(settings).await;
+    let app = spawn_app_with(|settings| settings.admin.token = Some(TOKEN.into())).await;
     let mut ids = Vec::new();
     for name in ["lamp", "desk", "chair", "mug", "pen"] {
         let item = app
@@ -69,7 +66,7 @@ async fn the_dashboard_shows_live_numbers_browses_keys_and_purges_after_a_dry_ru
         ids.push(item["id"].as_i64().expect("id"));
     }
     let first = format!("/items/{}", ids[0]);
-    fill_bulk_namespace(&redis);
+    fill_bulk_namespace(app.redis());
 
     // Without a token: the auth error, and no data.
     browser.open(&format!("{}/cache/dashboard", app.base)).await;

@@ -2,40 +2,8 @@
 //! the environment are taken literally, a token too short to be safe, a log filter env_logger
 //! would ignore and a Redis database that does not exist stop startup with one clear line.
 
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
-
-use crate::helpers::RedisServer;
-use crate::service_process::ServiceProcess;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_warp-redis-cache");
-
-/// Runs the binary with `env` until it exits (it must fail before serving).
-fn run_to_exit(env: &[(&str, &str)]) -> Output {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let settings = dir.path().join("settings.yaml");
-    std::fs::write(&settings, "").expect("write settings");
-    let mut child = Command::new(BINARY)
-        .env("SETTINGS_FILE", &settings)
-        .env("APP__PORT", "0")
-        .env("DATABASE__PATH", ":memory:")
-        .env_remove("RUST_LOG")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the service binary");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while child.try_wait().expect("poll the child").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the service kept running with {env:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("collect output")
-}
+use crate::support::service_process::{run_to_exit, ServiceProcess};
+use crate::support::RedisServer;
 
 #[test]
 fn an_empty_short_or_yaml_looking_admin_token_stops_startup_naming_the_minimum() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, x_cache, RedisServer, TestApp};
+use crate::support::{spawn_app, x_cache, TestApp};
 
 /// The longest any request may take while Redis misbehaves: connect (300 ms) plus command
 /// (200 ms) budgets, plus generous scheduling slack for a loaded 2-core machine.
@@ -72,8 +72,8 @@ impl Load {
     }
 }
 
-async fn app_with_items(redis: &RedisServer, items: u64) -> Arc<TestApp> {
-    let app = spawn_app(redis).await;
+async fn app_with_items(items: u64) -> Arc<TestApp> {
+    let app = spawn_app().await;
     for i in 0..items {
         app.create_item(json!({"name": format!("Item {i}"), "price": i}))
             .await;
@@ -105,15 +105,14 @@ fn first_hit_after(samples: &[Sample], since: Instant) -> Option<Duration> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_and_restart_under_load_fails_no_request_and_recovers_within_a_second() {
-    let mut redis = RedisServer::start();
-    let app = app_with_items(&redis, 5).await;
+    let app = app_with_items(5).await;
     let load = Load::start(&app, 8, 5);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    redis.stop();
+    app.redis().stop();
     let stopped = Instant::now();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    redis.restart();
+    app.redis().restart();
     let back = Instant::now();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let samples = load.finish().await;
@@ -147,17 +146,18 @@ async fn stop_and_restart_under_load_fails_no_request_and_recovers_within_a_seco
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_and_slow_commands_under_load_fail_no_request() {
-    let redis = RedisServer::start();
-    let app = app_with_items(&redis, 5).await;
+    let app = app_with_items(5).await;
     let load = Load::start(&app, 8, 5);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let _: () = redis.command(redis::cmd("CLIENT").arg("PAUSE").arg(1_000).arg("ALL"));
+    let _: () = app
+        .redis()
+        .command(redis::cmd("CLIENT").arg("PAUSE").arg(1_000).arg("ALL"));
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let resumed = Instant::now();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
 
-    let url = redis.url();
+    let url = app.redis().url();
     let sleeper = std::thread::spawn(move || {
         let client = redis::Client::open(url).expect("url");
         let mut conn = client.get_connection().expect("connect");
@@ -184,17 +184,18 @@ async fn pause_and_slow_commands_under_load_fail_no_request() {
 
 #[tokio::test]
 async fn garbage_under_our_keys_never_fails_a_request() {
-    let redis = RedisServer::start();
-    let app = app_with_items(&redis, 2).await;
+    let app = app_with_items(2).await;
     app.get("/items/1").await;
     app.get("/items/2").await;
-    let _: () = redis.command(
+    let _: () = app.redis().command(
         redis::cmd("SET")
             .arg("wrc:items:GET:/items/1")
             .arg("\u{1}garbage"),
     );
-    let _: () = redis.command(redis::cmd("DEL").arg("wrc:items:GET:/items/2"));
-    let _: () = redis.command(
+    let _: () = app
+        .redis()
+        .command(redis::cmd("DEL").arg("wrc:items:GET:/items/2"));
+    let _: () = app.redis().command(
         redis::cmd("RPUSH")
             .arg("wrc:items:GET:/items/2")
             .arg("a list"),
@@ -205,8 +206,10 @@ async fn garbage_under_our_keys_never_fails_a_request() {
             assert_eq!(response.status(), 200, "{path}");
         }
     }
-    let _: () = redis.command(redis::cmd("DEL").arg("wrc:#gen:items"));
-    let _: () = redis.command(redis::cmd("HSET").arg("wrc:#gen:items").arg("f").arg("v"));
+    let _: () = app.redis().command(redis::cmd("DEL").arg("wrc:#gen:items"));
+    let _: () = app
+        .redis()
+        .command(redis::cmd("HSET").arg("wrc:#gen:items").arg("f").arg("v"));
     for path in ["/items/1", "/items"] {
         let response = app.get(path).await;
         assert_eq!(
@@ -224,6 +227,8 @@ async fn garbage_under_our_keys_never_fails_a_request() {
             "{path} never cached again"
         );
     }
-    let kind: String = redis.command(redis::cmd("TYPE").arg("wrc:#gen:items"));
+    let kind: String = app
+        .redis()
+        .command(redis::cmd("TYPE").arg("wrc:#gen:items"));
     assert_eq!(kind, "string", "the generation key was not repaired");
 }

@@ -7,12 +7,11 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{app_settings, header, spawn_app, spawn_app_with, RedisServer};
+use crate::support::{header, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn root_names_the_service_and_links_to_health_openapi_and_the_dashboard() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
     let root: Value = response.json().await.expect("JSON");
@@ -30,15 +29,14 @@ async fn root_names_the_service_and_links_to_health_openapi_and_the_dashboard() 
 
 #[tokio::test]
 async fn health_answers_like_the_original_and_reports_a_failing_cache_as_degraded() {
-    let mut redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     let healthy: Value = app.get("/health").await.json().await.expect("JSON");
     assert_eq!(healthy["status"], "healthy");
     assert_eq!(healthy["service"], "warp-redis-cache");
     assert_eq!(healthy["cache"]["backend"], "redis");
     assert_eq!(healthy["cache"]["healthy"], true);
 
-    redis.stop();
+    app.redis().stop();
     let response = app.get("/health").await;
     assert_eq!(response.status(), 200, "the service still serves");
     let degraded: Value = response.json().await.expect("JSON");
@@ -51,10 +49,7 @@ async fn health_answers_like_the_original_and_reports_a_failing_cache_as_degrade
 
 #[tokio::test]
 async fn an_item_with_a_long_description_is_accepted_when_it_fits_the_body_limit() {
-    let redis = RedisServer::start();
-    let mut settings = app_settings(&redis.url());
-    settings.app.max_body_bytes = 64 * 1024;
-    let app = spawn_app_with(settings).await;
+    let app = spawn_app_with(|settings| settings.app.max_body_bytes = 64 * 1024).await;
     let description = "a long description. ".repeat(2_500); // 50,000 characters
     let item = app
         .create_item(json!({"name": "manual", "price": 1.0, "description": description}))
@@ -73,7 +68,7 @@ async fn an_item_with_a_long_description_is_accepted_when_it_fits_the_body_limit
 }
 
 /// Every page of `GET /cache/keys` (admin from loopback), followed to the end.
-async fn all_pages(app: &crate::helpers::TestApp, query: &str) -> Vec<Vec<Value>> {
+async fn all_pages(app: &crate::support::TestApp, query: &str) -> Vec<Vec<Value>> {
     let mut pages = Vec::new();
     let mut cursor = 0u64;
     loop {
@@ -97,8 +92,7 @@ async fn all_pages(app: &crate::helpers::TestApp, query: &str) -> Vec<Vec<Value>
 
 #[tokio::test]
 async fn key_listings_show_entries_only_and_never_an_empty_page_before_the_end() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     for name in ["a", "b", "c"] {
         let item = app
             .create_item(json!({"name": name, "price": 1.0, "tags": ["t"]}))
@@ -114,9 +108,9 @@ async fn key_listings_show_entries_only_and_never_an_empty_page_before_the_end()
             .arg("x")
             .ignore();
     }
-    let mut connection = redis.client().get_connection().expect("connection");
+    let mut connection = app.redis().client().get_connection().expect("connection");
     pipe.query::<()>(&mut connection).expect("filler keys");
-    let (_, records): (u64, Vec<String>) = redis.command(
+    let (_, records): (u64, Vec<String>) = app.redis().command(
         redis::cmd("SCAN")
             .arg(0)
             .arg("MATCH")
@@ -150,8 +144,7 @@ async fn key_listings_show_entries_only_and_never_an_empty_page_before_the_end()
 
 #[tokio::test]
 async fn stats_name_body_and_stored_bytes_and_count_stale_serves() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     let item = app.create_item(json!({"name": "pen", "price": 1.0})).await;
     app.get(&format!("/items/{}", item["id"])).await;
     let stats: Value = app.get("/cache/stats").await.json().await.expect("JSON");
@@ -165,8 +158,7 @@ async fn stats_name_body_and_stored_bytes_and_count_stale_serves() {
 
 #[tokio::test]
 async fn the_dashboard_page_and_script_are_served_with_a_policy_allowing_only_themselves() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     let page = app.get("/cache/dashboard").await;
     assert_eq!(page.status(), 200);
     assert!(header(&page, "content-type").starts_with("text/html"));

@@ -8,8 +8,10 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{app_settings, eventually, header, spawn_app, spawn_app_with, x_cache};
-use crate::helpers::{RedisServer, TestApp};
+use crate::support::{
+    app_settings, eventually, header, spawn_app, spawn_app_from, spawn_app_on, x_cache,
+    RedisServer, TestApp,
+};
 use warp_redis_cache::BackendChoice;
 use warp_redis_cache_service::settings::Settings;
 
@@ -39,8 +41,7 @@ async fn warm(app: &TestApp, path: &str) {
 
 #[tokio::test]
 async fn writes_through_a_trailing_slash_bust_the_item_they_changed() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     app.create_item(json!({"name": "Desk", "price": 99})).await;
 
@@ -76,8 +77,7 @@ async fn writes_through_a_trailing_slash_bust_the_item_they_changed() {
 
 #[tokio::test]
 async fn every_spelling_of_an_item_path_is_one_entry() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
 
     assert_eq!(x_cache(&app.get("/items/1").await), "MISS");
@@ -99,10 +99,9 @@ async fn every_spelling_of_an_item_path_is_one_entry() {
 
 #[tokio::test]
 async fn unknown_parameters_are_refused_and_one_page_has_one_entry() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
-    let keys_before: u64 = redis.command(&redis::cmd("DBSIZE"));
+    let keys_before: u64 = app.redis().command(&redis::cmd("DBSIZE"));
 
     for n in 0..50 {
         let response = app.get(&format!("/items/1?r={n}")).await;
@@ -140,7 +139,7 @@ async fn unknown_parameters_are_refused_and_one_page_has_one_entry() {
             "{spelling}"
         );
     }
-    let keys_after: u64 = redis.command(&redis::cmd("DBSIZE"));
+    let keys_after: u64 = app.redis().command(&redis::cmd("DBSIZE"));
     // The item and the page, plus their namespace and tag records: no entry per spelling.
     assert!(
         keys_after - keys_before <= 8,
@@ -150,8 +149,7 @@ async fn unknown_parameters_are_refused_and_one_page_has_one_entry() {
 
 #[tokio::test]
 async fn item_responses_make_downstream_caches_revalidate() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
 
     for _ in 0..2 {
@@ -187,8 +185,8 @@ async fn a_bust_that_failed_lands_in_the_background_for_other_instances() {
     let mut writer_settings = instance_settings(&redis, &dir);
     writer_settings.redis.breaker_failures = 1;
     writer_settings.redis.breaker_cooldown_ms = 2_000;
-    let writer = spawn_app_with(writer_settings).await;
-    let reader = spawn_app_with(instance_settings(&redis, &dir)).await;
+    let writer = spawn_app_from(writer_settings).await;
+    let reader = spawn_app_from(instance_settings(&redis, &dir)).await;
     writer.create_item(lamp()).await;
     warm(&reader, "/items/1").await;
 
@@ -246,12 +244,11 @@ async fn a_bust_that_failed_lands_in_the_background_for_other_instances() {
 
 #[tokio::test]
 async fn redis_restarted_from_its_rdb_file_does_not_serve_busted_entries() {
-    let mut redis = RedisServer::start_persistent();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app_on(RedisServer::start_persistent()).await;
     app.create_item(lamp()).await;
     warm(&app, "/items/1").await;
 
-    let saved: String = redis.command(&redis::cmd("SAVE"));
+    let saved: String = app.redis().command(&redis::cmd("SAVE"));
     assert_eq!(saved, "OK");
     let patch = app
         .send_json(Method::PATCH, "/items/1", &json!({"name": "Lamp v2"}))
@@ -259,8 +256,8 @@ async fn redis_restarted_from_its_rdb_file_does_not_serve_busted_entries() {
     assert_eq!(patch.status(), 200);
     assert_eq!(name_of(&app, "/items/1").await.0, "Lamp v2");
 
-    redis.restart(); // SIGKILL, then start again on the same data directory.
-    let restored: u64 = redis.command(&redis::cmd("DBSIZE"));
+    app.redis().restart(); // SIGKILL, then start again on the same data directory.
+    let restored: u64 = app.redis().command(&redis::cmd("DBSIZE"));
     assert!(restored > 0, "the RDB file was loaded");
     let answered = eventually(Duration::from_secs(5), || async {
         let (name, cache) = name_of(&app, "/items/1").await;
@@ -280,12 +277,12 @@ async fn redis_restarted_from_its_rdb_file_does_not_serve_busted_entries() {
 
 #[tokio::test]
 async fn an_auto_instance_moves_to_redis_when_it_answers_and_sees_other_writes() {
-    let mut redis = RedisServer::start();
+    let redis = RedisServer::start();
     let dir = tempfile::tempdir().expect("temp dir");
     redis.stop();
     let mut auto_settings = instance_settings(&redis, &dir);
     auto_settings.cache.backend = BackendChoice::Auto;
-    let auto = spawn_app_with(auto_settings).await;
+    let auto = spawn_app_from(auto_settings).await;
     auto.create_item(lamp()).await;
     warm(&auto, "/items/1").await;
     let ready: Value = auto.get("/health/ready").await.json().await.expect("json");
@@ -303,7 +300,7 @@ async fn an_auto_instance_moves_to_redis_when_it_answers_and_sees_other_writes()
     .await;
     assert!(switched, "the auto instance never moved to Redis");
 
-    let other = spawn_app_with(instance_settings(&redis, &dir)).await;
+    let other = spawn_app_from(instance_settings(&redis, &dir)).await;
     let patch = other
         .send_json(Method::PATCH, "/items/1", &json!({"name": "Lamp v2"}))
         .await;
@@ -319,8 +316,8 @@ async fn a_client_sending_a_write_slowly_makes_no_instance_bust_the_namespace() 
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = instance_settings(&redis, &dir);
     settings.cache.write_intent_grace_ms = 100;
-    let writer = spawn_app_with(settings.clone()).await;
-    let reader = spawn_app_with(settings).await;
+    let writer = spawn_app_from(settings.clone()).await;
+    let reader = spawn_app_from(settings).await;
     writer.create_item(lamp()).await;
     warm(&reader, "/items/1").await;
 
@@ -351,7 +348,7 @@ async fn a_client_sending_a_write_slowly_makes_no_instance_bust_the_namespace() 
 async fn an_auto_instance_keeps_its_own_fallback_writes_when_it_moves_to_redis() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let other = spawn_app_with(instance_settings(&redis, &dir)).await;
+    let other = spawn_app_from(instance_settings(&redis, &dir)).await;
     other.create_item(lamp()).await;
     warm(&other, "/items/1").await;
 
@@ -360,7 +357,7 @@ async fn an_auto_instance_keeps_its_own_fallback_writes_when_it_moves_to_redis()
     redis.pause();
     let mut auto_settings = instance_settings(&redis, &dir);
     auto_settings.cache.backend = BackendChoice::Auto;
-    let auto = spawn_app_with(auto_settings).await;
+    let auto = spawn_app_from(auto_settings).await;
     let patch = auto
         .send_json(Method::PATCH, "/items/1", &json!({"name": "Lamp v2"}))
         .await;

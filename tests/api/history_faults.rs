@@ -18,7 +18,7 @@ use warp_redis_cache::CacheManager;
 use warp_redis_cache::{BackendChoice, CacheConfig};
 
 use crate::busting_races::{history_app, versions_seen, Busting};
-use crate::helpers::{cache_settings, redis_settings, RedisServer};
+use crate::support::{cache_settings, redis_settings, RedisServer};
 
 /// Keys the tasks write; reads also cover one more, `QUIET`, written only by the instance that
 /// dies mid-write, so nothing but the replay of its intent can bust it.

@@ -7,8 +7,8 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{
-    app_settings, command_calls, eventually, header, round_trips, spawn_app, spawn_app_with,
+use crate::support::{
+    app_settings, command_calls, eventually, header, round_trips, spawn_app, spawn_app_from,
     x_cache, RedisServer,
 };
 
@@ -22,8 +22,7 @@ fn long_item() -> Value {
 
 #[tokio::test]
 async fn get_is_a_miss_then_a_hit_with_cache_headers() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     let item = app.create_item(lamp()).await;
 
     let first = app.get("/items/1").await;
@@ -57,12 +56,11 @@ async fn get_is_a_miss_then_a_hit_with_cache_headers() {
 
 #[tokio::test]
 async fn a_hit_costs_exactly_one_redis_command() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     assert_eq!(x_cache(&app.get("/items/1").await), "MISS");
     for _ in 0..3 {
-        let (response, commands) = round_trips(&redis, || app.get("/items/1")).await;
+        let (response, commands) = round_trips(app.redis(), || app.get("/items/1")).await;
         assert_eq!(x_cache(&response), "HIT");
         // Item entries are tagged: the entry, its namespace record and its tag records are
         // read by one script call.
@@ -72,26 +70,24 @@ async fn a_hit_costs_exactly_one_redis_command() {
 
 #[tokio::test]
 async fn a_miss_writes_once() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     app.create_item(lamp()).await;
     // The namespace has a record once one entry was looked up, and Redis knows our scripts
     // once they ran: misses then cost one lookup and one write. (The very first miss of a
     // namespace also creates its record, and a script's first call loads it.)
     assert_eq!(x_cache(&app.get("/items/2").await), "MISS");
-    let sets_before = command_calls(&redis, "set");
-    let (response, commands) = round_trips(&redis, || app.get("/items/1")).await;
+    let sets_before = command_calls(app.redis(), "set");
+    let (response, commands) = round_trips(app.redis(), || app.get("/items/1")).await;
     assert_eq!(x_cache(&response), "MISS");
     assert_eq!(commands, ["evalsha", "evalsha"], "one lookup, one write");
     // The write stores the entry and its one tag record (item:1), nothing else.
-    assert_eq!(command_calls(&redis, "set") - sets_before, 2);
+    assert_eq!(command_calls(app.redis(), "set") - sets_before, 2);
 }
 
 #[tokio::test]
 async fn matching_if_none_match_gets_304_without_a_body() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     let etag = header(&app.get("/items/1").await, "etag");
     for _ in 0..2 {
@@ -108,8 +104,7 @@ async fn matching_if_none_match_gets_304_without_a_body() {
 
 #[tokio::test]
 async fn large_body_is_stored_gzip_and_sent_as_stored_or_inflated() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     let item = app.create_item(long_item()).await;
 
     let miss = app
@@ -125,7 +120,9 @@ async fn large_body_is_stored_gzip_and_sent_as_stored_or_inflated() {
     assert!(header(&hit, "etag").ends_with("-gzip\""));
     let sent = hit.bytes().await.expect("body");
 
-    let stored: Vec<u8> = redis.command(redis::cmd("GET").arg("wrc:items:GET:/items/1"));
+    let stored: Vec<u8> = app
+        .redis()
+        .command(redis::cmd("GET").arg("wrc:items:GET:/items/1"));
     assert_eq!(stored[2] & 1, 1, "stored with the gzip flag");
     assert!(
         stored.ends_with(&sent),
@@ -148,8 +145,7 @@ async fn large_body_is_stored_gzip_and_sent_as_stored_or_inflated() {
 
 #[tokio::test]
 async fn query_parameter_order_shares_one_entry() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     assert_eq!(
         x_cache(&app.get("/items?limit=5&offset=0&tag=home").await),
@@ -164,14 +160,15 @@ async fn query_parameter_order_shares_one_entry() {
 
 #[tokio::test]
 async fn errors_are_not_cached() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     for _ in 0..2 {
         let missing = app.get("/items/41").await;
         assert_eq!(missing.status(), 404);
         assert_ne!(x_cache(&missing), "HIT");
     }
-    let exists: u64 = redis.command(redis::cmd("EXISTS").arg("wrc:items:GET:/items/41"));
+    let exists: u64 = app
+        .redis()
+        .command(redis::cmd("EXISTS").arg("wrc:items:GET:/items/41"));
     assert_eq!(exists, 0);
     let created = app.create_item(lamp()).await;
     assert_eq!(created["id"], 1);
@@ -180,8 +177,7 @@ async fn errors_are_not_cached() {
 
 #[tokio::test]
 async fn requests_with_credentials_or_no_store_bypass_the_cache() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     for headers in [
         [("authorization", "Bearer alice")],
@@ -192,14 +188,15 @@ async fn requests_with_credentials_or_no_store_bypass_the_cache() {
         assert_eq!(response.status(), 200);
         assert_eq!(x_cache(&response), "BYPASS", "{headers:?}");
     }
-    let exists: u64 = redis.command(redis::cmd("EXISTS").arg("wrc:items:GET:/items/1"));
+    let exists: u64 = app
+        .redis()
+        .command(redis::cmd("EXISTS").arg("wrc:items:GET:/items/1"));
     assert_eq!(exists, 0, "a bypassed response was stored");
 }
 
 #[tokio::test]
 async fn no_cache_request_refreshes_the_entry() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     app.get("/items/1").await;
     let changed = warp_redis_cache_service::items::NewItem {
@@ -234,8 +231,7 @@ async fn no_cache_request_refreshes_the_entry() {
 
 #[tokio::test]
 async fn every_kind_of_successful_mutation_busts_and_failed_ones_do_not() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
 
     let warm = |path: &'static str| {
@@ -310,8 +306,7 @@ async fn every_kind_of_successful_mutation_busts_and_failed_ones_do_not() {
 
 #[tokio::test]
 async fn a_get_right_after_a_put_returns_the_new_value() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     for version in 0..50 {
         app.get("/items/1").await;
@@ -325,8 +320,7 @@ async fn a_get_right_after_a_put_returns_the_new_value() {
 
 #[tokio::test]
 async fn pragma_no_cache_refreshes_like_cache_control() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     app.get("/items/1").await;
     let refreshed = app.get_with("/items/1", &[("pragma", "no-cache")]).await;
@@ -339,21 +333,21 @@ async fn pragma_no_cache_refreshes_like_cache_control() {
 
 #[tokio::test]
 async fn a_head_miss_is_answered_but_not_stored() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     let head = app.request(Method::HEAD, "/items/1", &[]).await;
     assert_eq!(head.status(), 200);
     assert_eq!(x_cache(&head), "MISS");
-    let exists: u64 = redis.command(redis::cmd("EXISTS").arg("wrc:items:GET:/items/1"));
+    let exists: u64 = app
+        .redis()
+        .command(redis::cmd("EXISTS").arg("wrc:items:GET:/items/1"));
     assert_eq!(exists, 0, "a HEAD answer was stored as the GET entry");
     assert_eq!(x_cache(&app.get("/items/1").await), "MISS");
 }
 
 #[tokio::test]
 async fn head_is_answered_from_the_get_entry() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     let get = app.get("/items/1").await;
     let length = header(&get, "content-length");
@@ -369,13 +363,12 @@ async fn head_is_answered_from_the_get_entry() {
 
 #[tokio::test]
 async fn stopped_redis_serves_uncached_and_the_cache_returns_after_restart() {
-    let mut redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     app.get("/items/1").await;
     assert_eq!(x_cache(&app.get("/items/1").await), "HIT");
 
-    redis.stop();
+    app.redis().stop();
     for _ in 0..5 {
         let response = app.get("/items/1").await;
         assert_eq!(response.status(), 200);
@@ -398,7 +391,7 @@ async fn stopped_redis_serves_uncached_and_the_cache_returns_after_restart() {
         "a write must not fail because the cache is down"
     );
 
-    redis.restart();
+    app.redis().restart();
     let cached_again = eventually(Duration::from_secs(3), || async {
         app.get("/items/1").await;
         x_cache(&app.get("/items/1").await) == "HIT"
@@ -423,14 +416,14 @@ async fn items_survive_a_service_restart() {
         .to_string_lossy()
         .into_owned();
 
-    let app = spawn_app_with(settings.clone()).await;
+    let app = spawn_app_from(settings.clone()).await;
     for i in 0..5 {
         app.create_item(json!({"name": format!("Item {i}"), "price": i}))
             .await;
     }
     app.stop().await;
 
-    let app = spawn_app_with(settings).await;
+    let app = spawn_app_from(settings).await;
     let page: Value = app
         .get("/items?limit=100")
         .await
@@ -453,8 +446,7 @@ type BadRequest = (
 
 #[tokio::test]
 async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     let json_type = "application/json";
     let cases: Vec<BadRequest> = vec![
@@ -577,8 +569,7 @@ async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
 
 #[tokio::test]
 async fn malformed_headers_and_query_strings_get_4xx_never_5xx() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(lamp()).await;
     let queries = [
         "/items?limit=%ZZ",

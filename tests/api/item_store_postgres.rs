@@ -12,8 +12,10 @@ use serde_json::{json, Value};
 use warp_redis_cache_service::items::{ItemStore, NewItem, StoreError};
 use warp_redis_cache_service::startup::Application;
 
-use crate::helpers::{app_settings, eventually, free_port, spawn_app_with, RedisServer};
-use crate::postgres::{Relay, TestDatabase};
+use crate::support::postgres::{Relay, TestDatabase};
+use crate::support::{
+    app_settings, eventually, free_port, spawn_app_from, spawn_app_with, RedisServer,
+};
 
 fn pen() -> NewItem {
     NewItem {
@@ -175,10 +177,7 @@ async fn items_round_trip_through_the_service_on_postgres() {
     let Some(database) = TestDatabase::create().await else {
         return;
     };
-    let redis = RedisServer::start();
-    let mut settings = app_settings(&redis.url());
-    settings.database.url = database.url().to_string();
-    let app = spawn_app_with(settings).await;
+    let app = spawn_app_with(|settings| settings.database.url = database.url().to_string()).await;
 
     let lamp =
         json!({"name": " Desk Lamp ", "price": 12.5, "tags": ["home"], "description": "bright"});
@@ -227,10 +226,7 @@ async fn every_acknowledged_write_is_in_postgres_when_acknowledged() {
     let Some(database) = TestDatabase::create().await else {
         return;
     };
-    let redis = RedisServer::start();
-    let mut settings = app_settings(&redis.url());
-    settings.database.url = database.url().to_string();
-    let app = spawn_app_with(settings).await;
+    let app = spawn_app_with(|settings| settings.database.url = database.url().to_string()).await;
     let client = database.client().await;
     let row_of = |id: i64| {
         let client = &client;
@@ -291,8 +287,8 @@ async fn two_instances_on_one_database_see_each_others_writes() {
     let redis = RedisServer::start();
     let mut settings = app_settings(&redis.url());
     settings.database.url = database.url().to_string();
-    let writer = spawn_app_with(settings.clone()).await;
-    let reader = spawn_app_with(settings).await;
+    let writer = spawn_app_from(settings.clone()).await;
+    let reader = spawn_app_from(settings).await;
 
     let item = writer
         .create_item(json!({"name": "shared", "price": 1}))
@@ -326,10 +322,8 @@ async fn a_postgres_outage_is_a_json_503_and_the_service_recovers() {
         return;
     };
     let mut relay = Relay::start(server).await;
-    let redis = RedisServer::start();
-    let mut settings = app_settings(&redis.url());
-    settings.database.url = database.url_via(relay.port());
-    let app = spawn_app_with(settings).await;
+    let app =
+        spawn_app_with(|settings| settings.database.url = database.url_via(relay.port())).await;
     let item = app.create_item(json!({"name": "before", "price": 1})).await;
 
     relay.cut().await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use warp_redis_cache_service::items::{Item, ItemPatch, ItemStore, ListQuery, NewItem};
 
-use crate::postgres::TestDatabase;
+use crate::support::postgres::TestDatabase;
 
 /// A store under test, and the PostgreSQL database behind it when there is one.
 pub struct Fixture {

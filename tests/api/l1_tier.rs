@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use warp_redis_cache_service::settings::Settings;
 
-use crate::helpers::{
-    app_settings, eventually, header, spawn_app_with, x_cache, RedisServer, TestApp,
+use crate::support::{
+    app_settings, eventually, header, spawn_app_from, spawn_app_with, x_cache, RedisServer, TestApp,
 };
 
 /// A service on `redis` and the item database at `database` (shared by the instances).
@@ -19,11 +20,16 @@ async fn instance(redis: &RedisServer, database: &tempfile::TempDir, l1: bool) -
         .to_string_lossy()
         .into_owned();
     if l1 {
-        settings.cache.l1_max_bytes = 8 * 1024 * 1024;
-        // Long enough that only an invalidation, never the L1 lifetime, can end an entry.
-        settings.cache.l1_ttl_ms = 600_000;
+        with_l1(&mut settings);
     }
-    spawn_app_with(settings).await
+    spawn_app_from(settings).await
+}
+
+/// Turns the L1 tier on in `settings`.
+fn with_l1(settings: &mut Settings) {
+    settings.cache.l1_max_bytes = 8 * 1024 * 1024;
+    // Long enough that only an invalidation, never the L1 lifetime, can end an entry.
+    settings.cache.l1_ttl_ms = 600_000;
 }
 
 async fn price_and_status(app: &TestApp, path: &str) -> (f64, String) {
@@ -153,9 +159,7 @@ async fn a_lost_subscription_turns_l1_off_and_forgets_it() {
 
 #[tokio::test]
 async fn an_l1_hit_answers_exactly_like_a_redis_hit() {
-    let redis = RedisServer::start();
-    let database = tempfile::tempdir().expect("temp dir");
-    let app = instance(&redis, &database, true).await;
+    let app = spawn_app_with(with_l1).await;
     // Over the 1 KiB compression threshold: stored gzip.
     let description = "a lamp that lights a desk ".repeat(70);
     for _ in 0..2 {

@@ -1,10 +1,10 @@
-//! All integration tests, compiled into one binary (one link step, shared harness).
+//! All integration tests, compiled into one binary (one link step, shared harness): each module
+//! here is a specification named for what it proves; the harness lives in `support/`.
 
 mod admin_api;
 mod admin_surface;
 mod busting_races;
 mod cache_filters;
-mod cluster_fixture;
 mod command_line;
 mod conditional_requests;
 mod connection_limits;
@@ -13,7 +13,6 @@ mod exact_settings;
 mod faults;
 mod first_run;
 mod freshness;
-mod helpers;
 mod history_faults;
 mod item_cache;
 mod item_store_postgres;
@@ -24,13 +23,10 @@ mod metadata_lifetimes;
 mod metric_cardinality;
 mod monitoring_files;
 mod operator_scripts;
-mod postgres;
 mod redis_backend;
 mod redis_cluster;
 mod service_binary;
-mod service_process;
 mod stale_and_stampede;
+mod support;
 mod tags_and_purge;
 mod topology;
-mod user_app;
-mod webdriver;

@@ -7,7 +7,7 @@ use serde_json::json;
 use warp_redis_cache::admin::{KeyLayout, KeyTtl};
 use warp_redis_cache::{CacheManager, Namespace};
 
-use crate::helpers::{cache_settings, eventually, redis_manager, RedisServer};
+use crate::support::{cache_settings, eventually, redis_manager, RedisServer};
 
 /// A manager under test, and the Redis server behind it when there is one.
 pub struct Fixture {

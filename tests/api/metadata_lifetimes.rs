@@ -2,7 +2,7 @@
 //! clear of a namespace that never existed creates nothing, a record lives at least as long
 //! as the entries stored under it, and a record that vanished takes its entries with it.
 
-use crate::helpers::{spawn_app, x_cache, RedisServer};
+use crate::support::{spawn_app, x_cache, RedisServer};
 
 fn pttl(redis: &RedisServer, key: &str) -> i64 {
     redis.command(redis::cmd("PTTL").arg(key))
@@ -10,8 +10,7 @@ fn pttl(redis: &RedisServer, key: &str) -> i64 {
 
 #[tokio::test]
 async fn clearing_or_purging_a_namespace_that_never_existed_creates_no_record() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     let cleared = app
         .request(reqwest::Method::POST, "/cache/clear/never-existed", &[])
         .await;
@@ -26,21 +25,20 @@ async fn clearing_or_purging_a_namespace_that_never_existed_creates_no_record() 
     assert_eq!(purged.status(), 200);
     // Only the instance's own records (`wrc#lineage`, `wrc#alive:<instance>`: see
     // cache::redis::lineage and cache::intents), none of a namespace.
-    let keys: Vec<String> = redis.command(redis::cmd("KEYS").arg("*"));
+    let keys: Vec<String> = app.redis().command(redis::cmd("KEYS").arg("*"));
     let records: Vec<&String> = keys.iter().filter(|k| !k.starts_with("wrc#")).collect();
     assert!(records.is_empty(), "records created for nothing: {keys:?}");
 }
 
 #[tokio::test]
 async fn a_namespace_record_lives_as_long_as_its_entries_and_no_longer() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(serde_json::json!({"name": "lamp", "price": 1}))
         .await;
     app.get("/items/1").await;
     assert_eq!(x_cache(&app.get("/items/1").await), "HIT");
-    let record = pttl(&redis, "wrc:#gen:items");
-    let entry = pttl(&redis, "wrc:items:GET:/items/1");
+    let record = pttl(app.redis(), "wrc:#gen:items");
+    let entry = pttl(app.redis(), "wrc:items:GET:/items/1");
     assert!(entry > 0, "entry TTL {entry}");
     assert!(record >= entry, "record TTL {record} < entry TTL {entry}");
 
@@ -48,7 +46,7 @@ async fn a_namespace_record_lives_as_long_as_its_entries_and_no_longer() {
         .request(reqwest::Method::POST, "/cache/clear/items", &[])
         .await;
     assert_eq!(cleared.status(), 200);
-    let after_clear = pttl(&redis, "wrc:#gen:items");
+    let after_clear = pttl(app.redis(), "wrc:#gen:items");
     assert!(
         after_clear > 0,
         "the clear made the record permanent: {after_clear}"
@@ -57,23 +55,24 @@ async fn a_namespace_record_lives_as_long_as_its_entries_and_no_longer() {
 
 #[tokio::test]
 async fn a_vanished_namespace_record_takes_its_entries_with_it() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     app.create_item(serde_json::json!({"name": "lamp", "price": 1}))
         .await;
     app.get("/items/1").await;
     assert_eq!(x_cache(&app.get("/items/1").await), "HIT");
-    let old: String = redis.command(redis::cmd("GET").arg("wrc:#gen:items"));
-    let _: i64 = redis.command(redis::cmd("DEL").arg("wrc:#gen:items"));
+    let old: String = app.redis().command(redis::cmd("GET").arg("wrc:#gen:items"));
+    let _: i64 = app.redis().command(redis::cmd("DEL").arg("wrc:#gen:items"));
     assert_eq!(x_cache(&app.get("/items/1").await), "MISS");
     assert_eq!(x_cache(&app.get("/items/1").await), "HIT");
-    let new: String = redis.command(redis::cmd("GET").arg("wrc:#gen:items"));
+    let new: String = app.redis().command(redis::cmd("GET").arg("wrc:#gen:items"));
     assert_ne!(
         old.split(':').next(),
         new.split(':').next(),
         "a recreated record reused the old generation"
     );
     // Putting the old record back cannot revive the entry stored under the new one either.
-    let _: () = redis.command(redis::cmd("SET").arg("wrc:#gen:items").arg(&old));
+    let _: () = app
+        .redis()
+        .command(redis::cmd("SET").arg("wrc:#gen:items").arg(&old));
     assert_eq!(x_cache(&app.get("/items/1").await), "MISS");
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::TcpStream;
 
-use crate::service_process::{read_response, ServiceProcess};
+use crate::support::service_process::{read_response, ServiceProcess};
 
 /// A token of `len` letters that differs for every `seed` (a valid, if absurd, HTTP method).
 fn junk_token(seed: u64, len: usize) -> String {

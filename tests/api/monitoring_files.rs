@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{app_settings, spawn_app_with, RedisServer};
+use crate::support::spawn_app_with;
 
 /// Series Prometheus makes itself, not the service.
 const PROMETHEUS_SERIES: [&str; 1] = ["up"];
@@ -113,10 +113,7 @@ fn expressions_are_read_as_metric_names_and_matched_labels() {
 
 #[tokio::test]
 async fn the_dashboard_and_alert_rules_use_only_metrics_the_service_exports() {
-    let redis = RedisServer::start();
-    let mut settings = app_settings(&redis.url());
-    settings.cache.l1_max_bytes = 1024 * 1024;
-    let app = spawn_app_with(settings).await;
+    let app = spawn_app_with(|settings| settings.cache.l1_max_bytes = 1024 * 1024).await;
     let item = app.create_item(json!({"name": "pen", "price": 1.0})).await;
     for _ in 0..3 {
         app.get(&format!("/items/{}", item["id"])).await;

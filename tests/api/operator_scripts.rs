@@ -15,10 +15,7 @@ use warp::Filter;
 use warp_redis_cache::Namespace;
 use warp_redis_cache_service::items::ListQuery;
 
-use crate::helpers::{
-    app_settings, free_port, redis_manager, spawn_app, spawn_app_with, x_cache, RedisServer,
-    TestApp,
-};
+use crate::support::{free_port, redis_manager, spawn_app, spawn_app_with, x_cache, TestApp};
 
 const TOKEN: &str = "operator-s3cret";
 
@@ -82,10 +79,8 @@ async fn script(script: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// A service whose admin routes need [`TOKEN`].
-async fn app_with_token(redis: &RedisServer) -> TestApp {
-    let mut settings = app_settings(&redis.url());
-    settings.admin.token = Some(TOKEN.into());
-    spawn_app_with(settings).await
+async fn app_with_token() -> TestApp {
+    spawn_app_with(|settings| settings.admin.token = Some(TOKEN.into())).await
 }
 
 async fn item_count(app: &TestApp) -> u64 {
@@ -116,8 +111,7 @@ fn text(path: &Path) -> &str {
 
 #[tokio::test]
 async fn seeding_twice_creates_each_item_once_then_skips_them_all() {
-    let redis = RedisServer::start();
-    let app = app_with_token(&redis).await;
+    let app = app_with_token().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let file = write_ndjson(dir.path(), &products(25));
     let args = [text(&file), "--base-url", &app.base, "--token", TOKEN];
@@ -147,8 +141,7 @@ async fn seeding_twice_creates_each_item_once_then_skips_them_all() {
 
 #[tokio::test]
 async fn warm_makes_later_reads_cache_hits_without_writing() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     for n in 1..=12 {
         app.create_item(json!({"name": format!("Mug {n}"), "price": 4.5}))
             .await;
@@ -177,13 +170,12 @@ async fn warm_makes_later_reads_cache_hits_without_writing() {
 
 #[tokio::test]
 async fn clearing_a_namespace_removes_only_that_namespace() {
-    let redis = RedisServer::start();
-    let app = app_with_token(&redis).await;
+    let app = app_with_token().await;
     app.create_item(json!({"name": "Lamp", "price": 12.5}))
         .await;
     app.get("/items/1").await;
     assert_eq!(x_cache(&app.get("/items/1").await), "HIT");
-    let cache = redis_manager(&redis).await;
+    let cache = redis_manager(app.redis()).await;
     let greetings = Namespace::new("greetings").expect("valid namespace");
     cache
         .set(&greetings, "hello", &json!("hi"), None)
@@ -216,18 +208,19 @@ async fn clearing_a_namespace_removes_only_that_namespace() {
 
 #[tokio::test]
 async fn clearing_all_removes_every_key_under_the_prefix_and_nothing_else() {
-    let redis = RedisServer::start();
-    let app = app_with_token(&redis).await;
+    let app = app_with_token().await;
     app.create_item(json!({"name": "Lamp", "price": 12.5}))
         .await;
     app.get("/items/1").await;
-    let cache = redis_manager(&redis).await;
+    let cache = redis_manager(app.redis()).await;
     let greetings = Namespace::new("greetings").expect("valid namespace");
     cache
         .set(&greetings, "hello", &json!("hi"), None)
         .await
         .expect("plant");
-    let _: () = redis.command(redis::cmd("SET").arg("someone-else:key").arg("1"));
+    let _: () = app
+        .redis()
+        .command(redis::cmd("SET").arg("someone-else:key").arg("1"));
 
     let env = [("BASE_URL", app.base.as_str()), ("ADMIN__TOKEN", TOKEN)];
     let run = script("clear", &["--all"], &env).await;
@@ -241,7 +234,9 @@ async fn clearing_all_removes_every_key_under_the_prefix_and_nothing_else() {
     let gone: Option<serde_json::Value> = cache.get(&greetings, "hello").await.expect("get");
     assert_eq!(gone, None);
     assert_eq!(x_cache(&app.get("/items/1").await), "MISS");
-    let foreign: Option<String> = redis.command(redis::cmd("GET").arg("someone-else:key"));
+    let foreign: Option<String> = app
+        .redis()
+        .command(redis::cmd("GET").arg("someone-else:key"));
     assert_eq!(
         foreign.as_deref(),
         Some("1"),
@@ -251,9 +246,8 @@ async fn clearing_all_removes_every_key_under_the_prefix_and_nothing_else() {
 
 #[tokio::test]
 async fn a_wrong_or_missing_token_fails_with_a_message_about_the_token() {
-    let redis = RedisServer::start();
-    let app = app_with_token(&redis).await;
-    let cache = redis_manager(&redis).await;
+    let app = app_with_token().await;
+    let cache = redis_manager(app.redis()).await;
     let greetings = Namespace::new("greetings").expect("valid namespace");
     cache
         .set(&greetings, "hello", &json!("hi"), None)
@@ -300,8 +294,7 @@ async fn an_unreachable_service_fails_fast_with_a_clear_message() {
 
 #[tokio::test]
 async fn one_malformed_record_is_reported_with_its_place_and_the_others_load() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut records = products(5);
     records[2] = json!({"name": "Cheap Lamp", "price": "cheap"});
@@ -342,8 +335,7 @@ async fn one_malformed_record_is_reported_with_its_place_and_the_others_load() {
 
 #[tokio::test]
 async fn strict_mode_writes_nothing_when_any_record_is_malformed() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut records = products(5);
     records[2] = json!({"name": "Lamp", "price": 3, "tags": ["home", "home"]});
@@ -504,8 +496,7 @@ async fn seeding_the_shipped_sample_creates_every_record() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/items.sample.json");
     let records: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(&sample).expect("read")).expect("JSON");
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     let run = script("seed", &[text(&sample), "--base-url", &app.base], &[]).await;
     run.assert_code(0);
     assert_eq!(run.count("created"), records.len());

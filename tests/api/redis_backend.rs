@@ -7,7 +7,7 @@ use warp_redis_cache::admin::{BackendError, BackendKind};
 use warp_redis_cache::BackendChoice;
 use warp_redis_cache::{CacheError, CacheManager, Namespace};
 
-use crate::helpers::{
+use crate::support::{
     cache_settings, eventually, free_port, redis_manager, redis_settings, RedisServer,
 };
 
@@ -38,7 +38,7 @@ async fn keys_are_prefix_namespace_key_with_a_ttl() {
 
 #[tokio::test]
 async fn stopped_redis_fails_calls_within_the_budget_and_recovers_after_restart() {
-    let mut server = RedisServer::start();
+    let server = RedisServer::start();
     let cache = redis_manager(&server).await;
     cache
         .set(&items(), "1", &1, None)

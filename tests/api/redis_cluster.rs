@@ -12,9 +12,9 @@ use warp_redis_cache::BackendChoice;
 use warp_redis_cache::{CacheManager, Namespace};
 use warp_redis_cache_service::settings::Settings;
 
-use crate::cluster_fixture::RedisCluster;
-use crate::helpers::{
-    app_settings, cache_settings, eventually, round_trips_on, spawn_app_with, x_cache, TestApp,
+use crate::support::cluster::RedisCluster;
+use crate::support::{
+    app_settings, cache_settings, eventually, round_trips_on, spawn_app_from, x_cache, TestApp,
 };
 
 /// The hash tag every key of the items namespace carries.
@@ -37,7 +37,7 @@ async fn price_of(app: &TestApp, path: &str) -> (String, Value) {
 #[tokio::test]
 async fn a_hit_is_one_round_trip_to_the_namespace_master_and_writes_bust_through_tags() {
     let cluster = RedisCluster::start(false);
-    let app = spawn_app_with(cluster_app_settings(&cluster)).await;
+    let app = spawn_app_from(cluster_app_settings(&cluster)).await;
     for i in 1..=3 {
         app.create_item(json!({"name": format!("Lamp {i}"), "price": i}))
             .await;
@@ -118,7 +118,7 @@ async fn fill(cluster: &RedisCluster, namespaces: usize, per: usize) -> BTreeSet
 #[tokio::test]
 async fn clears_and_listings_reach_every_master_and_stats_report_each() {
     let cluster = RedisCluster::start(false);
-    let app = spawn_app_with(cluster_app_settings(&cluster)).await;
+    let app = spawn_app_from(cluster_app_settings(&cluster)).await;
     let stored = fill(&cluster, 12, 5).await;
     let masters = cluster.master_ports();
     assert_eq!(masters.len(), 3);
@@ -197,7 +197,7 @@ async fn clears_and_listings_reach_every_master_and_stats_report_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_items_master_degrades_to_bypass_and_recovers_after_failover() {
     let mut cluster = RedisCluster::start(true);
-    let app = spawn_app_with(cluster_app_settings(&cluster)).await;
+    let app = spawn_app_from(cluster_app_settings(&cluster)).await;
     for i in 1..=3 {
         app.create_item(json!({"name": format!("Chair {i}"), "price": i}))
             .await;
@@ -239,7 +239,7 @@ async fn killing_the_items_master_degrades_to_bypass_and_recovers_after_failover
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promoted_replica_that_missed_a_bust_serves_nothing_from_before_it() {
     let mut cluster = RedisCluster::start(true);
-    let app = spawn_app_with(cluster_app_settings(&cluster)).await;
+    let app = spawn_app_from(cluster_app_settings(&cluster)).await;
     app.create_item(json!({"name": "Chair", "price": 1})).await;
     app.get("/items/1").await;
     assert_eq!(x_cache(&app.get("/items/1").await), "HIT");

@@ -1,31 +1,19 @@
 //! The real binary: settings errors exit non-zero with one clear line, the environment wins
 //! over the file, the backend choice is logged, and SIGTERM stops it cleanly.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::helpers::{free_port, RedisServer};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_warp-redis-cache");
+use crate::support::service_process::{run_to_exit_with_config, ServiceProcess};
+use crate::support::{free_port, RedisServer};
 
 fn write_settings(dir: &Path, yaml: &str) -> String {
     let path = dir.join("settings.yaml");
     std::fs::write(&path, yaml).expect("write settings");
     path.to_string_lossy().into_owned()
-}
-
-fn run_to_exit(config: &str, env: &[(&str, &str)]) -> Output {
-    Command::new(BINARY)
-        .args(["--config", config])
-        .envs(env.iter().copied())
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the service binary")
 }
 
 /// Asserts the process failed with exit code 2 and exactly one stderr line containing `needles`.
@@ -76,73 +64,10 @@ fn settings_errors_exit_non_zero_with_one_clear_line() {
     ];
     for (yaml, env, needles) in cases {
         let config = write_settings(dir.path(), yaml);
-        assert_settings_error(&run_to_exit(&config, env), needles);
+        assert_settings_error(&run_to_exit_with_config(&config, env), needles);
     }
-    let missing = run_to_exit("/nonexistent/settings.yaml", &[]);
+    let missing = run_to_exit_with_config("/nonexistent/settings.yaml", &[]);
     assert_settings_error(&missing, &["/nonexistent/settings.yaml"]);
-}
-
-/// A running service whose log lines arrive on a channel.
-struct RunningService {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl RunningService {
-    fn start(config: &str, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(BINARY)
-            .args(["--config", config])
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the service binary");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// Waits for a log line containing `needle` and returns it.
-    fn wait_for_line(&self, needle: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(10)) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => continue,
-                Err(_) => panic!("no log line containing {needle:?}"),
-            }
-        }
-    }
-
-    /// Waits until the process exits by itself (killed, aborted) and returns how it ended.
-    fn wait_for_exit(mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the child") {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the process is still running"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "could not send SIGTERM");
-        self.child.wait().expect("wait for exit")
-    }
 }
 
 #[test]
@@ -155,14 +80,15 @@ fn environment_overrides_file_and_backend_choice_is_logged() {
     );
     let config = write_settings(dir.path(), &yaml);
 
-    let with_file = RunningService::start(&config, &[]);
+    let mut with_file = ServiceProcess::start_with_config(&config, &[]);
     with_file.wait_for_line("cache backend: redis");
     // The test server runs with Redis's defaults: no maxmemory.
     with_file.wait_for_line("Redis has no maxmemory");
     with_file.wait_for_line("listening on http://127.0.0.1:");
     assert!(with_file.terminate().success());
 
-    let overridden = RunningService::start(&config, &[("CACHE__BACKEND", "memory")]);
+    let mut overridden =
+        ServiceProcess::start_with_config(&config, &[("CACHE__BACKEND", "memory")]);
     overridden.wait_for_line("cache backend: memory (cache.backend = memory)");
     overridden.wait_for_line("listening on http://127.0.0.1:");
     assert!(overridden.terminate().success());
@@ -176,39 +102,14 @@ fn serves_from_memory_when_redis_is_unreachable_and_stops_on_sigterm() {
         free_port()
     );
     let config = write_settings(dir.path(), &yaml);
-    let service = RunningService::start(&config, &[]);
+    let mut service = ServiceProcess::start_with_config(&config, &[]);
     service.wait_for_line("cache backend: memory (auto");
-    let line = service.wait_for_line("listening on http://127.0.0.1:");
-    let port: u16 = line
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port in log line");
-    let body = http_get(port, "/health/ready");
+    service.wait_for_line("listening on http://127.0.0.1:");
+    let body = service.exchange("GET", "/health/ready", &[], "");
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("\"backend\":\"memory\""), "{body}");
     let status = service.terminate();
     assert!(status.success(), "exit status {status:?}");
-}
-
-/// A minimal HTTP/1.1 GET over a plain socket, returning the whole response.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
-}
-
-/// The port a running service announced.
-fn announced_port(service: &RunningService) -> u16 {
-    let line = service.wait_for_line("listening on http://127.0.0.1:");
-    line.rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port in log line")
 }
 
 /// Writes items as fast as `workers` clients can until `stop`, returning the ids the service
@@ -275,8 +176,8 @@ fn durable_config(dir: &Path) -> String {
 async fn sigterm_under_load_finishes_in_flight_writes_and_loses_none() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = durable_config(dir.path());
-    let service = RunningService::start(&config, &[]);
-    let port = announced_port(&service);
+    let mut service = ServiceProcess::start_with_config(&config, &[]);
+    let port = service.port;
     let stop = Arc::new(AtomicBool::new(false));
     let writers = tokio::spawn(write_until(port, 8, Arc::clone(&stop)));
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -292,8 +193,8 @@ async fn sigterm_under_load_finishes_in_flight_writes_and_loses_none() {
         acknowledged.len()
     );
 
-    let restarted = RunningService::start(&config, &[]);
-    let port = announced_port(&restarted);
+    let mut restarted = ServiceProcess::start_with_config(&config, &[]);
+    let port = restarted.port;
     assert_all_present(port, &acknowledged).await;
     assert!(restarted.terminate().success());
 }
@@ -302,13 +203,12 @@ async fn sigterm_under_load_finishes_in_flight_writes_and_loses_none() {
 async fn sigkill_under_load_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = durable_config(dir.path());
-    let mut service = RunningService::start(&config, &[]);
-    let port = announced_port(&service);
+    let mut service = ServiceProcess::start_with_config(&config, &[]);
+    let port = service.port;
     let stop = Arc::new(AtomicBool::new(false));
     let writers = tokio::spawn(write_until(port, 8, Arc::clone(&stop)));
     tokio::time::sleep(Duration::from_millis(400)).await;
-    service.child.kill().expect("SIGKILL");
-    service.child.wait().expect("reaped");
+    service.kill();
     stop.store(true, Ordering::Relaxed);
     let acknowledged = writers.await.expect("writers");
     assert!(
@@ -317,8 +217,8 @@ async fn sigkill_under_load_loses_no_acknowledged_write() {
         acknowledged.len()
     );
 
-    let restarted = RunningService::start(&config, &[]);
-    let port = announced_port(&restarted);
+    let mut restarted = ServiceProcess::start_with_config(&config, &[]);
+    let port = restarted.port;
     assert_all_present(port, &acknowledged).await;
     assert!(restarted.terminate().success());
 }
@@ -350,19 +250,19 @@ fn a_crash_between_commit_and_bust_is_repaired_by_another_instance() {
         dir.path().join("items.sqlite3").display().to_string()
     );
     let config = write_settings(dir.path(), &yaml);
-    let survivor = RunningService::start(&config, &[]);
-    let port = announced_port(&survivor);
+    let mut survivor = ServiceProcess::start_with_config(&config, &[]);
+    let port = survivor.port;
     let created = http_request(port, "POST", "/items", Some(r#"{"name":"Lamp","price":1}"#));
     assert!(created.is_some_and(|r| r.starts_with("HTTP/1.1 201")));
     http_request(port, "GET", "/items/1", None).expect("answered");
     let hit = http_request(port, "GET", "/items/1", None).expect("answered");
     assert!(hit.to_ascii_lowercase().contains("x-cache: hit"), "{hit}");
 
-    let doomed = RunningService::start(
+    let mut doomed = ServiceProcess::start_with_config(
         &config,
         &[("WARP_REDIS_CACHE_FAILPOINT", "abort-before-bust")],
     );
-    let doomed_port = announced_port(&doomed);
+    let doomed_port = doomed.port;
     let patch = http_request(
         doomed_port,
         "PATCH",

@@ -10,7 +10,7 @@ use warp::http::StatusCode;
 use warp::Filter;
 use warp_redis_cache::{cached, CachePolicy, Namespace};
 
-use crate::helpers::{eventually, redis_manager, RedisServer};
+use crate::support::{body_text, eventually, get, header, redis_manager, x_cache, RedisServer};
 
 /// An origin at `/r` that counts its calls, waits `delay` (so calls overlap), and answers
 /// `v<call>` or, while `failing` is set, 503.
@@ -39,31 +39,6 @@ fn origin(
     })
 }
 
-async fn get(
-    route: &(impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
-          + Clone
-          + Send
-          + Sync
-          + 'static),
-) -> (StatusCode, String, String, String) {
-    let response = warp::test::request().path("/r").reply(route).await;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let (x_cache, status_header) = (header("x-cache"), header("cache-status"));
-    (
-        response.status(),
-        String::from_utf8_lossy(response.body()).into_owned(),
-        x_cache,
-        status_header,
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_misses_on_a_cold_key_run_the_origin_once() {
     let server = RedisServer::start();
@@ -78,7 +53,7 @@ async fn concurrent_misses_on_a_cold_key_run_the_origin_once() {
     let requests: Vec<_> = (0..50)
         .map(|_| {
             let route = route.clone();
-            tokio::spawn(async move { get(&route).await })
+            tokio::spawn(async move { get(&route, "/r", &[]).await })
         })
         .collect();
     let mut answers = Vec::new();
@@ -92,10 +67,10 @@ async fn concurrent_misses_on_a_cold_key_run_the_origin_once() {
     );
     assert!(answers
         .iter()
-        .all(|(status, body, _, _)| *status == 200 && body == "v1"));
+        .all(|answer| answer.status() == 200 && answer.body() == "v1"));
     let collapsed = answers
         .iter()
-        .filter(|(_, _, _, s)| s.contains("collapsed"))
+        .filter(|&answer| header(answer, "cache-status").contains("collapsed"))
         .count();
     assert_eq!(collapsed, 49, "followers should say they were collapsed");
 }
@@ -116,9 +91,9 @@ async fn a_stale_entry_is_answered_at_once_and_refreshed_once_in_the_background(
         policy,
         origin(&calls, &failing, Duration::from_millis(100)),
     );
-    assert_eq!(get(&route).await.1, "v1");
+    assert_eq!(get(&route, "/r", &[]).await.body(), "v1");
     let stale = eventually(Duration::from_secs(3), || async {
-        get(&route).await.2 == "STALE"
+        x_cache(&get(&route, "/r", &[]).await) == "STALE"
     })
     .await;
     assert!(stale, "the entry never went stale");
@@ -126,7 +101,7 @@ async fn a_stale_entry_is_answered_at_once_and_refreshed_once_in_the_background(
     let mut answers = Vec::new();
     for _ in 0..10 {
         let started = std::time::Instant::now();
-        let answer = get(&route).await;
+        let answer = get(&route, "/r", &[]).await;
         assert!(
             started.elapsed() < Duration::from_millis(90),
             "a stale answer waited for the origin"
@@ -135,9 +110,9 @@ async fn a_stale_entry_is_answered_at_once_and_refreshed_once_in_the_background(
     }
     assert!(answers
         .iter()
-        .all(|(_, body, _, _)| body == "v1" || body == "v2"));
+        .all(|answer| answer.body() == "v1" || answer.body() == "v2"));
     let refreshed = eventually(Duration::from_secs(3), || async {
-        get(&route).await.1 == "v2"
+        get(&route, "/r", &[]).await.body() == "v2"
     })
     .await;
     assert!(refreshed, "the background refresh never landed");
@@ -146,8 +121,9 @@ async fn a_stale_entry_is_answered_at_once_and_refreshed_once_in_the_background(
         2,
         "the stale entry was refreshed more than once"
     );
-    let (_, _, x_cache, status) = get(&route).await;
-    assert_eq!(x_cache, "HIT");
+    let hit = get(&route, "/r", &[]).await;
+    assert_eq!(x_cache(&hit), "HIT");
+    let status = header(&hit, "cache-status");
     assert!(status.contains("; hit; ttl="), "{status}");
 }
 
@@ -177,17 +153,18 @@ async fn a_failing_origin_is_covered_by_a_stale_entry_and_a_healthy_one_refreshe
                 },
             )
     });
-    assert_eq!(get(&route).await.1, "v1");
+    assert_eq!(get(&route, "/r", &[]).await.body(), "v1");
     // Let the fresh lifetime (200 ms) run out without touching the entry: any request would
     // refresh it. The clock is the condition here, so there is nothing to poll.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     failing.store(true, Ordering::SeqCst);
-    let (status, body, x_cache, cache_status) = get(&route).await;
+    let covered = get(&route, "/r", &[]).await;
     assert_eq!(
-        (status, body.as_str(), x_cache.as_str()),
-        (StatusCode::OK, "v1", "STALE")
+        (covered.status(), body_text(&covered), x_cache(&covered)),
+        (StatusCode::OK, "v1".into(), "STALE".into())
     );
+    let cache_status = header(&covered, "cache-status");
     assert!(
         cache_status.contains("fwd-status=503; detail=stale-if-error"),
         "{cache_status}"
@@ -196,8 +173,12 @@ async fn a_failing_origin_is_covered_by_a_stale_entry_and_a_healthy_one_refreshe
     failing.store(false, Ordering::SeqCst);
     slow.store(true, Ordering::SeqCst);
     let started = std::time::Instant::now();
-    let (status, body, _, cache_status) = get(&route).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "v1"));
+    let timed_out = get(&route, "/r", &[]).await;
+    assert_eq!(
+        (timed_out.status(), body_text(&timed_out)),
+        (StatusCode::OK, "v1".into())
+    );
+    let cache_status = header(&timed_out, "cache-status");
     assert!(
         cache_status.contains("stale-if-error-timeout"),
         "{cache_status}"
@@ -208,10 +189,11 @@ async fn a_failing_origin_is_covered_by_a_stale_entry_and_a_healthy_one_refreshe
     );
 
     slow.store(false, Ordering::SeqCst);
-    let (_, body, x_cache, _) = get(&route).await;
-    assert_eq!(x_cache, "MISS");
+    let refreshed = get(&route, "/r", &[]).await;
+    assert_eq!(x_cache(&refreshed), "MISS");
+    let body = body_text(&refreshed);
     assert!(body.starts_with('v') && body != "v1", "{body}");
-    assert_eq!(get(&route).await.2, "HIT");
+    assert_eq!(x_cache(&get(&route, "/r", &[]).await), "HIT");
 }
 
 /// Two instances (separate filter stacks and managers, one Redis) take `requests` concurrent
@@ -233,12 +215,15 @@ async fn origin_runs_across_two_instances(refill_lock: bool, requests: usize) ->
     let tasks: Vec<_> = (0..requests)
         .map(|i| {
             let route = instances[i % 2].clone();
-            tokio::spawn(async move { get(&route).await })
+            tokio::spawn(async move { get(&route, "/r", &[]).await })
         })
         .collect();
     for task in tasks {
-        let (status, body, _, _) = task.await.expect("request");
-        assert_eq!((status, body.starts_with('v')), (StatusCode::OK, true));
+        let answer = task.await.expect("request");
+        assert_eq!(
+            (answer.status(), body_text(&answer).starts_with('v')),
+            (StatusCode::OK, true)
+        );
     }
     calls.load(Ordering::SeqCst)
 }
@@ -282,7 +267,7 @@ async fn hot_key_load(beta: f64, ttl: Duration, run: Duration) -> HotKeyRun {
         instances.push(cached(redis_manager(&server).await, policy, origin));
     }
     // Warm up: the first answer is a miss by necessity.
-    assert_eq!(get(&instances[0]).await.0, StatusCode::OK);
+    assert_eq!(get(&instances[0], "/r", &[]).await.status(), StatusCode::OK);
     let deadline = tokio::time::Instant::now() + run;
     let mut clients = Vec::new();
     for client in 0..16 {
@@ -290,10 +275,11 @@ async fn hot_key_load(beta: f64, ttl: Duration, run: Duration) -> HotKeyRun {
         clients.push(tokio::spawn(async move {
             let (mut waited, mut answers, mut early) = (0, 0, 0);
             while tokio::time::Instant::now() < deadline {
-                let (status, _, x_cache, cache_status) = get(&route).await;
-                assert_eq!(status, StatusCode::OK);
+                let answer = get(&route, "/r", &[]).await;
+                assert_eq!(answer.status(), StatusCode::OK);
                 answers += 1;
-                if x_cache != "HIT" || cache_status.contains("collapsed") {
+                let cache_status = header(&answer, "cache-status");
+                if x_cache(&answer) != "HIT" || cache_status.contains("collapsed") {
                     waited += 1;
                 }
                 if cache_status.contains("early-refresh") {

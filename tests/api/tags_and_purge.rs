@@ -5,9 +5,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-use crate::helpers::{
-    app_settings, eventually, header, round_trips, spawn_app, spawn_app_with, x_cache, RedisServer,
-    TestApp,
+use crate::support::{
+    eventually, header, round_trips, spawn_app, spawn_app_with, x_cache, TestApp,
 };
 
 async fn seed(app: &TestApp, count: usize) {
@@ -45,8 +44,7 @@ async fn purge(app: &TestApp, body: Value) -> (u16, Value) {
 
 #[tokio::test]
 async fn updating_item_42_busts_its_entry_and_the_pages_holding_it_but_not_item_43() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     seed(&app, 60).await;
     let holding = "/items?limit=10&offset=40"; // items 41..=50
     let not_holding = "/items?limit=10"; // items 1..=10
@@ -97,11 +95,10 @@ async fn updating_item_42_busts_its_entry_and_the_pages_holding_it_but_not_item_
 
 #[tokio::test]
 async fn a_tagged_hit_is_still_one_round_trip() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     seed(&app, 30).await;
     warm(&app, &["/items?limit=25"]).await;
-    let (response, commands) = round_trips(&redis, || app.get("/items?limit=25")).await;
+    let (response, commands) = round_trips(app.redis(), || app.get("/items?limit=25")).await;
     assert_eq!(x_cache(&response), "HIT");
     // 25 items + the list tag: 26 tag records, read by the same script call as the entry.
     assert_eq!(commands, ["evalsha"]);
@@ -109,8 +106,7 @@ async fn a_tagged_hit_is_still_one_round_trip() {
 
 #[tokio::test]
 async fn purging_a_tag_hard_reaches_exactly_the_entries_filed_under_it() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     seed(&app, 12).await;
     let paths = FOUR_ENTRIES;
     warm(&app, &paths).await;
@@ -131,8 +127,7 @@ async fn purging_a_tag_hard_reaches_exactly_the_entries_filed_under_it() {
 
 #[tokio::test]
 async fn a_soft_purge_serves_stale_then_refreshes() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await; // stale-while-revalidate 30 s by default
+    let app = spawn_app().await; // stale-while-revalidate 30 s by default
     seed(&app, 3).await;
     warm(&app, &["/items/2"]).await;
     // Change the data behind the cache's back, then soft-purge its tag.
@@ -166,8 +161,7 @@ async fn a_soft_purge_serves_stale_then_refreshes() {
 
 #[tokio::test]
 async fn soft_and_hard_purges_of_keys_and_namespaces() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     seed(&app, 3).await;
     warm(&app, &["/items/1", "/items/2"]).await;
 
@@ -203,12 +197,11 @@ async fn soft_and_hard_purges_of_keys_and_namespaces() {
 
 #[tokio::test]
 async fn a_dry_run_reports_and_changes_nothing() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     seed(&app, 12).await;
     let paths = FOUR_ENTRIES;
     warm(&app, &paths).await;
-    let keys_before: Vec<String> = redis.command(redis::cmd("KEYS").arg("*"));
+    let keys_before: Vec<String> = app.redis().command(redis::cmd("KEYS").arg("*"));
     let (status, body) = purge(
         &app,
         json!({
@@ -235,7 +228,7 @@ async fn a_dry_run_reports_and_changes_nothing() {
             "{path} after a dry run"
         );
     }
-    let mut keys_after: Vec<String> = redis.command(redis::cmd("KEYS").arg("*"));
+    let mut keys_after: Vec<String> = app.redis().command(redis::cmd("KEYS").arg("*"));
     let mut keys_before = keys_before;
     keys_before.sort();
     keys_after.sort();
@@ -244,8 +237,7 @@ async fn a_dry_run_reports_and_changes_nothing() {
 
 #[tokio::test]
 async fn bad_purge_requests_get_clear_400s_and_change_nothing() {
-    let redis = RedisServer::start();
-    let app = spawn_app(&redis).await;
+    let app = spawn_app().await;
     seed(&app, 2).await;
     warm(&app, &["/items/1"]).await;
     let bad = [
@@ -288,10 +280,7 @@ async fn bad_purge_requests_get_clear_400s_and_change_nothing() {
 
 #[tokio::test]
 async fn purge_needs_the_admin_token() {
-    let redis = RedisServer::start();
-    let mut settings = app_settings(&redis.url());
-    settings.admin.token = Some("purge-token".into());
-    let app = spawn_app_with(settings).await;
+    let app = spawn_app_with(|settings| settings.admin.token = Some("purge-token".into())).await;
     let body = json!({"namespaces": ["items"]});
     let (status, answer) = purge(&app, body.clone()).await;
     assert_eq!(status, 401);

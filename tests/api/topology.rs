@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::cluster_fixture::RedisCluster;
-use crate::helpers::{app_settings, eventually, header, spawn_app_with, x_cache, TestApp};
-use crate::postgres::TestDatabase;
+use crate::support::cluster::RedisCluster;
+use crate::support::postgres::TestDatabase;
+use crate::support::{app_settings, eventually, header, spawn_app_from, x_cache, TestApp};
 
 const ITEMS: i64 = 4;
 
@@ -20,7 +20,7 @@ async fn instance(cluster: &RedisCluster, database: &TestDatabase) -> TestApp {
     settings.database.url = database.url().to_string();
     settings.cache.l1_max_bytes = 8 * 1024 * 1024;
     settings.cache.l1_ttl_ms = 1000;
-    spawn_app_with(settings).await
+    spawn_app_from(settings).await
 }
 
 async fn price(app: &TestApp, id: i64) -> (f64, String, String) {

@@ -1,4 +1,5 @@
-//! The library's promise to a warp user, checked: a separate app (tests/user_app, its own
+//! The library's promise to a warp user, checked (a test binary of its own, so that building
+//! the app never competes for the CPU with the timing-sensitive tests in `tests/api`): a separate app (tests/user_app, its own
 //! Cargo.toml and lock file, outside this workspace) adds `warp-redis-cache` with default
 //! features, caches two routes and busts each with its own write, against a real Redis. Its
 //! dependency tree holds none of the service's heavy parts.
@@ -7,7 +8,20 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::helpers::{x_cache, RedisServer};
+#[path = "api/support/redis_server.rs"]
+#[allow(dead_code)]
+mod redis_server;
+
+use redis_server::RedisServer;
+
+fn x_cache(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-cache")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
 
 /// What the service needs and a library user must not pay for.
 const SERVICE_ONLY: [&str; 7] = [

@@ -1,55 +1,129 @@
-//! The real service binary as a child process, for tests that measure it from outside: its
-//! resident memory, its open file descriptors, its log, and raw TCP clients.
+//! The real service binary as a child process, for tests that see it from outside: its exit
+//! status and settings errors, its log, signals, its resident memory and open file
+//! descriptors, and raw TCP clients. The service in this process is [`TestApp`](super::TestApp).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_warp-redis-cache");
+/// The log filter of a started service: everything but the access log.
+const LOG_FILTER: &str = "info,warp_redis_cache::access=warn";
 
-/// A running service (memory cache backend, in-memory item store unless `env` says otherwise)
-/// on a free port.
+/// Where the binary's settings come from.
+enum Source<'a> {
+    /// Test defaults: an empty settings file in this directory, a free port, the memory cache
+    /// backend and an in-memory item store.
+    Defaults(&'a Path),
+    /// A settings file of the test's own (`--config`), and nothing else.
+    File(&'a str),
+}
+
+/// The binary reading its settings from `source`, with `env` on top; `RUST_LOG` is `log`, or
+/// unset.
+fn command(source: Source, log: Option<&str>, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BINARY);
+    match source {
+        Source::Defaults(dir) => {
+            let settings = dir.join("settings.yaml");
+            std::fs::write(&settings, "").expect("write settings");
+            command
+                .env("SETTINGS_FILE", &settings)
+                .env("APP__PORT", "0")
+                .env("CACHE__BACKEND", "memory")
+                .env("DATABASE__PATH", ":memory:");
+        }
+        Source::File(config) => {
+            command.args(["--config", config]);
+        }
+    }
+    match log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    command
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs the binary with `env` on top of test defaults until it exits (it must fail before
+/// serving), and returns how it ended and what it printed.
+pub fn run_to_exit(env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    wait_for_output(command(Source::Defaults(dir.path()), None, env), env)
+}
+
+/// [`run_to_exit`] with the settings file `config` and `env`, and no test defaults.
+pub fn run_to_exit_with_config(config: &str, env: &[(&str, &str)]) -> Output {
+    wait_for_output(command(Source::File(config), None, env), env)
+}
+
+fn wait_for_output(mut command: Command, env: &[(&str, &str)]) -> Output {
+    let mut child = command.spawn().expect("run the service binary");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("poll the child").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the service kept running with {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect output")
+}
+
+/// The service's log lines so far; a new line wakes whoever waits for one.
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    grew: Condvar,
+}
+
+/// A running service on a free port, its log collected line by line; killed on drop.
 pub struct ServiceProcess {
     child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<Log>,
     /// The port it announced.
     pub port: u16,
-    _settings: tempfile::TempDir,
+    _settings: Option<tempfile::TempDir>,
 }
 
 impl ServiceProcess {
-    /// Starts the binary with `env` on top of test defaults and waits until it listens.
+    /// Starts the binary with `env` on top of test defaults (memory cache backend, in-memory
+    /// item store) and waits until it listens.
     pub fn start(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let settings = dir.path().join("settings.yaml");
-        std::fs::write(&settings, "").expect("write settings");
-        let mut child = Command::new(BINARY)
-            .env("SETTINGS_FILE", &settings)
-            .env("APP__PORT", "0")
-            .env("CACHE__BACKEND", "memory")
-            .env("DATABASE__PATH", ":memory:")
-            .env("RUST_LOG", "info,warp_redis_cache::access=warn")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the service binary");
+        let command = command(Source::Defaults(dir.path()), Some(LOG_FILTER), env);
+        Self::spawn(command, Some(dir))
+    }
+
+    /// Starts the binary on the settings file `config` with `env` (and no test defaults) and
+    /// waits until it listens.
+    pub fn start_with_config(config: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn(command(Source::File(config), Some(LOG_FILTER), env), None)
+    }
+
+    fn spawn(mut command: Command, settings: Option<tempfile::TempDir>) -> Self {
+        let mut child = command.spawn().expect("start the service binary");
         let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Log::default());
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().expect("log lock").push(line);
+                sink.lines.lock().expect("log lock").push(line);
+                sink.grew.notify_all();
             }
         });
         let mut service = Self {
             child,
             log,
             port: 0,
-            _settings: dir,
+            _settings: settings,
         };
         let line = service.wait_for_line("listening on http://");
         service.port = line
@@ -60,32 +134,28 @@ impl ServiceProcess {
         service
     }
 
-    /// Waits up to 10 s for a log line containing `needle`.
+    /// Waits up to 10 s for a log line containing `needle` (woken by each new line).
     pub fn wait_for_line(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut lines = self.log.lines.lock().expect("log lock");
         loop {
-            if let Some(line) = self.log_line(needle) {
-                return line;
+            if let Some(line) = lines.iter().find(|line| line.contains(needle)) {
+                return line.clone();
             }
+            let left = deadline.saturating_duration_since(Instant::now());
             assert!(
-                Instant::now() < deadline,
+                !left.is_zero(),
                 "no log line containing {needle:?}; log:\n{}",
-                self.log.lock().expect("log lock").join("\n")
+                lines.join("\n")
             );
-            std::thread::sleep(Duration::from_millis(20));
+            lines = self.log.grew.wait_timeout(lines, left).expect("log lock").0;
         }
-    }
-
-    /// The first log line containing `needle`, if any yet.
-    pub fn log_line(&self, needle: &str) -> Option<String> {
-        let log = self.log.lock().expect("log lock");
-        log.iter().find(|line| line.contains(needle)).cloned()
     }
 
     /// How many log lines contain `needle`.
     pub fn log_count(&self, needle: &str) -> usize {
-        let log = self.log.lock().expect("log lock");
-        log.iter().filter(|line| line.contains(needle)).count()
+        let lines = self.log.lines.lock().expect("log lock");
+        lines.iter().filter(|line| line.contains(needle)).count()
     }
 
     /// Resident memory, in kilobytes (`VmRSS`).
@@ -117,11 +187,29 @@ impl ServiceProcess {
     }
 
     /// Sends SIGTERM and waits for the process to exit.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
+    pub fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(sent.is_ok_and(|s| s.success()), "could not send SIGTERM");
         self.child.wait().expect("wait for exit")
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// Waits until the process exits by itself (killed, aborted) and returns how it ended.
+    pub fn wait_for_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the process is still running");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends `method path` with `headers` (and `body`, if not empty) on a fresh connection

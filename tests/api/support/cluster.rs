@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use warp_redis_cache::{RedisConfig, RedisMode};
 
-use crate::helpers::{free_port, redis_settings};
+use super::{free_port, redis_settings};
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 const MASTERS: usize = 3;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::helpers::free_port;
+use super::free_port;
 
 /// The W3C name of an element reference in answers.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
