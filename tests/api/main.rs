@@ -1,5 +1,6 @@
 //! All integration tests, compiled into one binary (one link step, shared harness).
 
+mod access_log;
 mod admin_api;
 mod admin_surface;
 mod busting_races;
