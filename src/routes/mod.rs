@@ -27,13 +27,24 @@ pub fn all(
     access: auth::AdminAccess,
     max_body_bytes: u64,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
-    under("items")
-        .and(items::routes(store, cache.clone(), max_body_bytes))
-        .or(health::routes(cache.clone()))
+    // Each side boxed: the tree's own future is then two pointers and a path check, so
+    // `Filter::boxed` on the whole tree (startup) copies a few bytes per request instead of
+    // the largest branch's state, and a request allocates only the branch it reaches.
+    let rest = health::routes(cache.clone())
         .or(meta::routes(cache.clone(), metrics))
         .or(admin::routes(cache.clone(), access.clone()))
-        .or(purge::routes(cache, access))
+        .or(purge::routes(cache.clone(), access))
         .or(dashboard::routes())
+        .map(warp::Reply::into_response)
+        .boxed();
+    under("items")
+        .and(
+            items::routes(store, cache, max_body_bytes)
+                .map(warp::Reply::into_response)
+                .boxed(),
+        )
+        .or(rest)
+        .unify()
 }
 
 /// Passes requests whose path starts with the segment `first`, without consuming it.
