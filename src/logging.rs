@@ -62,18 +62,21 @@ pub fn init(filter: &str, format: LogFormat) {
         });
     }
     let logger = builder.build();
-    let access_on = !filter.contains('/')
-        && log::Log::enabled(
-            &logger,
-            &log::Metadata::builder()
-                .target(access::TARGET)
-                .level(log::Level::Info)
-                .build(),
-        );
+    let access_on = log::Log::enabled(
+        &logger,
+        &log::Metadata::builder()
+            .target(access::TARGET)
+            .level(log::Level::Info)
+            .build(),
+    );
     let max_level = logger.filter();
     if log::set_boxed_logger(Box::new(logger)).is_ok() {
         log::set_max_level(max_level);
-        access::install(access_on.then(|| access::AccessLog::new(format, color)));
+        // A `/regex` filter matches message text, which only env_logger sees: access lines
+        // then keep going through `log`.
+        if !filter.contains('/') {
+            access::install(access_on.then(|| access::AccessLog::new(format, color)));
+        }
     }
 }
 
@@ -87,6 +90,10 @@ pub fn flush() {
 
 /// The width to pad `target` to: the widest target seen so far.
 pub(crate) fn target_width(target: &str) -> usize {
+    let widest = TARGET_WIDTH.load(Ordering::Relaxed);
+    if widest >= target.len() {
+        return widest;
+    }
     TARGET_WIDTH
         .fetch_max(target.len(), Ordering::Relaxed)
         .max(target.len())

@@ -200,3 +200,23 @@ fn assert_milliseconds(word: &str) {
         "{word}"
     );
 }
+
+#[test]
+fn a_filter_on_message_text_still_gets_the_access_lines_it_matches() {
+    // `/regex` filters match message text, which only env_logger sees: access lines take the
+    // `log` path then, and the filter applies to them as before.
+    let service = Service::start(&[("RUST_LOG", "info/health|listening")]);
+    for path in ["/health/live", "/openapi.json"] {
+        let mut stream = service.connect();
+        send_get(&mut stream, path, true);
+        read_response(&mut stream).expect("an answer");
+    }
+    let lines = service.shut_down();
+    let access: Vec<&String> = lines.iter().filter(|line| line.contains(TARGET)).collect();
+    assert_eq!(access.len(), 1, "{lines:?}");
+    assert!(
+        access[0].contains(" > GET /health/live 200 "),
+        "{}",
+        access[0]
+    );
+}
