@@ -356,6 +356,39 @@ mod tests {
         assert_ne!(a, new_request_id());
     }
 
+    #[tokio::test]
+    async fn the_filter_form_wraps_responses_like_the_service() {
+        let metrics = Arc::new(Metrics::new());
+        let routes = warp::any().map(|| Response::new("ok".into()));
+        let filter = observed(routes, Arc::clone(&metrics), SecurityHeaders::new(0));
+        let given = warp::test::request()
+            .path("/items/7")
+            .header("x-request-id", "trace-1")
+            .reply(&filter)
+            .await;
+        assert_eq!(given.headers()[X_REQUEST_ID], "trace-1");
+        assert_eq!(given.headers()[header::X_FRAME_OPTIONS], "DENY");
+        let invalid = warp::test::request()
+            .path("/health/live")
+            .header("x-request-id", "not valid")
+            .reply(&filter)
+            .await;
+        assert_eq!(invalid.headers()[X_REQUEST_ID].len(), 32);
+        let families = metrics.registry().gather();
+        let requests = families
+            .iter()
+            .find(|family| family.name() == "http_requests_total")
+            .expect("requests counted");
+        let routes: Vec<&str> = requests
+            .get_metric()
+            .iter()
+            .flat_map(|metric| metric.get_label())
+            .filter(|label| label.name() == "route")
+            .map(|label| label.value())
+            .collect();
+        assert_eq!(routes, ["/health/live", "/items/{id}"]);
+    }
+
     #[test]
     fn security_headers_fill_in_without_replacing_a_routes_own() {
         let mut headers = HeaderMap::new();
