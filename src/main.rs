@@ -36,6 +36,8 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(serve(cli));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    // Access lines are written in batches off the request path: the last batch goes now.
+    warp_redis_cache::logging::flush();
     code
 }
 

@@ -6,12 +6,19 @@
 //! routes are the route tree's templates (`/items/{id}`) or `other`, methods the standard ones
 //! or `other` ([`method_label`]), statuses the codes the service emits or their class
 //! ([`status_label`]). A client inventing methods cannot create series.
+//!
+//! Because every label set is known in advance, each (route, method, status) has a slot for its
+//! counter and histogram: the first request of a combination resolves them (and creates the
+//! series), later ones find them by index instead of hashing label values. Series still appear
+//! only once a request has used them.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
 };
 
 use warp::http::Method;
@@ -24,11 +31,27 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// The `method` labels, in [`method_index`] order.
+const METHOD_LABELS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "other",
+];
+
+/// The status class labels after the known statuses, in [`status_index`] order.
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+const ROUTES: usize = crate::routes::ROUTE_LABELS.len();
+const STATUSES: usize = KNOWN_STATUSES.len() + STATUS_CLASSES.len();
+
+/// One label set's counter and histogram.
+type Children = (IntCounter, Histogram);
+
 /// The service's metrics.
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    /// Resolved children by (route, method, status) index; filled on first use.
+    children: Box<[OnceLock<Children>]>,
 }
 
 impl Default for Metrics {
@@ -66,6 +89,9 @@ impl Metrics {
             registry,
             requests,
             latency,
+            children: (0..ROUTES * METHOD_LABELS.len() * STATUSES)
+                .map(|_| OnceLock::new())
+                .collect(),
         }
     }
 
@@ -76,11 +102,40 @@ impl Metrics {
 
     /// Records one answered request. `route` must come from a fixed set (the route templates).
     pub fn observe(&self, route: &'static str, method: &Method, status: u16, elapsed: Duration) {
-        let labels = [route, method_label(method), status_label(status)];
-        self.requests.with_label_values(&labels).inc();
-        self.latency
-            .with_label_values(&labels)
-            .observe(elapsed.as_secs_f64());
+        match crate::routes::ROUTE_LABELS
+            .iter()
+            .position(|known| *known == route)
+        {
+            Some(index) => self.observe_route(index, method, status, elapsed),
+            None => {
+                let labels = [route, method_label(method), status_label(status)];
+                self.requests.with_label_values(&labels).inc();
+                self.latency
+                    .with_label_values(&labels)
+                    .observe(elapsed.as_secs_f64());
+            }
+        }
+    }
+
+    /// Records one answered request of the route template
+    /// [`ROUTE_LABELS[route]`](crate::routes::ROUTE_LABELS) ([`crate::routes::route_index`]).
+    pub fn observe_route(&self, route: usize, method: &Method, status: u16, elapsed: Duration) {
+        let route = route.min(ROUTES - 1);
+        let (method, status) = (method_index(method), status_index(status));
+        let slot = (route * METHOD_LABELS.len() + method) * STATUSES + status;
+        let (requests, latency) = self.children[slot].get_or_init(|| {
+            let labels = [
+                crate::routes::ROUTE_LABELS[route],
+                METHOD_LABELS[method],
+                status_index_label(status),
+            ];
+            (
+                self.requests.with_label_values(&labels),
+                self.latency.with_label_values(&labels),
+            )
+        });
+        requests.inc();
+        latency.observe(elapsed.as_secs_f64());
     }
 
     /// The Prometheus text exposition: HTTP metrics, then cache, backend and pool state.
@@ -90,6 +145,13 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buffer)
             .expect("encoding to a Vec cannot fail");
         let mut text = String::from_utf8(buffer).expect("the text format is UTF-8");
+        if let Some(access) = crate::logging::access::installed() {
+            let _ = writeln!(
+                text,
+                "# HELP access_log_dropped_lines_total Access log lines dropped because stderr did not keep up\n# TYPE access_log_dropped_lines_total counter\naccess_log_dropped_lines_total {}",
+                access.dropped()
+            );
+        }
         render_cache_stats(&mut text, &cache.stats().snapshot());
         let up = u8::from(cache.ping().await.is_ok());
         let backend = cache.backend_kind().as_str();
@@ -176,17 +238,21 @@ impl Metrics {
 /// assert_eq!(method_label(&Method::from_bytes(b"FROB").unwrap()), "other");
 /// ```
 pub fn method_label(method: &Method) -> &'static str {
+    METHOD_LABELS[method_index(method)]
+}
+
+fn method_index(method: &Method) -> usize {
     match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "other",
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::PATCH => 4,
+        Method::DELETE => 5,
+        Method::OPTIONS => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => 9,
     }
 }
 
@@ -224,16 +290,29 @@ const KNOWN_STATUSES: [(u16, &str); 20] = [
 /// assert_eq!(status_label(999), "other");
 /// ```
 pub fn status_label(status: u16) -> &'static str {
-    if let Some((_, label)) = KNOWN_STATUSES.iter().find(|(code, _)| *code == status) {
-        return label;
+    status_index_label(status_index(status))
+}
+
+/// The position of `status`'s label: a known status, else after them its class.
+fn status_index(status: u16) -> usize {
+    if let Some(known) = KNOWN_STATUSES.iter().position(|(code, _)| *code == status) {
+        return known;
     }
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "other",
+    KNOWN_STATUSES.len()
+        + match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            500..=599 => 4,
+            _ => 5,
+        }
+}
+
+fn status_index_label(index: usize) -> &'static str {
+    match KNOWN_STATUSES.get(index) {
+        Some((_, label)) => label,
+        None => STATUS_CLASSES[index - KNOWN_STATUSES.len()],
     }
 }
 

@@ -13,7 +13,7 @@ use warp::{Filter, Reply};
 use crate::error::handle_rejection;
 use crate::items::ItemStore;
 use crate::metrics::Metrics;
-use crate::observe::{observed, SecurityHeaders};
+use crate::observe::{self, SecurityHeaders};
 use crate::routes;
 use crate::routes::auth::AdminAccess;
 use crate::server::{self, ConnectionMetrics, ServerLimits};
@@ -128,29 +128,21 @@ impl Application {
         )
         .map(Reply::into_response)
         .recover(handle_rejection)
-        .unify();
+        .unify()
         // Boxed: the whole tree's request future is tens of kilobytes, and hyper moves it twice
         // per request (into its dispatcher, then into the oneshot); behind a box it moves a
         // pointer. Measured with scripts/profile_hit.sh: ~16 k fewer instructions per request.
-        let routes = observed(
-            routes,
+        .boxed();
+        let routes = observe::service(
+            warp::service(routes),
             Arc::clone(&metrics),
             SecurityHeaders::new(app.hsts_max_age_secs),
-        )
-        .boxed();
+        );
         let limits = ServerLimits::from_settings(app);
         log::info!("{}", limits.describe());
         let connections = Arc::new(ConnectionMetrics::register(metrics.registry()));
         log::info!("listening on http://{}", self.local_addr);
-        server::serve(
-            self.listener,
-            warp::service(routes),
-            limits,
-            connections,
-            shutdown,
-            grace,
-        )
-        .await;
+        server::serve(self.listener, routes, limits, connections, shutdown, grace).await;
     }
 }
 

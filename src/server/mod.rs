@@ -42,17 +42,27 @@ use crate::settings::AppSettings;
 use body_timeout::TimedBody;
 pub use events::ConnectionMetrics;
 
-/// The client's address, set on every request by [`serve`].
+/// A client's address as a request extension, for services that set it themselves; [`serve`]
+/// does not (see [`client_addr`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
-/// The client's address: from [`serve`], or from `warp::serve` / `warp::test` when routes are
-/// served another way.
+tokio::task_local! {
+    /// The address of the client whose connection the current task serves ([`serve`]).
+    static CONNECTION_PEER: SocketAddr;
+}
+
+/// The client's address: from [`serve`] (which serves each connection, routes included, in a
+/// task that knows its peer: nothing is stored per request), from a [`ClientAddr`] extension,
+/// or from `warp::serve` / `warp::test` when routes are served another way. `None` when the
+/// routes run outside all of these (a task spawned from a route): callers must fail closed.
 pub fn client_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
     warp::ext::optional::<ClientAddr>()
         .and(warp::addr::remote())
         .map(|ours: Option<ClientAddr>, warps: Option<SocketAddr>| {
-            ours.map(|ClientAddr(addr)| addr).or(warps)
+            ours.map(|ClientAddr(addr)| addr)
+                .or_else(|| CONNECTION_PEER.try_with(|peer| *peer).ok())
+                .or(warps)
         })
 }
 
@@ -167,10 +177,10 @@ pub async fn serve<S>(
         metrics.opened();
         let (service, metrics) = (service.clone(), Arc::clone(&metrics));
         let phase = phase_seen.clone();
-        tokio::spawn(async move {
-            connection::serve_connection(stream, peer, service, limits, metrics, phase).await;
+        tokio::spawn(CONNECTION_PEER.scope(peer, async move {
+            connection::serve_connection(stream, service, limits, metrics, phase).await;
             drop(slot);
-        });
+        }));
     }
     drop(listener);
     log::info!("shutting down: draining in-flight requests for up to {grace:?}");

@@ -1,6 +1,7 @@
 //! All integration tests, compiled into one binary (one link step, shared harness): each module
 //! here is a specification named for what it proves; the harness lives in `support/`.
 
+mod access_log;
 mod admin_api;
 mod admin_surface;
 mod busting_races;
