@@ -15,7 +15,7 @@ cases=("$@")
 for tool in wrk valgrind redis-server; do
   command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${tool/redis-server/redis-server}" >/dev/null; }
 done
-cargo build --release --quiet --bin warp-redis-cache --example baseline
+cargo build --profile profiling --quiet --bin warp-redis-cache --example baseline
 
 . scripts/lib/harness.sh
 work=$(mktemp -d)
@@ -29,7 +29,7 @@ start_redis "$redis_port"
 # Seeds one ~1 KiB item through a plain (unprofiled) instance and saves its body.
 APP__PORT=0 REDIS__URL="redis://127.0.0.1:$redis_port/0" CACHE__BACKEND=redis \
   DATABASE__PATH="$work/items.sqlite3" CACHE__COMPRESSION_THRESHOLD_BYTES=4096 \
-  target/release/warp-redis-cache 2>"$work/seed.log" &
+  target/profiling/warp-redis-cache 2>"$work/seed.log" &
 app_pid=$!
 port=$(wait_for_listening "$work/seed.log")
 curl -sf -X POST "http://127.0.0.1:$port/items" -H 'content-type: application/json' \
@@ -45,7 +45,7 @@ profile() {
   if [ "$name" = baseline ]; then
     local base_port; base_port=$(free_port)
     valgrind --tool=callgrind --callgrind-out-file="$out/$name.out" \
-      target/release/examples/baseline "$work/body.json" "$base_port" 2>"$log" &
+      target/profiling/examples/baseline "$work/body.json" "$base_port" 2>"$log" &
     app_pid=$!
     url="http://127.0.0.1:$base_port/items/1"
     until curl -sf "$url" -o /dev/null; do sleep 0.2; done
@@ -57,7 +57,7 @@ profile() {
       DATABASE__PATH="$work/items.sqlite3" CACHE__COMPRESSION_THRESHOLD_BYTES=4096 \
       CACHE__L1_MAX_BYTES="$2" CACHE__L1_TTL_MS=60000 RUST_LOG="$filter" \
       valgrind --tool=callgrind --callgrind-out-file="$out/$name.out" \
-      target/release/warp-redis-cache 2>"$log" &
+      target/profiling/warp-redis-cache 2>"$log" &
     app_pid=$!
     url="http://127.0.0.1:$(wait_for_listening "$log")$4"
     for _ in 1 2 3; do curl -sf "$url" -o /dev/null; done

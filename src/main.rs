@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     let code = runtime.block_on(serve(cli));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     // Access lines are written in batches off the request path: the last batch goes now.
-    warp_redis_cache::logging::flush();
+    warp_redis_cache_service::logging::flush();
     code
 }
 

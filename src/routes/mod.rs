@@ -90,7 +90,7 @@ const EXACT_ROUTES: usize = 15;
 /// any path the routes do not serve.
 ///
 /// ```
-/// use warp_redis_cache::routes::route_label;
+/// use warp_redis_cache_service::routes::route_label;
 ///
 /// assert_eq!(route_label("/items/7"), "/items/{id}");
 /// assert_eq!(route_label("/cache/entries/ns/a/b"), "/cache/entries/{namespace}/{key}");

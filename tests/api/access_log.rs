@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::service_process::{read_response, send_get};
+use crate::support::service_process::{read_response, send_get};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_warp-redis-cache");
 const TARGET: &str = "warp_redis_cache::access";
