@@ -57,5 +57,7 @@ else
 fi
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The library is publishable: manifest fields, README, no path-only dependencies.
+cargo package -p warp-redis-cache --locked --no-verify --allow-dirty --quiet
+cargo test --workspace --locked
