@@ -19,7 +19,7 @@ use super::codec::{self, Codec, CodecError, Decoded, Encoded};
 use super::intent_sweep::IntentSweep;
 use super::invalidation::{Announcer, Invalidated};
 use super::key::{KeyLayout, Namespace};
-use super::l1::L1;
+use super::l1::{Held, L1};
 use super::memory::MemoryBackend;
 use super::pending_busts::PendingBusts;
 use super::redis::RedisBackend;
@@ -122,9 +122,35 @@ impl CacheManager {
         WeakCacheManager(Arc::downgrade(&self.inner))
     }
 
-    /// The L1 tier, when one is configured.
-    pub(crate) fn l1(&self) -> Option<&Arc<L1>> {
+    /// The L1 tier, when one is configured. Only the manager touches it: the filters go
+    /// through [`Self::local_entry`], [`Self::local_snapshot`] and [`Self::keep_local`].
+    pub(super) fn l1(&self) -> Option<&Arc<L1>> {
         self.inner.announcer.as_ref().map(|a| &a.l1)
+    }
+
+    /// Whether an L1 tier is configured (`cache.l1_max_bytes > 0`).
+    pub(crate) fn has_local_tier(&self) -> bool {
+        self.inner.announcer.is_some()
+    }
+
+    /// The value of type `T` the L1 tier holds under `full_key`, if it is held, unexpired and
+    /// no invalidation reached it since it was kept.
+    pub(crate) fn local_entry<T: Send + Sync + 'static>(&self, full_key: &str) -> Option<Arc<T>> {
+        self.l1()?.get(full_key)?.downcast::<T>().ok()
+    }
+
+    /// The sequence number to pass to [`Self::keep_local`], taken before reading what will be
+    /// kept; `None` without an L1 tier, or while it is off (no invalidations reach it).
+    pub(crate) fn local_snapshot(&self) -> Option<u64> {
+        self.l1()?.snapshot()
+    }
+
+    /// Keeps `held` in the L1 tier under `full_key`, unless an invalidation since `seen`
+    /// reached it (then a later read must go to the backend).
+    pub(crate) fn keep_local(&self, full_key: &str, held: Held<'_>, seen: u64) {
+        if let Some(l1) = self.l1() {
+            l1.insert(full_key, held, seen);
+        }
     }
 
     /// How full the in-process L1 tier is, when one is configured.

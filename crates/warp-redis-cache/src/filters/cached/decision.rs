@@ -67,16 +67,20 @@ pub(super) async fn decide(
     };
     let key = request.finish_key(key, &policy.vary);
     let ns = &policy.namespace;
-    let l1 = state.cache.l1().filter(|_| policy.l1);
-    let full_key = l1.map(|_| state.cache.layout().full_key(ns, &key));
-    if let (Some(l1), Some(full_key), false) = (l1, &full_key, directives.no_cache) {
-        if let Some(response) = answer_local(state, request, l1, full_key, &key)? {
+    let local = policy.l1 && state.cache.has_local_tier();
+    let full_key = local.then(|| state.cache.layout().full_key(ns, &key));
+    if let (Some(full_key), false) = (&full_key, directives.no_cache) {
+        if let Some(response) = answer_local(state, request, full_key, &key)? {
             return Ok(Decision::Answer(response));
         }
     }
     // Taken before the lookup: an invalidation that arrives while the entry travels from Redis
     // keeps it out of L1.
-    let l1_seen = l1.and_then(|l1| l1.snapshot());
+    let l1_seen = if local {
+        state.cache.local_snapshot()
+    } else {
+        None
+    };
     if state.cache.settle_pending_bust(ns).await.is_err() {
         return Ok(Decision::RunRoute(Action::Bypass("cache-unavailable")));
     }
@@ -98,10 +102,12 @@ pub(super) async fn decide(
     if let (Some((decoded, soft_purged)), false, Some(current)) = (hit, refresh, current) {
         match StoredEntry::read(decoded) {
             Some(stored) => {
-                let local = match (l1, &full_key, l1_seen) {
-                    (Some(l1), Some(full_key), Some(seen)) => {
-                        Some(LocalTier { l1, full_key, seen })
-                    }
+                let local = match (&full_key, l1_seen) {
+                    (Some(full_key), Some(seen)) => Some(LocalTier {
+                        cache: &state.cache,
+                        full_key,
+                        seen,
+                    }),
                     _ => None,
                 };
                 let found = Found {

@@ -1,7 +1,8 @@
 //! The in-process L1 tier, seen from the filter: what a Redis hit leaves there (the entry
 //! parsed, its usual answers prebuilt) and how a later hit is answered from it without a
-//! round trip. The tier itself (bounds, invalidation marks, pub/sub) is
-//! [`crate::cache::l1`], owned by the manager; this is the only code that fills or reads it.
+//! round trip. The tier itself (bounds, invalidation marks, pub/sub) belongs to the manager,
+//! which alone touches it; this module asks it for entries of its own type
+//! ([`CacheManager::local_entry`](crate::CacheManager)) and hands it entries to keep.
 
 use std::sync::Arc;
 
@@ -12,9 +13,9 @@ use super::answer::answer_from;
 use super::miss::revalidate_in_background;
 use super::stored::StoredEntry;
 use super::CachedRoute;
-use crate::cache::l1::{Held, L1};
+use crate::cache::l1::Held;
 use crate::cache::tag::decode_names;
-use crate::cache::{CacheEvent, Stamp};
+use crate::cache::{CacheEvent, CacheManager, Stamp};
 use crate::filters::early_refresh;
 use crate::filters::entry::{self, EntryMeta, Freshness};
 use crate::filters::failure::FilterFailure;
@@ -36,7 +37,7 @@ pub(super) struct LocalEntry {
 
 /// Where a Redis hit may be copied into the L1 tier.
 pub(super) struct LocalTier<'a> {
-    pub(super) l1: &'a L1,
+    pub(super) cache: &'a CacheManager,
     pub(super) full_key: &'a str,
     /// Taken before the lookup.
     pub(super) seen: u64,
@@ -81,7 +82,7 @@ impl LocalTier<'_> {
             bytes,
             lifetime: stored.meta.remaining(now),
         };
-        self.l1.insert(self.full_key, held, self.seen);
+        self.cache.keep_local(self.full_key, held, self.seen);
     }
 }
 
@@ -89,14 +90,10 @@ impl LocalTier<'_> {
 pub(super) fn answer_local(
     state: &Arc<CachedRoute>,
     request: &RequestParts,
-    l1: &L1,
     full_key: &str,
     key: &str,
 ) -> Result<Option<Response>, FilterFailure> {
-    let Some(value) = l1.get(full_key) else {
-        return Ok(None);
-    };
-    let Ok(local) = value.downcast::<LocalEntry>() else {
+    let Some(local) = state.cache.local_entry::<LocalEntry>(full_key) else {
         return Ok(None);
     };
     let now = entry::now_ms();
