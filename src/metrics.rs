@@ -39,7 +39,7 @@ const METHOD_LABELS: [&str; 10] = [
 /// The status class labels after the known statuses, in [`status_index`] order.
 const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 
-const ROUTES: usize = crate::routes::ROUTE_LABELS.len();
+const ROUTES: usize = crate::routes::labels::ROUTE_LABELS.len();
 const STATUSES: usize = KNOWN_STATUSES.len() + STATUS_CLASSES.len();
 
 /// One label set's counter and histogram.
@@ -102,7 +102,7 @@ impl Metrics {
 
     /// Records one answered request. `route` must come from a fixed set (the route templates).
     pub fn observe(&self, route: &'static str, method: &Method, status: u16, elapsed: Duration) {
-        match crate::routes::ROUTE_LABELS
+        match crate::routes::labels::ROUTE_LABELS
             .iter()
             .position(|known| *known == route)
         {
@@ -118,14 +118,14 @@ impl Metrics {
     }
 
     /// Records one answered request of the route template
-    /// [`ROUTE_LABELS[route]`](crate::routes::ROUTE_LABELS) ([`crate::routes::route_index`]).
+    /// [`ROUTE_LABELS[route]`](crate::routes::labels::ROUTE_LABELS) ([`crate::routes::labels::route_index`]).
     pub fn observe_route(&self, route: usize, method: &Method, status: u16, elapsed: Duration) {
         let route = route.min(ROUTES - 1);
         let (method, status) = (method_index(method), status_index(status));
         let slot = (route * METHOD_LABELS.len() + method) * STATUSES + status;
         let (requests, latency) = self.children[slot].get_or_init(|| {
             let labels = [
-                crate::routes::ROUTE_LABELS[route],
+                crate::routes::labels::ROUTE_LABELS[route],
                 METHOD_LABELS[method],
                 status_index_label(status),
             ];

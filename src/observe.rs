@@ -220,7 +220,7 @@ where
         let begun = self.shell.begin(
             started,
             request.method(),
-            crate::routes::route_index(uri.path()),
+            crate::routes::labels::route_index(uri.path()),
             || match uri.path_and_query() {
                 Some(path) => RequestPath::Uri(path.clone()),
                 None => RequestPath::Unused,
@@ -287,7 +287,7 @@ where
                       method: Method,
                       path: FullPath,
                       given: Option<HeaderValue>| {
-                    let route = crate::routes::route_index(path.as_str());
+                    let route = crate::routes::labels::route_index(path.as_str());
                     shell.begin(
                         started,
                         &method,

@@ -14,6 +14,7 @@ mod postgres;
 pub mod query;
 mod sqlite;
 pub mod store;
+mod store_error;
 
 pub use model::{Item, ItemPatch, NewItem, ValidationError};
 pub use query::{ItemPage, ListQuery};

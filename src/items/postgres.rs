@@ -26,8 +26,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::model::{Item, ItemPatch, NewItem};
+use super::query::like_pattern;
 use super::query::{ItemPage, ListQuery};
-use super::store::{like_pattern, StoreError};
+use super::store_error::StoreError;
 
 /// Most connections one instance opens.
 const POOL_SIZE: usize = 8;

@@ -171,6 +171,20 @@ pub struct ItemPage {
     pub offset: u64,
 }
 
+/// A `LIKE ... ESCAPE '\'` pattern matching `text` anywhere, its wildcards taken literally.
+pub(super) fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,8 +17,12 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
 use super::model::{Item, ItemPatch, NewItem};
+use super::query::like_pattern;
 use super::query::{ItemPage, ListQuery};
-use super::store::{like_pattern, StoreError, MEMORY_PATH};
+use super::store_error::StoreError;
+
+/// The path [`ItemStore::open`](super::ItemStore::open) takes as "in memory, gone when the store is dropped".
+pub const MEMORY_PATH: &str = ":memory:";
 
 /// How long a write waits for another process's lock on the same file before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

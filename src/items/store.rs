@@ -13,31 +13,8 @@ use super::model::{Item, ItemPatch, NewItem};
 use super::postgres::PostgresStore;
 use super::query::{ItemPage, ListQuery};
 use super::sqlite::SqliteStore;
+pub use super::store_error::StoreError;
 use crate::settings::DatabaseSettings;
-
-/// The path [`ItemStore::open`] takes as "in memory, gone when the store is dropped".
-pub const MEMORY_PATH: &str = ":memory:";
-
-/// Why the store could not do what was asked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// SQLite failed: the file cannot be opened, the disk is full, the lock timed out, ...
-    #[error("item store: {0}")]
-    Sqlite(String),
-    /// PostgreSQL refused a statement: a constraint, a permission, a schema it does not have.
-    #[error("item store: {0}")]
-    Postgres(String),
-    /// The database cannot be reached right now (connection refused or lost, no answer in
-    /// time); the same request may succeed later. Routes answer 503.
-    #[error("item store unavailable: {0}")]
-    Unavailable(String),
-    /// The blocking task running the query was cancelled or panicked.
-    #[error("item store task failed: {0}")]
-    Task(String),
-    /// The database holds something this build cannot read (a bad row, a newer schema).
-    #[error("item store holds data this build cannot read: {0}")]
-    Corrupt(String),
-}
 
 /// Items in SQLite or PostgreSQL; cheap to clone, every clone shares one connection or pool.
 ///
@@ -160,18 +137,4 @@ impl ItemStore {
             Backend::Postgres(store) => store.delete(id).await,
         }
     }
-}
-
-/// A `LIKE ... ESCAPE '\'` pattern matching `text` anywhere, its wildcards taken literally.
-pub(super) fn like_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
 }

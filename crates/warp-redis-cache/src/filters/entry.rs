@@ -13,6 +13,8 @@ use warp::http::StatusCode;
 
 use super::policy::CachePolicy;
 use super::request::{header_tokens, header_tokens_raw};
+use super::response::Representation;
+use crate::cache::codec::{Decoded, PayloadEncoding};
 
 /// What is kept about a response besides its body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +221,33 @@ pub fn etag_for(body: &[u8]) -> String {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     format!("\"{hash:016x}{:x}\"", body.len())
+}
+
+/// A decoded entry with its metadata.
+pub(crate) struct StoredEntry {
+    pub(crate) meta: EntryMeta,
+    pub(crate) representation: Representation,
+    /// The tag section as stored (names separated by `\n`).
+    pub(crate) tags: bytes::Bytes,
+}
+
+impl StoredEntry {
+    pub(crate) fn read(decoded: Decoded) -> Option<Self> {
+        let meta: EntryMeta = serde_json::from_slice(&decoded.meta).ok()?;
+        StatusCode::from_u16(meta.status).ok()?;
+        let representation = match decoded.encoding {
+            PayloadEncoding::Identity => Representation::Plain(decoded.payload),
+            PayloadEncoding::Gzip => Representation::Gzip {
+                compressed: decoded.payload,
+                plain: None,
+            },
+        };
+        Some(Self {
+            meta,
+            representation,
+            tags: decoded.tags,
+        })
+    }
 }
 
 #[cfg(test)]

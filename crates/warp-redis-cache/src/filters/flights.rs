@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::entry::EntryMeta;
 use super::response::Representation;
+use crate::cache::Stamp;
 
 /// What a leader hands its followers.
 #[derive(Debug)]
@@ -101,4 +102,10 @@ pub async fn follow(
         Ok(Ok(slot)) => slot.clone(),
         _ => None,
     }
+}
+
+/// Flights are per stamp: a request that saw a newer stamp (it started after a write) must
+/// never take the answer of an origin read that began before the write.
+pub(crate) fn flight_key(stamp: Stamp, key: &str) -> String {
+    format!("{:016x}:{:x}:{key}", stamp.generation.value(), stamp.clock)
 }

@@ -10,13 +10,13 @@ use warp::reply::Response;
 use super::answer::answer_shared;
 use super::local::{answer_local, LocalTier};
 use super::miss::Forward;
-use super::stored::{answer_stored, Found, StoredEntry};
+use super::stored::{answer_stored, Found};
 use super::CachedRoute;
 use crate::cache::refill_lock::RefillLock;
 use crate::cache::{Lookup, Stamp};
-use crate::filters::entry::{self, Freshness};
+use crate::filters::entry::{self, Freshness, StoredEntry};
 use crate::filters::failure::FilterFailure;
-use crate::filters::flights::{follow, Leader, Role, SharedEntry};
+use crate::filters::flights::{flight_key, follow, Leader, Role, SharedEntry};
 use crate::filters::request::RequestParts;
 
 pub(super) enum Action {
@@ -245,10 +245,4 @@ async fn wait_for_refill(state: &CachedRoute, key: &str, stamp: Stamp) -> Option
         meta: stored.meta,
         representation: stored.representation,
     }))
-}
-
-/// Flights are per stamp: a request that saw a newer stamp (it started after a write) must
-/// never take the answer of an origin read that began before the write.
-pub(super) fn flight_key(stamp: Stamp, key: &str) -> String {
-    format!("{:016x}:{:x}:{key}", stamp.generation.value(), stamp.clock)
 }

@@ -11,13 +11,12 @@ use warp::reply::Response;
 
 use super::answer::answer_from;
 use super::miss::revalidate_in_background;
-use super::stored::StoredEntry;
 use super::CachedRoute;
 use crate::cache::l1::Held;
 use crate::cache::tag::decode_names;
 use crate::cache::{CacheEvent, CacheManager, Stamp};
 use crate::filters::early_refresh;
-use crate::filters::entry::{self, EntryMeta, Freshness};
+use crate::filters::entry::{self, EntryMeta, Freshness, StoredEntry};
 use crate::filters::failure::FilterFailure;
 use crate::filters::policy::CachePolicy;
 use crate::filters::request::RequestParts;

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use warp::reply::Response;
 
 use super::answer::{answer_from, elapsed_ms};
-use super::decision::flight_key;
 use super::CachedRoute;
 use crate::cache::Stamp;
 use crate::filters::failure::FilterFailure;
-use crate::filters::flights::{Leader, Role, SharedEntry};
+use crate::filters::flights::{flight_key, Leader, Role, SharedEntry};
 use crate::filters::origin::origin_request;
 use crate::filters::request::RequestParts;
 use crate::filters::response::{mark, Outcome};

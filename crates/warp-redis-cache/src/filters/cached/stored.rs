@@ -4,50 +4,21 @@
 
 use std::sync::Arc;
 
-use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::answer::{answer_from, answer_shared, elapsed_ms};
-use super::decision::flight_key;
 use super::local::LocalTier;
 use super::miss::{revalidate_in_background, store_and_answer, Forward, Stored};
 use super::CachedRoute;
-use crate::cache::codec::{Decoded, PayloadEncoding};
 use crate::cache::{CacheEvent, Stamp};
 use crate::filters::early_refresh;
-use crate::filters::entry::{self, EntryMeta, Freshness};
+use crate::filters::entry::{self, EntryMeta, Freshness, StoredEntry};
 use crate::filters::failure::FilterFailure;
+use crate::filters::flights::flight_key;
 use crate::filters::flights::{follow, Role};
 use crate::filters::origin::origin_request;
 use crate::filters::request::RequestParts;
-use crate::filters::response::{Outcome, Representation};
-
-/// A decoded entry with its metadata.
-pub(super) struct StoredEntry {
-    pub(super) meta: EntryMeta,
-    pub(super) representation: Representation,
-    /// The tag section as stored (names separated by `\n`).
-    pub(super) tags: bytes::Bytes,
-}
-
-impl StoredEntry {
-    pub(super) fn read(decoded: Decoded) -> Option<Self> {
-        let meta: EntryMeta = serde_json::from_slice(&decoded.meta).ok()?;
-        StatusCode::from_u16(meta.status).ok()?;
-        let representation = match decoded.encoding {
-            PayloadEncoding::Identity => Representation::Plain(decoded.payload),
-            PayloadEncoding::Gzip => Representation::Gzip {
-                compressed: decoded.payload,
-                plain: None,
-            },
-        };
-        Some(Self {
-            meta,
-            representation,
-            tags: decoded.tags,
-        })
-    }
-}
+use crate::filters::response::Outcome;
 
 /// An entry the lookup found, with what is needed to answer from it or refresh it.
 pub(super) struct Found<'a> {
