@@ -1,103 +1,22 @@
 //! The access log of the real binary: one line per request in the documented layout (text and
 //! JSON), written off the request path and complete after a graceful shutdown.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+use crate::support::service_process::{read_response, send_get, ServiceProcess};
 
-use crate::support::service_process::{read_response, send_get};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_warp-redis-cache");
 const TARGET: &str = "warp_redis_cache::access";
 
-/// The binary with its whole stderr collected until it exits.
-struct Service {
-    child: Child,
-    port: u16,
-    stderr: Option<JoinHandle<Vec<String>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Service {
-    /// Starts the service (memory backend, in-memory store) with the access log on.
-    fn start(env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let settings = dir.path().join("settings.yaml");
-        std::fs::write(&settings, "").expect("write settings");
-        let mut child = Command::new(BINARY)
-            .env("SETTINGS_FILE", &settings)
-            .env("APP__PORT", "0")
-            .env("CACHE__BACKEND", "memory")
-            .env("DATABASE__PATH", ":memory:")
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the service binary");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (port_tx, port_rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, addr)) = line.split_once("listening on http://") {
-                    // `HOST:PORT` at the end of a text line, before `"` in a JSON one.
-                    let addr = addr.split(['"', ' ']).next().unwrap_or_default();
-                    let port = addr.rsplit(':').next().unwrap_or_default();
-                    let _ = port_tx.send(port.parse::<u16>());
-                }
-                lines.push(line);
-            }
-            lines
-        });
-        let port = port_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the service announces its port")
-            .expect("a port number");
-        Self {
-            child,
-            port,
-            stderr: Some(reader),
-            _dir: dir,
-        }
+/// The binary with the access log on (the harness's default filter leaves it out).
+fn start(env: &[(&str, &str)]) -> ServiceProcess {
+    let mut env = env.to_vec();
+    if !env.iter().any(|(name, _)| *name == "RUST_LOG") {
+        env.push(("RUST_LOG", "info"));
     }
-
-    fn connect(&self) -> std::net::TcpStream {
-        let stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("read timeout");
-        stream
-    }
-
-    /// SIGTERM, then every line the process wrote to stderr before exiting.
-    fn shut_down(mut self) -> Vec<String> {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "could not send SIGTERM");
-        let status = self.child.wait().expect("wait for exit");
-        assert!(status.success(), "exit status {status}");
-        self.stderr
-            .take()
-            .expect("reader")
-            .join()
-            .expect("stderr reader")
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    ServiceProcess::start(&env)
 }
 
 #[test]
 fn every_request_has_its_access_line_after_a_graceful_shutdown() {
-    let service = Service::start(&[]);
+    let service = start(&[]);
     let (clients, per_client) = (4, 250);
     std::thread::scope(|scope| {
         for _ in 0..clients {
@@ -155,7 +74,7 @@ fn every_request_has_its_access_line_after_a_graceful_shutdown() {
 
 #[test]
 fn json_access_lines_are_single_objects_with_the_request_in_the_message() {
-    let service = Service::start(&[("APP__LOG_FORMAT", "json")]);
+    let service = start(&[("APP__LOG_FORMAT", "json")]);
     let answer = {
         let mut stream = service.connect();
         let request = "GET /items/999?q=a%22b HTTP/1.1\r\nHost: a\r\nX-Request-Id: trace-7.a_b\r\nConnection: close\r\n\r\n";
@@ -205,7 +124,7 @@ fn assert_milliseconds(word: &str) {
 fn a_filter_on_message_text_still_gets_the_access_lines_it_matches() {
     // `/regex` filters match message text, which only env_logger sees: access lines take the
     // `log` path then, and the filter applies to them as before.
-    let service = Service::start(&[("RUST_LOG", "info/health|listening")]);
+    let service = start(&[("RUST_LOG", "info/health|listening")]);
     for path in ["/health/live", "/openapi.json"] {
         let mut stream = service.connect();
         send_get(&mut stream, path, true);

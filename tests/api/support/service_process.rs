@@ -88,6 +88,8 @@ struct Log {
 pub struct ServiceProcess {
     child: Child,
     log: Arc<Log>,
+    /// Reads stderr into `log` until the process closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
     /// The port it announced.
     pub port: u16,
     _settings: Option<tempfile::TempDir>,
@@ -113,7 +115,7 @@ impl ServiceProcess {
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Log::default());
         let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 sink.lines.lock().expect("log lock").push(line);
                 sink.grew.notify_all();
@@ -122,11 +124,15 @@ impl ServiceProcess {
         let mut service = Self {
             child,
             log,
+            reader: Some(reader),
             port: 0,
             _settings: settings,
         };
         let line = service.wait_for_line("listening on http://");
-        service.port = line
+        // `HOST:PORT` ends a text line; in a JSON line a `"` follows it.
+        let (_, address) = line.split_once("listening on http://").expect("the needle");
+        let address = address.split(['"', ' ']).next().unwrap_or_default();
+        service.port = address
             .rsplit(':')
             .next()
             .and_then(|port| port.trim().parse().ok())
@@ -192,6 +198,17 @@ impl ServiceProcess {
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(sent.is_ok_and(|s| s.success()), "could not send SIGTERM");
         self.child.wait().expect("wait for exit")
+    }
+
+    /// Sends SIGTERM, expects a clean exit, and returns every line the process wrote to
+    /// stderr, up to its last.
+    pub fn shut_down(mut self) -> Vec<String> {
+        let status = self.terminate();
+        assert!(status.success(), "exit status {status}");
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("stderr reader");
+        }
+        self.log.lines.lock().expect("log lock").clone()
     }
 
     /// Kills the process (SIGKILL) and reaps it.
