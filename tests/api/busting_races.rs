@@ -275,6 +275,61 @@ pub(crate) fn versions_seen(body: &[u8]) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// The moves of a history task: a xorshift64 sequence seeded per task, so every run of a
+/// history makes the same moves. One in five moves writes; of the reads, one in three reads the
+/// page holding every key.
+pub(crate) struct Moves(u64);
+
+impl Moves {
+    /// The sequence of task number `seed`.
+    pub(crate) fn seeded(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// The next move's state.
+    pub(crate) fn next_state(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Whether the move `state` writes.
+pub(crate) fn writes(state: u64) -> bool {
+    state.is_multiple_of(5)
+}
+
+/// Whether the read `state` reads the page of every key (else one key).
+pub(crate) fn reads_all(state: u64) -> bool {
+    state.is_multiple_of(3)
+}
+
+/// PUTs key `k` and records the version the write acknowledged.
+pub(crate) async fn write_version<F>(app: &F, k: usize, acknowledged: &[AtomicUsize])
+where
+    F: Filter + 'static,
+    F::Extract: warp::Reply + Send,
+{
+    let response = warp::test::request()
+        .method("PUT")
+        .path(&format!("/h/{k}"))
+        .reply(app)
+        .await;
+    let written: usize = String::from_utf8_lossy(response.body())
+        .parse()
+        .expect("version");
+    acknowledged[k].fetch_max(written, Ordering::SeqCst);
+}
+
+/// The versions acknowledged so far: a read that starts now must see at least these.
+pub(crate) fn floors(acknowledged: &[AtomicUsize]) -> Vec<usize> {
+    acknowledged
+        .iter()
+        .map(|a| a.load(Ordering::SeqCst))
+        .collect()
+}
+
 /// Concurrent tasks read and write at random; a read that starts after a write of its key
 /// returned must see that write (or a later one), whether it reads the key alone or the page
 /// holding every key.
@@ -299,28 +354,15 @@ async fn history_without_stale_reads(busting: Busting) {
             let (app, acknowledged) = (app.clone(), Arc::clone(&acknowledged));
             tasks.push(tokio::spawn(async move {
                 let mut stale = Vec::new();
-                let mut state = (task as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let mut moves = Moves::seeded(task as u64 + 1);
                 for _ in 0..OPS_PER_TASK {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
+                    let state = moves.next_state();
                     let k = (state % KEYS as u64) as usize;
-                    if state.is_multiple_of(5) {
-                        let response = warp::test::request()
-                            .method("PUT")
-                            .path(&format!("/h/{k}"))
-                            .reply(&app)
-                            .await;
-                        let written: usize = String::from_utf8_lossy(response.body())
-                            .parse()
-                            .expect("version");
-                        acknowledged[k].fetch_max(written, Ordering::SeqCst);
+                    if writes(state) {
+                        write_version(&app, k, &acknowledged).await;
                     } else {
-                        let floors: Vec<usize> = acknowledged
-                            .iter()
-                            .map(|a| a.load(Ordering::SeqCst))
-                            .collect();
-                        let path = if state.is_multiple_of(3) {
+                        let floors = floors(&acknowledged);
+                        let path = if reads_all(state) {
                             "/h/all".to_string()
                         } else {
                             format!("/h/{k}")

@@ -17,7 +17,9 @@ use warp_redis_cache::admin::{
 use warp_redis_cache::CacheManager;
 use warp_redis_cache::{BackendChoice, CacheConfig};
 
-use crate::busting_races::{history_app, versions_seen, Busting};
+use crate::busting_races::{
+    floors, history_app, reads_all, versions_seen, write_version, writes, Busting, Moves,
+};
 use crate::support::{cache_settings, redis_settings, RedisServer};
 
 /// Keys the tasks write; reads also cover one more, `QUIET`, written only by the instance that
@@ -185,35 +187,22 @@ async fn run_history(fault: Fault) -> Report {
         );
         tasks.push(tokio::spawn(async move {
             let mut report = Report::default();
-            let mut state = (task as u64 + 7).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let mut moves = Moves::seeded(task as u64 + 7);
             while started.elapsed() < HISTORY {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
+                let state = moves.next_state();
                 let app = {
                     let all = instances.read().expect("instances");
                     all[(state >> 32) as usize % all.len()].clone()
                 };
                 let k = (state % KEYS as u64) as usize;
                 report.operations += 1;
-                if state.is_multiple_of(5) {
-                    let response = warp::test::request()
-                        .method("PUT")
-                        .path(&format!("/h/{k}"))
-                        .reply(&app)
-                        .await;
-                    let written: usize = String::from_utf8_lossy(response.body())
-                        .parse()
-                        .expect("version");
-                    acknowledged[k].fetch_max(written, Ordering::SeqCst);
+                if writes(state) {
+                    write_version(&app, k, &acknowledged).await;
                     continue;
                 }
-                let floors: Vec<usize> = acknowledged
-                    .iter()
-                    .map(|a| a.load(Ordering::SeqCst))
-                    .collect();
+                let floors = floors(&acknowledged);
                 let read_at = Instant::now();
-                let path = if state.is_multiple_of(3) {
+                let path = if reads_all(state) {
                     "/h/all".to_string()
                 } else {
                     format!("/h/{}", (state >> 8) as usize % (QUIET + 1))
