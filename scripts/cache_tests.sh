@@ -18,6 +18,7 @@
 # LISTEN_PORT and WORK_DIR (a scratch directory) in its environment. For nginx:
 #   PROXY_CMD=scripts/cache_tests_nginx.sh scripts/cache_tests.sh ../cache-tests
 #
+# PROXY_ARGS adds arguments to the default proxy's command line (e.g. "--ttl 5").
 # Environment: RESULTS (where the runner's raw JSON is kept; default
 # target/cache-tests/<proxy>.json), REDIS_URL (use this Redis instead of a private one),
 # SHOW_FAILURES=0 (only the tables, not the list of failing tests).
@@ -74,7 +75,8 @@ if [ -z "${PROXY_CMD:-}" ]; then
     wait_for_port "$redis_port" redis
     export REDIS_URL="redis://127.0.0.1:$redis_port/0"
   fi
-  PROXY_CMD="exec '$repo/target/release/examples/reverse_proxy' --upstream \"\$UPSTREAM\" --listen \"\$LISTEN\""
+  PROXY_CMD="exec '$repo/target/release/examples/reverse_proxy' --upstream \"\$UPSTREAM\" --listen \"\$LISTEN\" ${PROXY_ARGS:-}"
+  [ -z "${PROXY_ARGS:-}" ] || proxy_name="$proxy_name$(echo " $PROXY_ARGS" | tr -s ' =-' '_')"
 else
   proxy_name=$(basename "${PROXY_CMD%% *}" .sh)
 fi

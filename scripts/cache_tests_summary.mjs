@@ -55,10 +55,51 @@ const heads = ['suite', 'run', 'passed', 'failed: required ⛔️', 'optimal ⚠
 const table = [heads, ...rows.map(r => columns.map(c => String(r[c]))), columns.map(c => c === 'suite' ? 'total' : String(total[c]))]
 const widths = heads.map((_, i) => Math.max(...table.map(line => [...line[i]].length)))
 const line = cells => '| ' + cells.map((cell, i) => i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])).join(' | ') + ' |'
-console.log(`\n${name}: passed ${total.passed} of ${total.run}, required failures ${total.required}\n`)
+// The same tests judged on their own assertions, as if every dependency had passed: not the
+// published score, but it shows which rules fail behind a failed dependency.
+let ownPassed = 0
+let ownRequired = 0
+for (const suite of suites) {
+  for (const test of suite.tests) {
+    if (kindOf(test) === 'check') continue
+    const result = determineTestResult(suites, test.id, results, false)
+    if (result === types.pass) ownPassed++
+    if (result === types.fail) ownRequired++
+  }
+}
+console.log(`\n${name}: passed ${total.passed} of ${total.run}, required failures ${total.required}`)
+console.log(`(judged without dependencies: passed ${ownPassed}, required failures ${ownRequired})\n`)
 console.log(line(table[0]))
 console.log('|' + widths.map((w, i) => i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':').join('|') + '|')
 for (const cells of table.slice(1)) console.log(line(cells))
+
+// The tests a ⚪️ result waits on: the failed tests at the bottom of its dependency chain.
+const testById = new Map(suites.flatMap(suite => suite.tests.map(test => [test.id, test])))
+function roots (id, seen = new Set()) {
+  const found = new Set()
+  for (const dep of testById.get(id).depends_on || []) {
+    if (seen.has(dep)) continue
+    seen.add(dep)
+    const result = determineTestResult(suites, dep, results)
+    if (result === types.dependency_fail) roots(dep, seen).forEach(r => found.add(r))
+    else if (result !== types.pass && result !== types.yes) found.add(dep)
+  }
+  return found
+}
+const blocked = new Map()
+for (const f of failures) {
+  if (f.symbol !== types.dependency_fail[2]) continue
+  for (const root of roots(f.id)) blocked.set(root, (blocked.get(root) || 0) + 1)
+}
+
+if (process.env.SHOW_FAILURES !== '0' && blocked.size) {
+  console.log('\n⚪️ results by the failed test they depend on (a test may wait on several):')
+  for (const [root, count] of [...blocked].sort((a, b) => b[1] - a[1])) {
+    const result = determineTestResult(suites, root, results)
+    const detail = Array.isArray(results[root]) ? ` — ${results[root].slice(0, 2).join(': ')}` : ''
+    console.log(`${String(count).padStart(4)} wait on ${result[2]} ${root}${detail}`)
+  }
+}
 
 if (process.env.SHOW_FAILURES !== '0' && failures.length) {
   console.log('\nnot passed (⛔️ required, ⚠️ optimal, ⚪️ a dependency failed, 🔹 setup, ⁉️ harness, ↻ retried):')

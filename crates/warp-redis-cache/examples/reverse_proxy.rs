@@ -10,6 +10,8 @@
 //! `cargo run --release --example reverse_proxy -- --upstream http://127.0.0.1:8000 --listen 127.0.0.1:8080`
 //! Redis comes from `REDIS_URL` (default `redis://127.0.0.1:6379/0`); when none answers the
 //! cache lives in process memory. `--ttl SECS` (default 60) is how long entries stay fresh.
+//! `--keep-cache-control` is a measurement aid: it gives clients the upstream's own
+//! `Cache-Control` instead of the one the policy mode sends (see docs/http-conformance.md).
 //!
 //! The caching is the filters' policy mode: an entry is fresh for the policy's TTL whatever the
 //! upstream's `Cache-Control`, `Expires` or `Age` say, and hits carry the cache's own `ETag`,
@@ -65,25 +67,28 @@ async fn main() {
             eprintln!("REDIS_URL: {err}");
             std::process::exit(2);
         });
-    let upstream = Arc::new(Upstream::new(args.upstream));
-    let routes = proxy(cache, upstream, args.ttl);
+    let upstream = Arc::new(Upstream::new(args.upstream, args.keep_cache_control));
+    // Without --keep-cache-control no response carries the header this looks for.
+    let routes = proxy(cache, upstream, args.ttl).map(restore_cache_control);
     println!("listening on http://{}", args.listen);
     warp::serve(routes).run(args.listen).await;
 }
 
-const USAGE: &str =
-    "usage: reverse_proxy --upstream http://HOST:PORT --listen ADDR:PORT [--ttl SECS]";
+const USAGE: &str = "usage: reverse_proxy --upstream http://HOST:PORT --listen ADDR:PORT \
+     [--ttl SECS] [--keep-cache-control]";
 
 /// The command line.
 struct Args {
     upstream: Uri,
     listen: SocketAddr,
     ttl: Duration,
+    keep_cache_control: bool,
 }
 
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
         let (mut upstream, mut listen, mut ttl) = (None, None, Duration::from_secs(60));
+        let mut keep_cache_control = false;
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
             match flag.as_str() {
@@ -107,6 +112,7 @@ impl Args {
                     let secs: u64 = value()?.parse().map_err(|err| format!("--ttl: {err}"))?;
                     ttl = Duration::from_secs(secs);
                 }
+                "--keep-cache-control" => keep_cache_control = true,
                 "-h" | "--help" => return Err("A caching reverse proxy.".into()),
                 other => return Err(format!("unknown argument {other}")),
             }
@@ -115,6 +121,7 @@ impl Args {
             upstream: upstream.ok_or("--upstream is required")?,
             listen: listen.ok_or("--listen is required")?,
             ttl,
+            keep_cache_control,
         })
     }
 }
@@ -226,12 +233,17 @@ fn incoming() -> impl Filter<Extract = (Incoming,), Error = Rejection> + Clone {
 struct Upstream {
     base: Uri,
     client: Client<HttpConnector, Full<Bytes>>,
+    keep_cache_control: bool,
 }
 
 impl Upstream {
-    fn new(base: Uri) -> Self {
+    fn new(base: Uri, keep_cache_control: bool) -> Self {
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Self { base, client }
+        Self {
+            base,
+            client,
+            keep_cache_control,
+        }
     }
 
     /// Sends `request` upstream and turns the answer into a warp response; an upstream that
@@ -271,6 +283,9 @@ impl Upstream {
         let mut response = Response::new(body.into());
         *response.status_mut() = parts.status;
         *response.headers_mut() = end_to_end(parts.headers);
+        if self.keep_cache_control {
+            keep_origin_cache_control(response.headers_mut());
+        }
         // Carries the upstream's reason phrase when it is not the usual one ("299 Custom").
         *response.extensions_mut() = parts.extensions;
         if !head_request {
@@ -280,6 +295,39 @@ impl Upstream {
         }
         response
     }
+}
+
+/// Where the upstream's `Cache-Control` travels through the cache (stored and replayed like
+/// any header) for `--keep-cache-control`; empty when the upstream sent none.
+const ORIGIN_CACHE_CONTROL: HeaderName = HeaderName::from_static("x-origin-cache-control");
+
+fn keep_origin_cache_control(headers: &mut HeaderMap) {
+    let values: Vec<HeaderValue> = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .cloned()
+        .collect();
+    let joined = values
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(value) = HeaderValue::from_str(&joined) {
+        headers.insert(ORIGIN_CACHE_CONTROL, value);
+    }
+}
+
+/// Puts back the upstream's `Cache-Control` in place of the policy mode's (none when the
+/// upstream sent none).
+fn restore_cache_control(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if let Some(origin) = headers.remove(ORIGIN_CACHE_CONTROL) {
+        headers.remove(header::CACHE_CONTROL);
+        if !origin.is_empty() {
+            headers.insert(header::CACHE_CONTROL, origin);
+        }
+    }
+    response
 }
 
 /// `headers` without the hop-by-hop ones, which describe one connection, not the message.
