@@ -15,8 +15,8 @@
 //! `--bust-by-key` invalidates by deleting keys instead of tags (see [`Invalidation`]).
 //!
 //! The caching is the filters' policy mode: an entry is fresh for the policy's TTL whatever the
-//! upstream's `Cache-Control`, `Expires` or `Age` say, and hits carry the cache's own `ETag`,
-//! `Age` and `Cache-Control`. `scripts/cache_tests.sh` measures it against the HTTP caching
+//! upstream's `Cache-Control`, `Expires` or `Age` say; answers carry the cache's own `Age`,
+//! `Cache-Control` and a new `Date` (and an `ETag` of the body when the upstream sent none). `scripts/cache_tests.sh` measures it against the HTTP caching
 //! test suite; docs/http-conformance.md has the result and what an RFC 9111 mode must add.
 //!
 //! Hop-by-hop headers (`Connection` and the headers it lists, `Keep-Alive`, `TE`, `Trailer`,
