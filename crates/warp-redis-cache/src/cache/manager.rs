@@ -466,52 +466,13 @@ impl CacheManager {
         &self.inner.stats
     }
 
-    /// The stored entry under `key`, checked but not decompressed. A corrupt entry is a miss.
-    pub(crate) async fn get_raw(
-        &self,
-        ns: &Namespace,
-        key: &str,
-    ) -> Result<Option<Decoded>, CacheError> {
-        let full_key = self.inner.layout.full_key(ns, key);
-        let stored = self.observe(ns, self.inner.backend.get(&full_key).await)?;
-        let Some(stored) = stored else {
-            self.inner.stats.record(Some(ns), CacheEvent::Miss);
-            return Ok(None);
-        };
-        match codec::decode(&stored) {
-            Ok(decoded) => {
-                self.inner.stats.record(Some(ns), CacheEvent::Hit);
-                Ok(Some(decoded))
-            }
-            Err(err) => {
-                self.drop_corrupt(ns, full_key, &err).await;
-                Ok(None)
-            }
-        }
-    }
-
     /// The JSON value under `key` as a `T`. An entry that does not decode as `T` is a miss.
     pub async fn get<T: DeserializeOwned>(
         &self,
         ns: &Namespace,
         key: &str,
     ) -> Result<Option<T>, CacheError> {
-        let full_key = self.inner.layout.full_key(ns, key);
-        let stored = self.observe(ns, self.inner.backend.get(&full_key).await)?;
-        let Some(stored) = stored else {
-            self.inner.stats.record(Some(ns), CacheEvent::Miss);
-            return Ok(None);
-        };
-        match codec::decode(&stored).and_then(Decoded::into_json) {
-            Ok(value) => {
-                self.inner.stats.record(Some(ns), CacheEvent::Hit);
-                Ok(Some(value))
-            }
-            Err(err) => {
-                self.drop_corrupt(ns, full_key, &err).await;
-                Ok(None)
-            }
-        }
+        self.read_as(ns, key, Decoded::into_json).await
     }
 
     /// Stores `value` as JSON under `key`, for `ttl` or the default TTL.
@@ -537,13 +498,30 @@ impl CacheManager {
         ns: &Namespace,
         key: &str,
     ) -> Result<Option<bytes::Bytes>, CacheError> {
-        let Some(decoded) = self.get_raw(ns, key).await? else {
+        self.read_as(ns, key, Decoded::into_plain).await
+    }
+
+    /// The one read path of the data API: the entry under `key` turned into a `T` by
+    /// `convert`. A hit is counted only once the conversion succeeded; an entry that does not
+    /// decode or convert is one counted miss, counted corrupt and deleted.
+    async fn read_as<T>(
+        &self,
+        ns: &Namespace,
+        key: &str,
+        convert: impl FnOnce(Decoded) -> Result<T, CodecError>,
+    ) -> Result<Option<T>, CacheError> {
+        let full_key = self.inner.layout.full_key(ns, key);
+        let stored = self.observe(ns, self.inner.backend.get(&full_key).await)?;
+        let Some(stored) = stored else {
+            self.inner.stats.record(Some(ns), CacheEvent::Miss);
             return Ok(None);
         };
-        match decoded.into_plain() {
-            Ok(plain) => Ok(Some(plain)),
+        match codec::decode(&stored).and_then(convert) {
+            Ok(value) => {
+                self.inner.stats.record(Some(ns), CacheEvent::Hit);
+                Ok(Some(value))
+            }
             Err(err) => {
-                let full_key = self.inner.layout.full_key(ns, key);
                 self.drop_corrupt(ns, full_key, &err).await;
                 Ok(None)
             }
@@ -780,11 +758,31 @@ mod tests {
             .set_encoded(&n, "7", garbage, None)
             .await
             .expect("plant garbage");
-        assert!(cache.get_raw(&n, "7").await.expect("get").is_none());
+        assert!(cache.get_bytes(&n, "7").await.expect("get").is_none());
         let stats = cache.stats().snapshot().total;
         assert_eq!((stats.corrupt_entries, stats.misses, stats.hits), (1, 1, 0));
         assert!(
             !cache.exists(&n, "7").await.expect("exists"),
+            "corrupt entry kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn bytes_that_do_not_inflate_are_one_counted_miss_never_a_hit() {
+        let cache = CacheManager::in_memory(&CacheConfig::default());
+        let n = Namespace::new("pages").expect("valid namespace");
+        let mut encoded = cache.codec().encode("compressible ".repeat(500).as_bytes());
+        assert!(encoded.bytes.len() < 6_500 / 4, "stored compressed");
+        encoded.bytes.truncate(encoded.bytes.len() - 8);
+        cache
+            .set_encoded(&n, "page", encoded, None)
+            .await
+            .expect("plant a truncated gzip payload");
+        assert_eq!(cache.get_bytes(&n, "page").await.expect("get"), None);
+        let stats = cache.stats().snapshot().total;
+        assert_eq!((stats.hits, stats.misses, stats.corrupt_entries), (0, 1, 1));
+        assert!(
+            !cache.exists(&n, "page").await.expect("exists"),
             "corrupt entry kept"
         );
     }
