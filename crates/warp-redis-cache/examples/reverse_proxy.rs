@@ -9,15 +9,17 @@
 //! Run (from `crates/warp-redis-cache`, or with `-p warp-redis-cache` from the workspace root):
 //! `cargo run --release --example reverse_proxy -- --upstream http://127.0.0.1:8000 --listen 127.0.0.1:8080`
 //! Redis comes from `REDIS_URL` (default `redis://127.0.0.1:6379/0`); when none answers the
-//! cache lives in process memory. `--ttl SECS` (default 60) is how long entries stay fresh.
-//! `--keep-cache-control` is a measurement aid: it gives clients the upstream's own
-//! `Cache-Control` instead of the one the policy mode sends (see docs/http-conformance.md).
-//! `--bust-by-key` invalidates by deleting keys instead of tags (see [`Invalidation`]).
+//! cache lives in process memory.
 //!
-//! The caching is the filters' policy mode: an entry is fresh for the policy's TTL whatever the
-//! upstream's `Cache-Control`, `Expires` or `Age` say; answers carry the cache's own `Age`,
-//! `Cache-Control` and a new `Date` (and an `ETag` of the body when the upstream sent none). `scripts/cache_tests.sh` measures it against the HTTP caching
-//! test suite; docs/http-conformance.md has the result and what an RFC 9111 mode must add.
+//! The caching is the filters' HTTP semantics ([`CacheSemantics::Http`], RFC 9111 as a shared
+//! cache): the upstream's `Cache-Control`, `CDN-Cache-Control`, `Expires`, `Date`, `Age`,
+//! `Vary`, `ETag` and `Last-Modified` decide what is stored, for how long, and how it is
+//! revalidated; `--ttl SECS` (default one day) bounds heuristic freshness only.
+//! `--policy-mode` uses the policy mode instead (every heuristically cacheable status fresh for
+//! `--ttl`, default 60 s, whatever the upstream says), for comparison.
+//! `--bust-by-key` invalidates by deleting keys instead of tags (see [`Invalidation`]).
+//! `scripts/cache_tests.sh` measures the proxy against the HTTP caching test suite;
+//! docs/http-conformance.md has the results.
 //!
 //! Hop-by-hop headers (`Connection` and the headers it lists, `Keep-Alive`, `TE`, `Trailer`,
 //! `Transfer-Encoding`, `Upgrade`, `Proxy-Connection`) are not forwarded (RFC 9110 section
@@ -39,14 +41,15 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 use warp_redis_cache::{
     cache_busting, cached, with_bust_tags, BustPolicy, CacheConfig, CacheManager, CachePolicy,
-    Namespace, RedisConfig, RequestParts, TagContext,
+    CacheSemantics, Namespace, RedisConfig, RequestParts, TagContext,
 };
 
 /// How long a request to the upstream may take before the proxy answers 504.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The statuses RFC 9110 section 15.1 calls heuristically cacheable, less 206: a partial
-/// answer stored under its target would be served to requests for the whole representation.
+/// With `--policy-mode`: the statuses RFC 9110 section 15.1 calls heuristically cacheable, less
+/// 206: a partial answer stored under its target would be served to requests for the whole
+/// representation.
 const STORED_STATUSES: [u16; 11] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
 
 #[tokio::main]
@@ -68,29 +71,36 @@ async fn main() {
             eprintln!("REDIS_URL: {err}");
             std::process::exit(2);
         });
-    let upstream = Arc::new(Upstream::new(args.upstream, args.keep_cache_control));
-    // Without --keep-cache-control no response carries the header this looks for.
-    let routes = proxy(cache, upstream, args.ttl, args.invalidation).map(restore_cache_control);
+    let upstream = Arc::new(Upstream::new(args.upstream));
+    let routes = proxy(cache, upstream, args.caching, args.invalidation);
     println!("listening on http://{}", args.listen);
     warp::serve(routes).run(args.listen).await;
 }
 
 const USAGE: &str = "usage: reverse_proxy --upstream http://HOST:PORT --listen ADDR:PORT \
-     [--ttl SECS] [--keep-cache-control] [--bust-by-key]";
+     [--ttl SECS] [--policy-mode] [--bust-by-key]";
 
 /// The command line.
 struct Args {
     upstream: Uri,
     listen: SocketAddr,
-    ttl: Duration,
-    keep_cache_control: bool,
+    caching: Caching,
     invalidation: Invalidation,
+}
+
+/// How responses are cached.
+#[derive(Debug, Clone, Copy)]
+enum Caching {
+    /// RFC 9111 (the default); heuristic freshness at most this long.
+    Http { heuristic_cap: Duration },
+    /// The policy mode: fresh this long.
+    Policy { ttl: Duration },
 }
 
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let (mut upstream, mut listen, mut ttl) = (None, None, Duration::from_secs(60));
-        let mut keep_cache_control = false;
+        let (mut upstream, mut listen, mut ttl) = (None, None, None);
+        let mut policy_mode = false;
         let mut invalidation = Invalidation::Tags;
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -113,9 +123,9 @@ impl Args {
                 }
                 "--ttl" => {
                     let secs: u64 = value()?.parse().map_err(|err| format!("--ttl: {err}"))?;
-                    ttl = Duration::from_secs(secs);
+                    ttl = Some(Duration::from_secs(secs));
                 }
-                "--keep-cache-control" => keep_cache_control = true,
+                "--policy-mode" => policy_mode = true,
                 "--bust-by-key" => invalidation = Invalidation::Keys,
                 "-h" | "--help" => return Err("A caching reverse proxy.".into()),
                 other => return Err(format!("unknown argument {other}")),
@@ -124,8 +134,15 @@ impl Args {
         Ok(Self {
             upstream: upstream.ok_or("--upstream is required")?,
             listen: listen.ok_or("--listen is required")?,
-            ttl,
-            keep_cache_control,
+            caching: if policy_mode {
+                Caching::Policy {
+                    ttl: ttl.unwrap_or(Duration::from_secs(60)),
+                }
+            } else {
+                Caching::Http {
+                    heuristic_cap: ttl.unwrap_or(Duration::from_secs(86_400)),
+                }
+            },
             invalidation,
         })
     }
@@ -150,17 +167,23 @@ enum Invalidation {
 fn proxy(
     cache: CacheManager,
     upstream: Arc<Upstream>,
-    ttl: Duration,
+    caching: Caching,
     invalidation: Invalidation,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let namespace = Namespace::new("proxy").expect("a valid namespace");
-    let statuses = STORED_STATUSES
-        .iter()
-        .map(|&code| StatusCode::from_u16(code).expect("a status code"));
     let policy = CachePolicy::new(namespace.clone())
-        .ttl(ttl)
-        .statuses(statuses)
         .key_with(|request: &RequestParts| format!("GET {}", target(request)));
+    let policy = match caching {
+        Caching::Http { heuristic_cap } => {
+            policy.semantics(CacheSemantics::Http).ttl(heuristic_cap)
+        }
+        Caching::Policy { ttl } => {
+            let statuses = STORED_STATUSES
+                .iter()
+                .map(|&code| StatusCode::from_u16(code).expect("a status code"));
+            policy.ttl(ttl).statuses(statuses)
+        }
+    };
     let (policy, bust) = match invalidation {
         Invalidation::Tags => (
             policy.tags_with(|cx: &TagContext| [uri_tag(&target(cx.request))]),
@@ -264,17 +287,12 @@ fn incoming() -> impl Filter<Extract = (Incoming,), Error = Rejection> + Clone {
 struct Upstream {
     base: Uri,
     client: Client<HttpConnector, Full<Bytes>>,
-    keep_cache_control: bool,
 }
 
 impl Upstream {
-    fn new(base: Uri, keep_cache_control: bool) -> Self {
+    fn new(base: Uri) -> Self {
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Self {
-            base,
-            client,
-            keep_cache_control,
-        }
+        Self { base, client }
     }
 
     /// Sends `request` upstream and turns the answer into a warp response; an upstream that
@@ -314,9 +332,6 @@ impl Upstream {
         let mut response = Response::new(body.into());
         *response.status_mut() = parts.status;
         *response.headers_mut() = end_to_end(parts.headers);
-        if self.keep_cache_control {
-            keep_origin_cache_control(response.headers_mut());
-        }
         // Carries the upstream's reason phrase when it is not the usual one ("299 Custom").
         *response.extensions_mut() = parts.extensions;
         if !head_request {
@@ -326,39 +341,6 @@ impl Upstream {
         }
         response
     }
-}
-
-/// Where the upstream's `Cache-Control` travels through the cache (stored and replayed like
-/// any header) for `--keep-cache-control`; empty when the upstream sent none.
-const ORIGIN_CACHE_CONTROL: HeaderName = HeaderName::from_static("x-origin-cache-control");
-
-fn keep_origin_cache_control(headers: &mut HeaderMap) {
-    let values: Vec<HeaderValue> = headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .cloned()
-        .collect();
-    let joined = values
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(", ");
-    if let Ok(value) = HeaderValue::from_str(&joined) {
-        headers.insert(ORIGIN_CACHE_CONTROL, value);
-    }
-}
-
-/// Puts back the upstream's `Cache-Control` in place of the policy mode's (none when the
-/// upstream sent none).
-fn restore_cache_control(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    if let Some(origin) = headers.remove(ORIGIN_CACHE_CONTROL) {
-        headers.remove(header::CACHE_CONTROL);
-        if !origin.is_empty() {
-            headers.insert(header::CACHE_CONTROL, origin);
-        }
-    }
-    response
 }
 
 /// `headers` without the hop-by-hop ones, which describe one connection, not the message.

@@ -46,5 +46,6 @@ pub use config::{
 };
 pub use filters::{
     cache_busting, cached, decode_query, with_bust_tags, BustPolicy, BustTagFn, BustTags,
-    CachePolicy, ClientCacheControl, FilterFailure, KeyFn, RequestParts, TagContext, TagFn,
+    CachePolicy, CacheSemantics, ClientCacheControl, FilterFailure, KeyFn, RequestParts,
+    TagContext, TagFn,
 };

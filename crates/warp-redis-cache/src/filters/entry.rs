@@ -17,7 +17,7 @@ use super::response::Representation;
 use crate::cache::codec::{Decoded, PayloadEncoding};
 
 /// What is kept about a response besides its body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryMeta {
     /// HTTP status.
     #[serde(rename = "s")]
@@ -43,6 +43,26 @@ pub struct EntryMeta {
     /// How long the origin took to compute it, in milliseconds (scales early refresh).
     #[serde(rename = "d", default)]
     pub origin_ms: u64,
+    /// How old it already was when stored (RFC 9111 corrected initial age; zero in the policy
+    /// mode), in milliseconds.
+    #[serde(rename = "a", default, skip_serializing_if = "is_zero")]
+    pub initial_age_ms: u64,
+    /// Never served stale, not even on error (HTTP semantics: `must-revalidate`, `no-cache`,
+    /// `s-maxage`, `proxy-revalidate`).
+    #[serde(rename = "m", default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_revalidate: bool,
+    /// Kept this long past every window so that it can be revalidated with its validator
+    /// (HTTP semantics), in milliseconds.
+    #[serde(rename = "k", default, skip_serializing_if = "is_zero")]
+    pub keep_stale_ms: u64,
+    /// The request fields its response varies on, with the values of the request that caused
+    /// it (HTTP semantics, RFC 9111 section 4.1).
+    #[serde(rename = "v", default, skip_serializing_if = "Vec::is_empty")]
+    pub selecting: Vec<(String, Option<String>)>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// How usable an entry is at a given moment.
@@ -59,9 +79,15 @@ pub enum Freshness {
 }
 
 impl EntryMeta {
-    /// Seconds since it was stored (the `Age` header).
+    /// How old it is: its age when stored plus the time since (the `Age` header).
     pub fn age(&self, now_ms: u64) -> Duration {
-        Duration::from_millis(now_ms.saturating_sub(self.stored_at_ms))
+        Duration::from_millis(self.age_ms(now_ms))
+    }
+
+    fn age_ms(&self, now_ms: u64) -> u64 {
+        now_ms
+            .saturating_sub(self.stored_at_ms)
+            .saturating_add(self.initial_age_ms)
     }
 
     /// Freshness left (for `Cache-Control: max-age`), zero when none.
@@ -77,7 +103,7 @@ impl EntryMeta {
 
     /// How usable it is at `now_ms`.
     pub fn freshness(&self, now_ms: u64) -> Freshness {
-        let age = now_ms.saturating_sub(self.stored_at_ms);
+        let age = self.age_ms(now_ms);
         if age < self.ttl_ms {
             Freshness::Fresh
         } else if age < self.ttl_ms.saturating_add(self.stale_while_revalidate_ms) {
@@ -89,10 +115,22 @@ impl EntryMeta {
         }
     }
 
-    /// How long the backend must keep it: fresh lifetime plus the longer stale window.
+    /// How long the backend must keep it from now: what is left of its fresh lifetime plus the
+    /// longest of its stale windows and the time it is kept for revalidation (at least 1 ms).
     pub fn retention(&self) -> Duration {
-        let stale = self.stale_while_revalidate_ms.max(self.stale_if_error_ms);
-        Duration::from_millis(self.ttl_ms.saturating_add(stale))
+        let stale = self
+            .stale_while_revalidate_ms
+            .max(self.stale_if_error_ms)
+            .max(self.keep_stale_ms);
+        let left = self.ttl_ms.saturating_sub(self.initial_age_ms);
+        Duration::from_millis(left.saturating_add(stale).max(1))
+    }
+
+    /// Whether it has a validator to revalidate it with (HTTP semantics).
+    pub fn has_validator(&self) -> bool {
+        self.headers
+            .iter()
+            .any(|(name, _)| name == "etag" || name == "last-modified")
     }
 }
 
@@ -157,6 +195,12 @@ pub enum NotStorable {
     TooLarge,
     /// Its computed tags are not valid tags, or too many.
     Tags,
+    /// The request carried `Authorization` and the response does not allow a shared cache to
+    /// store it (`public`, `s-maxage` or `must-revalidate`; HTTP semantics).
+    Credentials,
+    /// It has no freshness a shared cache may use, and nothing to revalidate it with (HTTP
+    /// semantics).
+    NoFreshness,
 }
 
 impl NotStorable {
@@ -170,6 +214,8 @@ impl NotStorable {
             NotStorable::Vary => "vary",
             NotStorable::TooLarge => "too-large",
             NotStorable::Tags => "invalid-tags",
+            NotStorable::Credentials => "credentials",
+            NotStorable::NoFreshness => "no-freshness",
         }
     }
 }
@@ -331,6 +377,7 @@ mod tests {
             stale_while_revalidate_ms: 10_000,
             stale_if_error_ms: 30_000,
             origin_ms: 5,
+            ..EntryMeta::default()
         };
         assert_eq!(meta.freshness(69_999), Freshness::Fresh);
         assert_eq!(meta.freshness(70_000), Freshness::Revalidate);

@@ -8,6 +8,7 @@ pub(crate) mod early_refresh;
 pub(crate) mod entry;
 pub(crate) mod failure;
 pub(crate) mod flights;
+pub(crate) mod http;
 pub(crate) mod origin;
 pub(crate) mod policy;
 pub(crate) mod request;
@@ -18,7 +19,7 @@ pub use busting::cache_busting;
 pub use cached::cached;
 pub use failure::FilterFailure;
 pub use policy::{
-    with_bust_tags, BustPolicy, BustTagFn, BustTags, CachePolicy, ClientCacheControl, KeyFn,
-    TagContext, TagFn,
+    with_bust_tags, BustPolicy, BustTagFn, BustTags, CachePolicy, CacheSemantics,
+    ClientCacheControl, KeyFn, TagContext, TagFn,
 };
 pub use request::{decode_query, RequestParts};

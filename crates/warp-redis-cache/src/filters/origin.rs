@@ -81,3 +81,17 @@ pub fn origin_request(request: &RequestParts) -> Request<Empty<Bytes>> {
     }
     built
 }
+
+/// [`origin_request`] made conditional on a stored response's validators (`If-None-Match` from
+/// its `ETag`, `If-Modified-Since` from its `Last-Modified`): the origin answers 304 when it
+/// still holds (RFC 9111 section 4.3.1).
+pub fn conditional_request(
+    request: &RequestParts,
+    stored: &warp::http::HeaderMap,
+) -> Request<Empty<Bytes>> {
+    let mut built = origin_request(request);
+    for (name, value) in super::http::validators(stored) {
+        built.headers_mut().insert(name, value);
+    }
+    built
+}

@@ -11,6 +11,10 @@ use warp::http::StatusCode;
 use super::request::RequestParts;
 use crate::cache::{Namespace, Tag};
 
+/// How long a stale response with a validator is kept for revalidation by default
+/// ([`CachePolicy::keep_stale`]).
+pub const DEFAULT_KEEP_STALE: Duration = Duration::from_secs(3600);
+
 /// Largest response body stored by default; larger responses are served but not cached.
 pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
 
@@ -136,6 +140,36 @@ pub struct CachePolicy {
     pub(crate) early_refresh: Option<f64>,
     pub(crate) l1: bool,
     pub(crate) client_cache_control: ClientCacheControl,
+    pub(crate) semantics: CacheSemantics,
+    pub(crate) keep_stale: Duration,
+}
+
+/// Who decides how long a response is fresh: the policy, or the response itself.
+///
+/// **Which one do I want?** [`Policy`](CacheSemantics::Policy) (the default) for routes you
+/// write: the policy's TTL, statuses and stale windows decide, writes bust entries at once, and
+/// clients get `Cache-Control: no-cache` with an `ETag`, so they always see the latest write.
+/// [`Http`](CacheSemantics::Http) when the route's own headers should decide, as for a
+/// reverse proxy, or a route that sets `Cache-Control`, `Expires`, `ETag` or
+/// `Last-Modified` itself: the cache then behaves as a shared HTTP cache of RFC 9111.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CacheSemantics {
+    /// The policy decides: fresh for its TTL, the statuses it lists, its stale windows. The
+    /// cache answers with its own `Cache-Control`, `ETag` and `Age`.
+    #[default]
+    Policy,
+    /// RFC 9111, as a shared cache: freshness from the response's `CDN-Cache-Control`
+    /// (RFC 9213) or `Cache-Control` (`s-maxage`, `max-age`), else `Expires` − `Date`, else
+    /// 10% of the time since `Last-Modified` for the statuses RFC 9110 calls heuristically
+    /// cacheable (at most the policy's TTL); the response's `Age` counted; `no-store`,
+    /// `private`, `no-cache`, `must-revalidate`, `proxy-revalidate`, `stale-while-revalidate`
+    /// and `stale-if-error` obeyed; `Vary` matched; stale responses revalidated with the
+    /// origin by `If-None-Match` / `If-Modified-Since` and updated from its 304; the route's
+    /// headers (`Date`, `ETag`, `Last-Modified`, `Cache-Control`, any encoding) replayed as
+    /// it sent them, with a computed `Age`. The policy's statuses, stale windows and
+    /// downstream `Cache-Control` are not used, nor the L1 tier. Still refused: responses
+    /// with `Set-Cookie`, `Range` requests' partial answers.
+    Http,
 }
 
 /// The lifetimes an entry is stored with.
@@ -173,6 +207,8 @@ impl fmt::Debug for CachePolicy {
             .field("early_refresh", &self.early_refresh)
             .field("l1", &self.l1)
             .field("client_cache_control", &self.client_cache_control)
+            .field("semantics", &self.semantics)
+            .field("keep_stale", &self.keep_stale)
             .finish()
     }
 }
@@ -197,7 +233,35 @@ impl CachePolicy {
             early_refresh: None,
             l1: true,
             client_cache_control: ClientCacheControl::default(),
+            semantics: CacheSemantics::Policy,
+            keep_stale: DEFAULT_KEEP_STALE,
         }
+    }
+
+    /// Who decides freshness ([`CacheSemantics`]; default: the policy). With
+    /// [`CacheSemantics::Http`] the policy's TTL is the longest *heuristic* lifetime, and
+    /// [`keep_stale`](Self::keep_stale) how long stale responses stay for revalidation.
+    ///
+    /// ```
+    /// use warp_redis_cache::{CachePolicy, CacheSemantics, Namespace};
+    /// let policy = CachePolicy::new(Namespace::new("proxy").unwrap()).semantics(CacheSemantics::Http);
+    /// ```
+    pub fn semantics(mut self, semantics: CacheSemantics) -> Self {
+        self.semantics = semantics;
+        self
+    }
+
+    /// With [`CacheSemantics::Http`]: how long a response with a validator (`ETag`,
+    /// `Last-Modified`) is kept after it went stale, to be revalidated with a conditional
+    /// request instead of fetched again (default one hour, at most ten years).
+    pub fn keep_stale(mut self, keep: Duration) -> Self {
+        self.keep_stale = keep.min(Duration::from_secs(crate::config::MAX_TTL_SECS));
+        self
+    }
+
+    /// Whether the response's headers decide freshness ([`CacheSemantics::Http`]).
+    pub(crate) fn is_http(&self) -> bool {
+        self.semantics == CacheSemantics::Http
     }
 
     /// What downstream caches may keep ([`ClientCacheControl`]; default: revalidate, i.e.

@@ -8,6 +8,7 @@ use warp::reply::Response;
 use super::body::{collect_limited, Collected};
 use super::entry::{self, EntryMeta, NotStorable};
 use super::failure::FilterFailure;
+use super::http;
 use super::policy::{CachePolicy, Lifetimes, TagContext};
 use super::request::RequestParts;
 use super::response::Representation;
@@ -43,6 +44,9 @@ pub async fn prepare(
     response: Response,
     origin_ms: u64,
 ) -> Result<Preparation, FilterFailure> {
+    if policy.is_http() {
+        return prepare_http(policy, lifetimes, request, response, origin_ms).await;
+    }
     if let Err(reason) = entry::check_storable(response.status(), response.headers(), policy) {
         return Ok(Preparation::NotStorable(response, reason));
     }
@@ -101,6 +105,7 @@ pub async fn prepare(
         stale_while_revalidate_ms: lifetimes.stale_while_revalidate.as_millis() as u64,
         stale_if_error_ms: lifetimes.stale_if_error.as_millis() as u64,
         origin_ms,
+        ..EntryMeta::default()
     };
     let representation = represent(cache, body, origin_plain);
     Ok(Preparation::Storable(Prepared {
@@ -108,6 +113,168 @@ pub async fn prepare(
         representation,
         tags,
     }))
+}
+
+/// The bounds a policy puts on what responses ask for (HTTP semantics).
+fn http_limits(policy: &CachePolicy, lifetimes: &Lifetimes) -> http::Limits {
+    http::Limits {
+        heuristic_cap: lifetimes.fresh,
+        keep_stale: policy.keep_stale,
+        stale_if_error: lifetimes.stale_if_error,
+        most: std::time::Duration::from_secs(crate::config::MAX_TTL_SECS),
+    }
+}
+
+/// [`prepare`] with HTTP semantics: RFC 9111 decides, the body and headers are kept as the
+/// route sent them.
+async fn prepare_http(
+    policy: &CachePolicy,
+    lifetimes: &Lifetimes,
+    request: &RequestParts,
+    response: Response,
+    origin_ms: u64,
+) -> Result<Preparation, FilterFailure> {
+    let response_time_ms = entry::now_ms();
+    let exchange = http::Exchange {
+        request: request.headers(),
+        status: response.status(),
+        headers: response.headers(),
+        request_time_ms: response_time_ms.saturating_sub(origin_ms),
+        response_time_ms,
+    };
+    let judged = match http::judge(&exchange, http_limits(policy, lifetimes)) {
+        Ok(judged) => judged,
+        Err(reason) => return Ok(Preparation::NotStorable(response, reason)),
+    };
+    let (head, body) = match collect_limited(response, policy.max_entry_bytes).await {
+        Ok(Collected::Whole(head, body)) => (head, body),
+        Ok(Collected::TooLarge(response)) => {
+            return Ok(Preparation::NotStorable(response, NotStorable::TooLarge))
+        }
+        Err(e) => return Err(FilterFailure(format!("route body failed: {e}"))),
+    };
+    let Some(headers) = http::stored_headers(&head.headers) else {
+        let response = Response::from_parts(head, body.into());
+        return Ok(Preparation::NotStorable(response, NotStorable::Encoding));
+    };
+    let context = TagContext {
+        request,
+        status: head.status,
+        body: &body,
+    };
+    let Some(tags) = tags_of(policy, &context) else {
+        let response = Response::from_parts(head, body.into());
+        return Ok(Preparation::NotStorable(response, NotStorable::Tags));
+    };
+    let meta = http_meta(
+        head.status.as_u16(),
+        headers,
+        response_time_ms,
+        origin_ms,
+        judged,
+    );
+    Ok(Preparation::Storable(Prepared {
+        meta,
+        representation: Representation::Plain(body),
+        tags,
+    }))
+}
+
+fn http_meta(
+    status: u16,
+    headers: Vec<(String, String)>,
+    stored_at_ms: u64,
+    origin_ms: u64,
+    judged: http::Judged,
+) -> EntryMeta {
+    let etag = headers
+        .iter()
+        .find(|(name, _)| name == "etag")
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default();
+    EntryMeta {
+        status,
+        headers,
+        stored_at_ms,
+        ttl_ms: judged.lifetime_ms,
+        etag,
+        stale_while_revalidate_ms: judged.stale_while_revalidate_ms,
+        stale_if_error_ms: judged.stale_if_error_ms,
+        origin_ms,
+        initial_age_ms: judged.initial_age_ms,
+        must_revalidate: judged.must_revalidate,
+        keep_stale_ms: judged.keep_stale_ms,
+        selecting: judged.selecting,
+    }
+}
+
+/// A stored response the origin confirmed with `not_modified` (a 304 to a conditional
+/// request, HTTP semantics): its headers updated from the 304 and its freshness computed
+/// anew (RFC 9111 section 4.3.4). `Err` holds the updated entry when it may no longer be
+/// stored (the 304 said `no-store`, say): answer with it, but do not keep it.
+pub fn revalidated(
+    policy: &CachePolicy,
+    lifetimes: &Lifetimes,
+    request: &RequestParts,
+    meta: &EntryMeta,
+    representation: &Representation,
+    not_modified: &warp::http::HeaderMap,
+    origin_ms: u64,
+) -> Result<Prepared, Prepared> {
+    let response_time_ms = entry::now_ms();
+    let headers = http::updated_headers(&meta.headers, not_modified);
+    let mut judged_headers = super::response::header_map(&headers);
+    if let Some(age) = not_modified.get(warp::http::header::AGE) {
+        judged_headers.insert(warp::http::header::AGE, age.clone());
+    }
+    let status = warp::http::StatusCode::from_u16(meta.status).unwrap_or_default();
+    let exchange = http::Exchange {
+        request: request.headers(),
+        status,
+        headers: &judged_headers,
+        request_time_ms: response_time_ms.saturating_sub(origin_ms),
+        response_time_ms,
+    };
+    let judged = http::judge(&exchange, http_limits(policy, lifetimes));
+    let body = match representation {
+        Representation::Plain(body) => body.clone(),
+        Representation::Gzip { compressed, .. } => compressed.clone(),
+    };
+    let tags = tags_of(
+        policy,
+        &TagContext {
+            request,
+            status,
+            body: &body,
+        },
+    );
+    let stored = |judged: http::Judged, tags: Vec<Tag>| Prepared {
+        meta: http_meta(
+            meta.status,
+            headers.clone(),
+            response_time_ms,
+            origin_ms,
+            judged,
+        ),
+        representation: representation.clone(),
+        tags,
+    };
+    match (judged, tags) {
+        (Ok(judged), Some(tags)) => Ok(stored(judged, tags)),
+        (Ok(judged), None) => Err(stored(judged, Vec::new())),
+        (Err(_), _) => Err(stored(
+            http::Judged {
+                lifetime_ms: 0,
+                initial_age_ms: 0,
+                stale_while_revalidate_ms: 0,
+                stale_if_error_ms: 0,
+                must_revalidate: true,
+                keep_stale_ms: 0,
+                selecting: meta.selecting.clone(),
+            },
+            Vec::new(),
+        )),
+    }
 }
 
 /// The policy's static tags and those its tag functions compute; `None` when one is invalid

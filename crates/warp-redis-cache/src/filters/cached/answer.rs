@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use warp::http::header::{self, HeaderValue};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -11,9 +12,10 @@ use super::CachedRoute;
 use crate::filters::entry::{self, EntryMeta};
 use crate::filters::failure::FilterFailure;
 use crate::filters::flights::SharedEntry;
+use crate::filters::http;
 use crate::filters::policy::CachePolicy;
 use crate::filters::request::RequestParts;
-use crate::filters::response::{header_map, Answer, Outcome, Representation};
+use crate::filters::response::{header_map, mark, Answer, Outcome, Representation};
 
 /// Milliseconds since `started`.
 pub(super) fn elapsed_ms(started: Instant) -> u64 {
@@ -30,6 +32,9 @@ pub(super) fn answer_from(
     age: Option<Duration>,
     outcome: Outcome,
 ) -> Result<Response, FilterFailure> {
+    if policy.is_http() {
+        return Ok(answer_http(request, meta, representation, age, outcome));
+    }
     let status = StatusCode::from_u16(meta.status).unwrap_or(StatusCode::OK);
     // Downstream caches compute freshness as max-age minus Age, so max-age (when the policy
     // grants one) is the entry's whole lifetime, not what is left of it.
@@ -48,6 +53,38 @@ pub(super) fn answer_from(
     }
     .into_response()
     .map_err(|e| FilterFailure(format!("cached body: {e}")))
+}
+
+/// [`answer_from`] with HTTP semantics: the stored status, headers and body as the route sent
+/// them, a computed `Age`, and 304 when the client's own conditional matches the stored
+/// validators.
+fn answer_http(
+    request: &RequestParts,
+    meta: &EntryMeta,
+    representation: Representation,
+    age: Option<Duration>,
+    outcome: Outcome,
+) -> Response {
+    let mut status = StatusCode::from_u16(meta.status).unwrap_or(StatusCode::OK);
+    let mut headers = header_map(&meta.headers);
+    let mut body = match representation {
+        Representation::Plain(body) => body,
+        Representation::Gzip { compressed, .. } => compressed,
+    };
+    if http::not_modified(request.headers(), status, &headers) {
+        http::strip_for_not_modified(&mut headers);
+        (status, body) = (StatusCode::NOT_MODIFIED, bytes::Bytes::new());
+    }
+    // An answer straight from the origin carries an age only when it arrived with one.
+    let age = age.or_else(|| (meta.initial_age_ms >= 1000).then(|| meta.age(entry::now_ms())));
+    if let Some(age) = age {
+        headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
+    }
+    mark(&mut headers, outcome);
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
 /// The answer to a request that waited for another request's origin call (a collapsed miss).

@@ -58,7 +58,8 @@ pub(super) async fn decide(
     if directives.no_store {
         return Ok(Decision::RunRoute(Action::Bypass("no-store")));
     }
-    if request.has_unkeyed_credentials(&policy.vary) {
+    // With HTTP semantics the response decides (`private`, and section 3.5 for Authorization).
+    if !policy.is_http() && request.has_unkeyed_credentials(&policy.vary) {
         return Ok(Decision::RunRoute(Action::Bypass("credentials")));
     }
     let key = match &policy.key {
@@ -67,7 +68,7 @@ pub(super) async fn decide(
     };
     let key = request.finish_key(key, &policy.vary);
     let ns = &policy.namespace;
-    let local = policy.l1 && state.cache.has_local_tier();
+    let local = state.resolved.l1;
     let full_key = local.then(|| state.cache.layout().full_key(ns, &key));
     if let (Some(full_key), false) = (&full_key, directives.no_cache) {
         if let Some(response) = answer_local(state, request, full_key, &key)? {

@@ -103,7 +103,7 @@ pub(super) fn answer_local(
     let origin = std::time::Duration::from_millis(local.meta.origin_ms);
     let beta = state.resolved.early_refresh_beta;
     let early_refresh = early_refresh::should_refresh(remaining, origin, beta)
-        && revalidate_in_background(state, request, key, local.current);
+        && revalidate_in_background(state, request, key, local.current, None);
     state
         .cache
         .stats()

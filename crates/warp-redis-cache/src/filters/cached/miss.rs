@@ -8,27 +8,35 @@ use warp::reply::Response;
 use super::answer::{answer_from, elapsed_ms};
 use super::CachedRoute;
 use crate::cache::Stamp;
+use crate::filters::entry::EntryMeta;
 use crate::filters::failure::FilterFailure;
 use crate::filters::flights::{flight_key, Leader, Role, SharedEntry};
-use crate::filters::origin::origin_request;
+use crate::filters::origin::{conditional_request, origin_request};
 use crate::filters::request::RequestParts;
-use crate::filters::response::{mark, Outcome};
+use crate::filters::response::{header_map, mark, Outcome, Representation};
 use crate::filters::storing::{self, Preparation, Prepared};
+use warp::http::StatusCode;
 
 /// Refreshes `key` from the origin on a task of its own, storing under `current`, unless a
 /// refresh or miss of the same key is already under way in this process, or (refill lock)
-/// another instance is refreshing it. Returns whether this call started a refresh task.
+/// another instance is refreshing it. With `validated` (HTTP semantics: the stored entry) the
+/// origin is asked conditionally and a 304 refreshes the entry. Returns whether this call
+/// started a refresh task.
 pub(super) fn revalidate_in_background(
     state: &Arc<CachedRoute>,
     request: &RequestParts,
     key: &str,
     current: Stamp,
+    validated: Option<(EntryMeta, Representation)>,
 ) -> bool {
     let Role::Leader(leader) = state.flights.join(&flight_key(current, key)) else {
         return false;
     };
     let (state, key) = (Arc::clone(state), key.to_string());
-    let detached_request = origin_request(request);
+    let detached_request = match &validated {
+        Some((meta, _)) => conditional_request(request, &header_map(&meta.headers)),
+        None => origin_request(request),
+    };
     let request = request.clone();
     tokio::spawn(async move {
         let (cache, policy) = (&state.cache, &state.policy);
@@ -44,7 +52,24 @@ pub(super) fn revalidate_in_background(
         let origin = (state.origin)(detached_request);
         if let Ok(Some(response)) = tokio::time::timeout(policy.origin_timeout, origin).await {
             let origin_ms = elapsed_ms(started);
-            if !response.status().is_server_error() {
+            if let (Some((meta, representation)), StatusCode::NOT_MODIFIED) =
+                (&validated, response.status())
+            {
+                let lifetimes = &state.resolved.lifetimes;
+                if let Ok(prepared) = storing::revalidated(
+                    policy,
+                    lifetimes,
+                    &request,
+                    meta,
+                    representation,
+                    response.headers(),
+                    origin_ms,
+                ) {
+                    if storing::store(cache, policy, &key, current, &prepared).await {
+                        leader.publish(share(&prepared));
+                    }
+                }
+            } else if !response.status().is_server_error() {
                 if let Ok(Preparation::Storable(prepared)) = storing::prepare(
                     cache,
                     policy,
@@ -66,7 +91,7 @@ pub(super) fn revalidate_in_background(
     true
 }
 
-fn share(prepared: &Prepared) -> Arc<SharedEntry> {
+pub(super) fn share(prepared: &Prepared) -> Arc<SharedEntry> {
     Arc::new(SharedEntry {
         meta: prepared.meta.clone(),
         representation: prepared.representation.clone(),

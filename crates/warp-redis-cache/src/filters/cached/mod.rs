@@ -139,6 +139,9 @@ struct Resolved {
     lifetimes: Lifetimes,
     early_refresh_beta: f64,
     refill_lock: bool,
+    /// Whether hits use the L1 tier: the policy allows it, the manager has one, and freshness
+    /// is the policy's (HTTP semantics revalidate with the origin, which L1 copies cannot).
+    l1: bool,
 }
 
 impl Resolved {
@@ -147,6 +150,7 @@ impl Resolved {
             lifetimes: policy.lifetimes(cache),
             early_refresh_beta: policy.early_refresh_beta(cache),
             refill_lock: policy.uses_refill_lock(cache),
+            l1: policy.l1 && !policy.is_http() && cache.has_local_tier(),
         }
     }
 }

@@ -8,7 +8,7 @@ use warp::reply::Response;
 
 use super::answer::{answer_from, answer_shared, elapsed_ms};
 use super::local::LocalTier;
-use super::miss::{revalidate_in_background, store_and_answer, Forward, Stored};
+use super::miss::{revalidate_in_background, share, store_and_answer, Forward, Stored};
 use super::CachedRoute;
 use crate::cache::{CacheEvent, Stamp};
 use crate::filters::early_refresh;
@@ -16,9 +16,12 @@ use crate::filters::entry::{self, EntryMeta, Freshness, StoredEntry};
 use crate::filters::failure::FilterFailure;
 use crate::filters::flights::flight_key;
 use crate::filters::flights::{follow, Role};
-use crate::filters::origin::origin_request;
+use crate::filters::http;
+use crate::filters::origin::{conditional_request, origin_request};
 use crate::filters::request::RequestParts;
-use crate::filters::response::Outcome;
+use crate::filters::response::{header_map, mark, Outcome};
+use crate::filters::storing;
+use warp::http::StatusCode;
 
 /// An entry the lookup found, with what is needed to answer from it or refresh it.
 pub(super) struct Found<'a> {
@@ -64,13 +67,25 @@ pub(super) async fn answer_stored(
         local,
     } = found;
     let now = entry::now_ms();
+    let http_semantics = state.policy.is_http();
+    if http_semantics
+        && !http::reusable(
+            &header_map(&stored.meta.headers),
+            &stored.meta.selecting,
+            request.headers(),
+        )
+    {
+        return Ok(None);
+    }
+    // What a background refresh revalidates (HTTP semantics: conditionally, with its validators).
+    let validated = || http_semantics.then(|| (stored.meta.clone(), stored.representation.clone()));
     let outcome = match freshness_of(&stored.meta, now, soft_purged) {
         Freshness::Fresh => {
             let remaining = stored.meta.remaining(now);
             let origin = std::time::Duration::from_millis(stored.meta.origin_ms);
             let beta = state.resolved.early_refresh_beta;
             let early_refresh = early_refresh::should_refresh(remaining, origin, beta)
-                && revalidate_in_background(state, request, key, current);
+                && revalidate_in_background(state, request, key, current, validated());
             if let Some(local) = &local {
                 local.keep(&stored, current, &state.policy, now);
             }
@@ -81,58 +96,26 @@ pub(super) async fn answer_stored(
             }
         }
         Freshness::Revalidate => {
-            revalidate_in_background(state, request, key, current);
+            revalidate_in_background(state, request, key, current, validated());
             Outcome::StaleWhileRevalidate {
                 stale_for: stored.meta.staleness(now),
                 soft_purged,
             }
         }
         Freshness::OnlyIfError => {
-            let origin_timeout = state.policy.origin_timeout;
-            match state.flights.join(&flight_key(current, key)) {
-                Role::Follower(receiver) => {
-                    // Another request is already asking the origin: take its answer if it comes
-                    // in time, else the stale entry.
-                    if let Some(shared) = follow(receiver, origin_timeout).await {
-                        return Ok(Some(answer_shared(state, request, &shared, true)?));
-                    }
-                    Outcome::StaleIfError {
-                        origin_status: None,
-                    }
-                }
-                Role::Leader(leader) => {
-                    let started = std::time::Instant::now();
-                    let origin = (state.origin)(origin_request(request));
-                    match tokio::time::timeout(origin_timeout, origin).await {
-                        // Only an answer the policy stores replaces the entry: a detached call
-                        // of a route nested under path filters can answer 404 for a resource
-                        // that exists, and an error must not displace a good stale entry.
-                        Ok(Some(response))
-                            if state.policy.statuses.contains(&response.status()) =>
-                        {
-                            let answer = store_and_answer(
-                                state,
-                                request,
-                                response,
-                                Stored {
-                                    key,
-                                    stamp: current,
-                                    forward: Forward::Stale,
-                                    origin_ms: elapsed_ms(started),
-                                },
-                                Some(&leader),
-                            );
-                            return answer.await.map(Some);
-                        }
-                        Ok(Some(response)) => Outcome::StaleIfError {
-                            origin_status: Some(response.status().as_u16()),
-                        },
-                        Ok(None) | Err(_) => Outcome::StaleIfError {
-                            origin_status: None,
-                        },
-                    }
-                }
+            let asked = ask_origin(state, request, key, current, &stored, true).await?;
+            match asked {
+                Asked::Answered(response) => return Ok(Some(response)),
+                Asked::Failed { origin_status } => Outcome::StaleIfError { origin_status },
             }
+        }
+        // Stale past every window, but with a validator: revalidate it with the origin
+        // (HTTP semantics) instead of fetching it whole.
+        Freshness::Dead if http_semantics && stored.meta.has_validator() => {
+            return match ask_origin(state, request, key, current, &stored, false).await? {
+                Asked::Answered(response) => Ok(Some(response)),
+                Asked::Failed { origin_status } => Ok(Some(origin_failed(origin_status))),
+            };
         }
         Freshness::Dead => return Ok(None),
     };
@@ -154,4 +137,127 @@ pub(super) async fn answer_stored(
         outcome,
     )
     .map(Some)
+}
+
+/// What asking the origin about a stale entry gave.
+enum Asked {
+    /// An answer for the client: the origin's (stored when storable), the entry it confirmed
+    /// with a 304, or another request's that asked at the same time.
+    Answered(Response),
+    /// The origin failed (its 5xx status, or `None` when it did not answer in time); with
+    /// `stale_if_error` the caller answers with the stale entry.
+    Failed { origin_status: Option<u16> },
+}
+
+/// Asks the origin for a fresh copy of a stale entry (conditionally, with HTTP semantics), as
+/// the one request of this process doing so; the others wait for its answer.
+async fn ask_origin(
+    state: &Arc<CachedRoute>,
+    request: &RequestParts,
+    key: &str,
+    current: Stamp,
+    stored: &StoredEntry,
+    stale_if_error: bool,
+) -> Result<Asked, FilterFailure> {
+    let policy = &state.policy;
+    let leader = match state.flights.join(&flight_key(current, key)) {
+        Role::Follower(receiver) => {
+            // Another request is already asking the origin: take its answer if it comes in
+            // time, else the stale entry.
+            if let Some(shared) = follow(receiver, policy.origin_timeout).await {
+                return Ok(Asked::Answered(answer_shared(
+                    state, request, &shared, true,
+                )?));
+            }
+            return Ok(Asked::Failed {
+                origin_status: None,
+            });
+        }
+        Role::Leader(leader) => leader,
+    };
+    let started = std::time::Instant::now();
+    let origin_call = if policy.is_http() {
+        conditional_request(request, &header_map(&stored.meta.headers))
+    } else {
+        origin_request(request)
+    };
+    let origin = (state.origin)(origin_call);
+    let Ok(Some(response)) = tokio::time::timeout(policy.origin_timeout, origin).await else {
+        return Ok(Asked::Failed {
+            origin_status: None,
+        });
+    };
+    let status = response.status();
+    let origin_ms = elapsed_ms(started);
+    if policy.is_http() && status == StatusCode::NOT_MODIFIED {
+        let updated = storing::revalidated(
+            policy,
+            &state.resolved.lifetimes,
+            request,
+            &stored.meta,
+            &stored.representation,
+            response.headers(),
+            origin_ms,
+        );
+        let (prepared, stored_now) = match updated {
+            Ok(prepared) => {
+                let stored_now =
+                    storing::store(&state.cache, policy, key, current, &prepared).await;
+                (prepared, stored_now)
+            }
+            Err(prepared) => (prepared, false),
+        };
+        leader.publish(share(&prepared));
+        let answer = answer_from(
+            request,
+            policy,
+            &prepared.meta,
+            prepared.representation,
+            None,
+            Outcome::Revalidated { stored: stored_now },
+        )?;
+        return Ok(Asked::Answered(answer));
+    }
+    // In the policy mode only an answer the policy stores replaces the entry: a detached call
+    // of a route nested under path filters can answer 404 for a resource that exists, and an
+    // error must not displace a good stale entry. With HTTP semantics any answer but a 5xx
+    // does (the storing rules decide whether it is kept).
+    let replaces = if policy.is_http() {
+        !status.is_server_error()
+    } else {
+        policy.statuses.contains(&status)
+    };
+    if replaces || !stale_if_error {
+        let answer = store_and_answer(
+            state,
+            request,
+            response,
+            Stored {
+                key,
+                stamp: current,
+                forward: Forward::Stale,
+                origin_ms,
+            },
+            Some(&leader),
+        );
+        return answer.await.map(Asked::Answered);
+    }
+    Ok(Asked::Failed {
+        origin_status: Some(status.as_u16()),
+    })
+}
+
+/// The answer when the origin did not answer a revalidation that may not fall back to the
+/// stale entry (RFC 9111 section 4.2.4: a cache that cannot revalidate answers 504).
+fn origin_failed(origin_status: Option<u16>) -> Response {
+    let status = origin_status
+        .and_then(|status| StatusCode::from_u16(status).ok())
+        .unwrap_or(StatusCode::GATEWAY_TIMEOUT);
+    let mut response = Response::new(bytes::Bytes::new().into());
+    *response.status_mut() = status;
+    mark(
+        response.headers_mut(),
+        Outcome::Revalidated { stored: false },
+    );
+    response
 }
