@@ -15,6 +15,7 @@ mod faults;
 mod first_run;
 mod freshness;
 mod history_faults;
+mod http_semantics;
 mod item_cache;
 mod item_store_postgres;
 mod item_store_suite;

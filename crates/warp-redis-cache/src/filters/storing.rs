@@ -210,8 +210,7 @@ fn http_meta(
 
 /// A stored response the origin confirmed with `not_modified` (a 304 to a conditional
 /// request, HTTP semantics): its headers updated from the 304 and its freshness computed
-/// anew (RFC 9111 section 4.3.4). `Err` holds the updated entry when it may no longer be
-/// stored (the 304 said `no-store`, say): answer with it, but do not keep it.
+/// anew (RFC 9111 section 4.3.4).
 pub fn revalidated(
     policy: &CachePolicy,
     lifetimes: &Lifetimes,
@@ -220,7 +219,7 @@ pub fn revalidated(
     representation: &Representation,
     not_modified: &warp::http::HeaderMap,
     origin_ms: u64,
-) -> Result<Prepared, Prepared> {
+) -> Revalidated {
     let response_time_ms = entry::now_ms();
     let headers = http::updated_headers(&meta.headers, not_modified);
     let mut judged_headers = super::response::header_map(&headers);
@@ -259,22 +258,35 @@ pub fn revalidated(
         representation: representation.clone(),
         tags,
     };
-    match (judged, tags) {
-        (Ok(judged), Some(tags)) => Ok(stored(judged, tags)),
-        (Ok(judged), None) => Err(stored(judged, Vec::new())),
-        (Err(_), _) => Err(stored(
-            http::Judged {
-                lifetime_ms: 0,
-                initial_age_ms: 0,
-                stale_while_revalidate_ms: 0,
-                stale_if_error_ms: 0,
-                must_revalidate: true,
-                keep_stale_ms: 0,
-                selecting: meta.selecting.clone(),
-            },
-            Vec::new(),
-        )),
-    }
+    let (prepared, storable) = match (judged, tags) {
+        (Ok(judged), Some(tags)) => (stored(judged, tags), true),
+        (Ok(judged), None) => (stored(judged, Vec::new()), false),
+        (Err(_), _) => (
+            stored(
+                http::Judged {
+                    lifetime_ms: 0,
+                    initial_age_ms: 0,
+                    stale_while_revalidate_ms: 0,
+                    stale_if_error_ms: 0,
+                    must_revalidate: true,
+                    keep_stale_ms: 0,
+                    selecting: meta.selecting.clone(),
+                },
+                Vec::new(),
+            ),
+            false,
+        ),
+    };
+    Revalidated { prepared, storable }
+}
+
+/// A stored response the origin confirmed, updated.
+pub struct Revalidated {
+    /// The entry with the 304's headers and a new freshness.
+    pub prepared: Prepared,
+    /// Whether it may be stored again (not when the 304 said `no-store`, say: then it answers
+    /// this request only).
+    pub storable: bool,
 }
 
 /// The policy's static tags and those its tag functions compute; `None` when one is invalid

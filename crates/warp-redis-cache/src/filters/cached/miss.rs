@@ -56,7 +56,7 @@ pub(super) fn revalidate_in_background(
                 (&validated, response.status())
             {
                 let lifetimes = &state.resolved.lifetimes;
-                if let Ok(prepared) = storing::revalidated(
+                let updated = storing::revalidated(
                     policy,
                     lifetimes,
                     &request,
@@ -64,10 +64,11 @@ pub(super) fn revalidate_in_background(
                     representation,
                     response.headers(),
                     origin_ms,
-                ) {
-                    if storing::store(cache, policy, &key, current, &prepared).await {
-                        leader.publish(share(&prepared));
-                    }
+                );
+                if updated.storable
+                    && storing::store(cache, policy, &key, current, &updated.prepared).await
+                {
+                    leader.publish(share(&updated.prepared));
                 }
             } else if !response.status().is_server_error() {
                 if let Ok(Preparation::Storable(prepared)) = storing::prepare(

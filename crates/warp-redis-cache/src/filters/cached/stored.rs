@@ -199,14 +199,9 @@ async fn ask_origin(
             response.headers(),
             origin_ms,
         );
-        let (prepared, stored_now) = match updated {
-            Ok(prepared) => {
-                let stored_now =
-                    storing::store(&state.cache, policy, key, current, &prepared).await;
-                (prepared, stored_now)
-            }
-            Err(prepared) => (prepared, false),
-        };
+        let prepared = updated.prepared;
+        let stored_now =
+            updated.storable && storing::store(&state.cache, policy, key, current, &prepared).await;
         leader.publish(share(&prepared));
         let answer = answer_from(
             request,

@@ -54,7 +54,6 @@ fn normalised(request: &HeaderMap, name: &str) -> Option<String> {
     let mut items: Vec<String> = lines
         .flat_map(|v| {
             String::from_utf8_lossy(v.as_bytes())
-                .into_owned()
                 .split(',')
                 .map(|i| i.trim().to_string())
                 .collect::<Vec<_>>()

@@ -1,0 +1,321 @@
+//! `cached` with `CacheSemantics::Http` (RFC 9111 as a shared cache) on a scripted origin,
+//! against a real redis-server: one test per rule the mode implements, end to end through the
+//! filter and Redis. The rules on headers alone are unit-tested in the library
+//! (`filters/http/tests.rs`); docs/http-conformance.md has the suite's verdict.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use warp::http::header::HeaderMap;
+use warp::http::StatusCode;
+use warp::Filter;
+use warp_redis_cache::{cached, CacheManager, CachePolicy, CacheSemantics, Namespace};
+
+use crate::support::{body_text, get, redis_manager, x_cache, RedisServer};
+
+/// One scripted answer: status, headers, body.
+type Scripted = (u16, Vec<(&'static str, String)>, &'static str);
+
+/// An origin at `/r` that answers with its script, in order, and records the headers of every
+/// request it gets.
+#[derive(Clone, Default)]
+struct Origin {
+    script: Arc<Mutex<VecDeque<Scripted>>>,
+    seen: Arc<Mutex<Vec<HeaderMap>>>,
+}
+
+impl Origin {
+    fn new(script: Vec<Scripted>) -> Self {
+        let origin = Self::default();
+        *origin.script.lock().unwrap() = script.into();
+        origin
+    }
+
+    fn calls(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    fn request(&self, call: usize) -> HeaderMap {
+        self.seen.lock().unwrap()[call].clone()
+    }
+
+    fn route(
+        &self,
+    ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+        let origin = self.clone();
+        warp::path("r")
+            .and(warp::header::headers_cloned())
+            .map(move |headers: HeaderMap| {
+                origin.seen.lock().unwrap().push(headers);
+                let (status, pairs, body) = origin
+                    .script
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .expect("the origin was asked more often than scripted");
+                let mut response = warp::reply::Response::new(body.into());
+                *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                for (name, value) in pairs {
+                    response.headers_mut().append(name, value.parse().unwrap());
+                }
+                response
+            })
+    }
+}
+
+fn http_date(offset_secs: i64) -> String {
+    let now = std::time::SystemTime::now();
+    let at = if offset_secs >= 0 {
+        now + std::time::Duration::from_secs(offset_secs as u64)
+    } else {
+        now - std::time::Duration::from_secs((-offset_secs) as u64)
+    };
+    httpdate::fmt_http_date(at)
+}
+
+fn ok(headers: &[(&'static str, &str)], body: &'static str) -> Scripted {
+    (
+        200,
+        headers.iter().map(|(n, v)| (*n, v.to_string())).collect(),
+        body,
+    )
+}
+
+async fn setup(
+    origin: &Origin,
+) -> (
+    RedisServer,
+    CacheManager,
+    impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone,
+) {
+    let server = RedisServer::start();
+    let cache = redis_manager(&server).await;
+    let policy = CachePolicy::new(Namespace::new("http").unwrap()).semantics(CacheSemantics::Http);
+    let route = cached(cache.clone(), policy, origin.route());
+    (server, cache, route)
+}
+
+#[tokio::test]
+async fn rule_4_2_1_freshness_comes_from_the_response_and_its_age() {
+    let origin = Origin::new(vec![
+        ok(&[("cache-control", "max-age=3600")], "fresh"),
+        ok(&[("cache-control", "max-age=3600"), ("age", "7200")], "old"),
+        ok(&[("cache-control", "max-age=3600")], "new"),
+    ]);
+    let (_server, _cache, route) = setup(&origin).await;
+    assert_eq!(x_cache(&get(&route, "/r", &[]).await), "MISS");
+    let hit = get(&route, "/r", &[]).await;
+    assert_eq!(
+        (x_cache(&hit), body_text(&hit)),
+        ("HIT".into(), "fresh".into())
+    );
+    assert_eq!(origin.calls(), 1);
+
+    // Stored already older than its lifetime (`Age: 7200`): never served as fresh.
+    let (_server, _cache, route) = setup(&origin).await;
+    assert_eq!(x_cache(&get(&route, "/r", &[]).await), "MISS");
+    let again = get(&route, "/r", &[]).await;
+    assert_eq!(body_text(&again), "new");
+    assert_eq!(origin.calls(), 3);
+}
+
+#[tokio::test]
+async fn rule_3_responses_without_freshness_or_marked_no_store_or_private_are_not_reused() {
+    let origin = Origin::new(vec![
+        ok(&[], "none"),
+        ok(&[], "none again"),
+        ok(&[("cache-control", "no-store, max-age=60")], "no-store"),
+        ok(
+            &[("cache-control", "no-store, max-age=60")],
+            "no-store again",
+        ),
+        ok(&[("cache-control", "private, max-age=60")], "private"),
+        ok(&[("cache-control", "private, max-age=60")], "private again"),
+    ]);
+    let (_server, _cache, route) = setup(&origin).await;
+    for round in 0..3 {
+        let first = get(&route, "/r", &[]).await;
+        let second = get(&route, "/r", &[]).await;
+        assert_eq!(x_cache(&first), "MISS", "round {round}");
+        assert_eq!(x_cache(&second), "MISS", "round {round}");
+        assert_ne!(body_text(&first), body_text(&second));
+    }
+    assert_eq!(origin.calls(), 6);
+}
+
+#[tokio::test]
+async fn rule_4_the_route_headers_are_replayed_as_sent_with_a_computed_age() {
+    let date = http_date(-100);
+    let origin = Origin::new(vec![ok(
+        &[
+            ("cache-control", "max-age=600"),
+            ("etag", "\"v1\""),
+            ("date", &date),
+            ("x-route", "kept"),
+        ],
+        "body",
+    )]);
+    let (_server, _cache, route) = setup(&origin).await;
+    get(&route, "/r", &[]).await;
+    let hit = get(&route, "/r", &[]).await;
+    assert_eq!(x_cache(&hit), "HIT");
+    let header = |name: &str| hit.headers()[name].to_str().unwrap().to_string();
+    assert_eq!(header("etag"), "\"v1\"");
+    assert_eq!(header("cache-control"), "max-age=600");
+    assert_eq!(header("date"), date);
+    assert_eq!(header("x-route"), "kept");
+    let age: u64 = header("age").parse().unwrap();
+    assert!(
+        (100..110).contains(&age),
+        "Age {age} is not the time since Date"
+    );
+}
+
+#[tokio::test]
+async fn rule_4_3_2_client_conditionals_are_answered_from_the_stored_validators() {
+    let modified = http_date(-3600);
+    let origin = Origin::new(vec![ok(
+        &[
+            ("cache-control", "max-age=600"),
+            ("etag", "\"v1\""),
+            ("last-modified", &modified),
+        ],
+        "body",
+    )]);
+    let (_server, _cache, route) = setup(&origin).await;
+    get(&route, "/r", &[]).await;
+    let by_tag = get(&route, "/r", &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!(by_tag.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(x_cache(&by_tag), "HIT");
+    let by_date = get(&route, "/r", &[("if-modified-since", &http_date(-60))]).await;
+    assert_eq!(by_date.status(), StatusCode::NOT_MODIFIED);
+    let older = get(&route, "/r", &[("if-modified-since", &http_date(-7200))]).await;
+    assert_eq!(
+        (older.status(), body_text(&older)),
+        (StatusCode::OK, "body".into())
+    );
+    let other_tag = get(&route, "/r", &[("if-none-match", "\"v2\"")]).await;
+    assert_eq!(other_tag.status(), StatusCode::OK);
+    assert_eq!(origin.calls(), 1);
+}
+
+#[tokio::test]
+async fn rule_4_3_stale_entries_are_revalidated_conditionally_and_updated_from_a_304() {
+    let origin = Origin::new(vec![
+        ok(
+            &[
+                ("cache-control", "no-cache"),
+                ("etag", "\"v1\""),
+                ("x-version", "1"),
+            ],
+            "stored body",
+        ),
+        (
+            304,
+            vec![
+                ("cache-control", "max-age=600".into()),
+                ("etag", "\"v1\"".into()),
+                ("x-version", "2".into()),
+            ],
+            "",
+        ),
+    ]);
+    let (_server, _cache, route) = setup(&origin).await;
+    assert_eq!(x_cache(&get(&route, "/r", &[]).await), "MISS");
+    let revalidated = get(&route, "/r", &[]).await;
+    assert_eq!(origin.request(1)["if-none-match"], "\"v1\"");
+    assert_eq!(revalidated.status(), StatusCode::OK);
+    assert_eq!(body_text(&revalidated), "stored body");
+    assert_eq!(revalidated.headers()["x-version"], "2");
+    let hit = get(&route, "/r", &[]).await;
+    assert_eq!(x_cache(&hit), "HIT");
+    assert_eq!(hit.headers()["x-version"], "2");
+    assert_eq!(hit.headers()["cache-control"], "max-age=600");
+    assert_eq!(origin.calls(), 2);
+}
+
+#[tokio::test]
+async fn rule_4_1_vary_selects_which_requests_a_response_answers() {
+    let varying = |body| ok(&[("cache-control", "max-age=600"), ("vary", "Foo")], body);
+    let origin = Origin::new(vec![varying("foo 1"), varying("foo 2"), varying("no foo")]);
+    let (_server, _cache, route) = setup(&origin).await;
+    assert_eq!(
+        body_text(&get(&route, "/r", &[("foo", "1")]).await),
+        "foo 1"
+    );
+    let same = get(&route, "/r", &[("foo", "1"), ("other", "x")]).await;
+    assert_eq!(
+        (x_cache(&same), body_text(&same)),
+        ("HIT".into(), "foo 1".into())
+    );
+    let other = get(&route, "/r", &[("foo", "2")]).await;
+    assert_eq!(
+        (x_cache(&other), body_text(&other)),
+        ("MISS".into(), "foo 2".into())
+    );
+    let absent = get(&route, "/r", &[]).await;
+    assert_eq!(body_text(&absent), "no foo");
+    assert_eq!(origin.calls(), 3);
+}
+
+#[tokio::test]
+async fn rule_4_2_4_must_revalidate_is_never_served_stale_but_others_are_when_the_origin_fails() {
+    let failing = (503, vec![], "down");
+    let stale = |cc: &str| ok(&[("cache-control", cc), ("etag", "\"v1\"")], "stale body");
+    let origin = Origin::new(vec![
+        stale("max-age=0, must-revalidate"),
+        failing.clone(),
+        stale("max-age=0"),
+        failing,
+    ]);
+    let (_server, _cache, route) = setup(&origin).await;
+    get(&route, "/r", &[]).await;
+    let strict = get(&route, "/r", &[]).await;
+    assert_eq!(strict.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let (_server, _cache, route) = setup(&origin).await;
+    get(&route, "/r", &[]).await;
+    let lenient = get(&route, "/r", &[]).await;
+    assert_eq!(lenient.status(), StatusCode::OK);
+    assert_eq!(body_text(&lenient), "stale body");
+    assert_eq!(x_cache(&lenient), "STALE");
+    assert_eq!(origin.calls(), 4);
+}
+
+#[tokio::test]
+async fn rule_3_5_authorization_gets_only_responses_that_allow_sharing() {
+    let origin = Origin::new(vec![
+        ok(&[("cache-control", "max-age=600")], "mine"),
+        ok(&[("cache-control", "max-age=600")], "anonymous"),
+        ok(&[("cache-control", "max-age=600")], "mine again"),
+    ]);
+    let (_server, _cache, route) = setup(&origin).await;
+    let auth = [("authorization", "Bearer a")];
+    // Not stored: the response did not say `public`, `s-maxage` or `must-revalidate`.
+    assert_eq!(body_text(&get(&route, "/r", &auth).await), "mine");
+    assert_eq!(body_text(&get(&route, "/r", &[]).await), "anonymous");
+    assert_eq!(x_cache(&get(&route, "/r", &[]).await), "HIT");
+    // Stored for anonymous requests, but not handed to one with credentials.
+    assert_eq!(body_text(&get(&route, "/r", &auth).await), "mine again");
+    assert_eq!(origin.calls(), 3);
+}
+
+#[tokio::test]
+async fn rfc_9213_cdn_cache_control_replaces_cache_control_for_this_cache() {
+    let origin = Origin::new(vec![ok(
+        &[
+            ("cache-control", "no-store"),
+            ("cdn-cache-control", "max-age=600"),
+        ],
+        "shared",
+    )]);
+    let (_server, _cache, route) = setup(&origin).await;
+    get(&route, "/r", &[]).await;
+    let hit = get(&route, "/r", &[]).await;
+    assert_eq!(
+        (x_cache(&hit), body_text(&hit)),
+        ("HIT".into(), "shared".into())
+    );
+    // Clients still get the origin's own Cache-Control.
+    assert_eq!(hit.headers()["cache-control"], "no-store");
+}
