@@ -7,6 +7,11 @@
 //! could only act after the handler had produced its reply.)
 //!
 //! # Rules
+//! These are the rules of the default [`CacheSemantics::Policy`](super::CacheSemantics); with
+//! [`CacheSemantics::Http`](super::CacheSemantics) the response's own headers decide
+//! freshness, storing, `Vary` and revalidation as RFC 9111 describes for a shared cache (see
+//! that variant and [`super::http`]).
+//!
 //! - Looked up and stored: GET and HEAD only (HEAD is answered from the GET entry). Other
 //!   methods pass through untouched.
 //! - A hit is one round trip (`MGET` of the entry and its namespace generation) and answers
