@@ -319,3 +319,52 @@ async fn rfc_9213_cdn_cache_control_replaces_cache_control_for_this_cache() {
     // Clients still get the origin's own Cache-Control.
     assert_eq!(hit.headers()["cache-control"], "no-store");
 }
+
+#[tokio::test]
+async fn rule_4_1_a_collapsed_miss_never_hands_one_variant_to_a_request_for_another() {
+    let server = RedisServer::start();
+    let cache = redis_manager(&server).await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let origin = {
+        let (gate, calls) = (Arc::clone(&gate), Arc::clone(&calls));
+        warp::path("r")
+            .and(warp::header::optional::<String>("foo"))
+            .and_then(move |foo: Option<String>| {
+                let (gate, calls) = (Arc::clone(&gate), Arc::clone(&calls));
+                async move {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    // Each origin call waits for a permit, so the second request arrives
+                    // while the first is still with the origin.
+                    gate.acquire().await.expect("open").forget();
+                    let body = format!("foo {}", foo.unwrap_or_default());
+                    Ok::<_, warp::Rejection>(warp::reply::with_header(
+                        warp::reply::with_header(body, "cache-control", "max-age=600"),
+                        "vary",
+                        "Foo",
+                    ))
+                }
+            })
+    };
+    let policy = CachePolicy::new(Namespace::new("http").unwrap()).semantics(CacheSemantics::Http);
+    let route = cached(cache, policy, origin);
+    let first = tokio::spawn({
+        let route = route.clone();
+        async move { get(&route, "/r", &[("foo", "1")]).await }
+    });
+    while calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let second = tokio::spawn({
+        let route = route.clone();
+        async move { get(&route, "/r", &[("foo", "2")]).await }
+    });
+    // Let the second request reach the flight the first one leads before the origin answers.
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(2);
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!(body_text(&first), "foo 1");
+    assert_eq!(body_text(&second), "foo 2");
+}

@@ -87,13 +87,24 @@ fn answer_http(
     response
 }
 
-/// The answer to a request that waited for another request's origin call (a collapsed miss).
+/// The answer to a request that waited for another request's origin call (a collapsed miss);
+/// `None` when that answer does not fit this request (HTTP semantics: its `Vary` fields differ,
+/// or it may not answer a request with `Authorization`), which must then ask the origin itself.
 pub(super) fn answer_shared(
     state: &CachedRoute,
     request: &RequestParts,
     shared: &SharedEntry,
     stale: bool,
-) -> Result<Response, FilterFailure> {
+) -> Result<Option<Response>, FilterFailure> {
+    if state.policy.is_http()
+        && !http::reusable(
+            &header_map(&shared.meta.headers),
+            &shared.meta.selecting,
+            request.headers(),
+        )
+    {
+        return Ok(None);
+    }
     answer_from(
         request,
         &state.policy,
@@ -102,4 +113,5 @@ pub(super) fn answer_shared(
         Some(shared.meta.age(entry::now_ms())),
         Outcome::Collapsed { stale },
     )
+    .map(Some)
 }

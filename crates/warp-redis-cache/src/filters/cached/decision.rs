@@ -160,9 +160,9 @@ pub(super) async fn decide(
                     if let Some(leader) = &leader {
                         leader.publish(Arc::clone(&shared));
                     }
-                    return Ok(Decision::Answer(answer_shared(
-                        state, request, &shared, stale,
-                    )?));
+                    if let Some(response) = answer_shared(state, request, &shared, stale)? {
+                        return Ok(Decision::Answer(response));
+                    }
                 }
             }
             Err(_) => {}
@@ -202,8 +202,11 @@ async fn lead_or_follow(
             Role::Leader(leader) => return Ok(Joined::Leader(Some(leader))),
             Role::Follower(receiver) => {
                 if let Some(shared) = follow(receiver, state.policy.origin_timeout).await {
-                    let response = answer_shared(state, request, &shared, stale)?;
-                    return Ok(Joined::Answered(response));
+                    return Ok(match answer_shared(state, request, &shared, stale)? {
+                        Some(response) => Joined::Answered(response),
+                        // The leader's answer is another variant: ask the origin alone.
+                        None => Joined::Leader(None),
+                    });
                 }
             }
         }

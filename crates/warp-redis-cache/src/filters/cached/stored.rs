@@ -164,16 +164,18 @@ async fn ask_origin(
         Role::Follower(receiver) => {
             // Another request is already asking the origin: take its answer if it comes in
             // time, else the stale entry.
-            if let Some(shared) = follow(receiver, policy.origin_timeout).await {
-                return Ok(Asked::Answered(answer_shared(
-                    state, request, &shared, true,
-                )?));
+            let Some(shared) = follow(receiver, policy.origin_timeout).await else {
+                return Ok(Asked::Failed {
+                    origin_status: None,
+                });
+            };
+            match answer_shared(state, request, &shared, true)? {
+                Some(response) => return Ok(Asked::Answered(response)),
+                // Its answer is another variant: ask the origin alone.
+                None => None,
             }
-            return Ok(Asked::Failed {
-                origin_status: None,
-            });
         }
-        Role::Leader(leader) => leader,
+        Role::Leader(leader) => Some(leader),
     };
     let started = std::time::Instant::now();
     let origin_call = if policy.is_http() {
@@ -202,7 +204,9 @@ async fn ask_origin(
         let prepared = updated.prepared;
         let stored_now =
             updated.storable && storing::store(&state.cache, policy, key, current, &prepared).await;
-        leader.publish(share(&prepared));
+        if let Some(leader) = &leader {
+            leader.publish(share(&prepared));
+        }
         let answer = answer_from(
             request,
             policy,
@@ -233,7 +237,7 @@ async fn ask_origin(
                 forward: Forward::Stale,
                 origin_ms,
             },
-            Some(&leader),
+            leader.as_ref(),
         );
         return answer.await.map(Asked::Answered);
     }
