@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::generations::{Lookup, StorePayload};
 use super::key::Namespace;
 use super::manager::CacheManager;
-use super::stamp::Stamp;
+use super::stamp::{NamespaceState, Stamp, TAG_LOG_MAX_BYTES};
 use super::tag::{Invalidation, Tag};
 use crate::config::{BackendChoice, CacheConfig, RedisConfig};
 
@@ -171,12 +171,28 @@ impl Fixture {
         self.cache.backend().delete(&[key]).await.expect("delete");
     }
 
-    /// Deletes every record of the namespace but its namespace record (tag records and any
-    /// bookkeeping kept next to them), as an eviction could.
+    /// Deletes the tag records of `tags` and the namespace's tag log, as an eviction could.
     async fn lose_every_tag_record(&self, tags: &[&str]) {
         for tag in tags {
             self.lose_tag_record(tag).await;
         }
+        let log = self.cache.layout().tag_log_key(&self.ns());
+        self.cache.backend().delete(&[log]).await.expect("delete");
+    }
+
+    /// Bumps the namespace clock as an instance running the previous `INVALIDATE` script did
+    /// for a tag without a record (during a rolling upgrade): the tag log does not hear of it.
+    async fn invalidate_as_before_tag_logs(&self) {
+        let key = self.cache.layout().generation_key(&self.ns());
+        let record = self.cache.backend().get(&key).await.expect("get");
+        let mut state =
+            NamespaceState::parse(&record.expect("a namespace record")).expect("parses");
+        state.clock += 1;
+        self.cache
+            .backend()
+            .replace_existing(&key, state.to_record().into())
+            .await
+            .expect("replace");
     }
 }
 
@@ -210,6 +226,9 @@ both_backends!(
     a_lost_tag_record_does_not_revive_an_entry_invalidated_during_the_origin_call,
     losing_every_tag_record_does_not_revive_an_entry_invalidated_during_the_origin_call,
     an_entry_stored_after_the_invalidation_is_served,
+    an_invalidation_the_tag_log_missed_kills_entries_under_new_tags,
+    a_tag_log_that_starts_over_forgets_nothing,
+    new_tags_survive_many_invalidations_of_other_tags,
 );
 
 mod cases {
@@ -284,6 +303,58 @@ mod cases {
         assert_eq!(fx.lookup("A").await, None, "stale A served");
     }
 
+    pub async fn an_invalidation_the_tag_log_missed_kills_entries_under_new_tags(fx: &Fixture) {
+        fx.stamp().await;
+        fx.invalidate(&["b"], Invalidation::Hard).await;
+        let stamp = fx.stamp().await;
+        fx.invalidate_as_before_tag_logs().await;
+        fx.store("A", stamp, &["a"]).await;
+        assert_eq!(fx.lookup("A").await, None, "possibly stale A served");
+        // The next invalidation starts a new log, and entries read after it are served.
+        fx.invalidate(&["b"], Invalidation::Hard).await;
+        let stamp = fx.stamp().await;
+        fx.invalidate(&["c"], Invalidation::Hard).await;
+        fx.store("A2", stamp, &["a2"]).await;
+        assert_eq!(fx.lookup("A2").await, Some(false));
+    }
+
+    pub async fn a_tag_log_that_starts_over_forgets_nothing(fx: &Fixture) {
+        let stamp = fx.stamp().await;
+        fx.invalidate(&["a"], Invalidation::Hard).await;
+        // Enough other tags to push the log past its bound, in several invalidations.
+        let names: Vec<String> = (0..TAG_LOG_MAX_BYTES / 64 + 1)
+            .map(|i| format!("filler:{i:0>100}"))
+            .collect();
+        for chunk in names.chunks(50) {
+            let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            fx.invalidate(&chunk, Invalidation::Hard).await;
+        }
+        let log = fx.cache.layout().tag_log_key(&fx.ns());
+        let log = fx.cache.backend().get(&log).await.expect("get");
+        let log = log.expect("a tag log");
+        assert!(log.len() <= TAG_LOG_MAX_BYTES + 64, "{} bytes", log.len());
+        assert!(!log.windows(3).any(|w| w == b":a\n"), "the log kept tag a");
+        fx.store("A", stamp, &["a"]).await;
+        fx.store("N", stamp, &["new"]).await;
+        assert_eq!(fx.lookup("A").await, None, "stale A served");
+        // What the log cannot vouch for any more is treated as invalidated.
+        assert_eq!(fx.lookup("N").await, None);
+    }
+
+    pub async fn new_tags_survive_many_invalidations_of_other_tags(fx: &Fixture) {
+        let stamps = [fx.stamp().await, fx.stamp().await];
+        for i in 0..20 {
+            fx.invalidate(&[&format!("other:{i}")], Invalidation::Hard)
+                .await;
+            fx.invalidate(&[&format!("other:{i}"), "shared"], Invalidation::Soft)
+                .await;
+        }
+        fx.store("A", stamps[0], &["a", "b"]).await;
+        fx.store("B", stamps[1], &["b", "c"]).await;
+        assert_eq!(fx.lookup("A").await, Some(false));
+        assert_eq!(fx.lookup("B").await, Some(false));
+    }
+
     pub async fn an_entry_stored_after_the_invalidation_is_served(fx: &Fixture) {
         fx.store("earlier", fx.stamp().await, &["a"]).await;
         fx.invalidate(&["a"], Invalidation::Hard).await;
@@ -320,6 +391,9 @@ async fn an_evicted_tag_record_does_not_revive_an_entry_invalidated_during_the_o
     assert!(evicted_keys(server) > evicted_before, "nothing was evicted");
     let exists: i64 = server.command(::redis::cmd("EXISTS").arg(&tag_key));
     assert_eq!(exists, 0, "the tag record survived the eviction");
+    let log_key = fx.cache.layout().tag_log_key(&fx.ns());
+    let exists: i64 = server.command(::redis::cmd("EXISTS").arg(&log_key));
+    assert_eq!(exists, 0, "the tag log survived the eviction");
     let exists: i64 = server.command(::redis::cmd("EXISTS").arg(&record_key));
     assert_eq!(exists, 1, "the namespace record was evicted");
     fx.store("A", stamp, &["a"]).await;
