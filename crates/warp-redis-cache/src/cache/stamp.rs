@@ -45,7 +45,8 @@
 //!   or earlier.
 //!
 //! So an entry under a tag without a record survives invalidations of *other* tags while its
-//! response is computed (its stamp is at least `F`), which writing `X = C` always would not.
+//! response is computed (as long as its stamp is at least `F`: the log did not start over in the
+//! meantime), which writing `X = C` always would not.
 //!
 //! Why the log's claim holds. Only [`super::scripts::INVALIDATE`] writes the log, in the same
 //! atomic step as the clock bump from `c` to `c + 1` that it lists tags for: it extends a log of
@@ -252,17 +253,11 @@ impl TagLog {
                 unique.push(key);
             }
         }
-        let lines = |keys: &mut dyn Iterator<Item = &&str>, listed: &mut Vec<u8>| {
-            for key in keys {
-                listed.extend_from_slice(key.as_bytes());
-                listed.push(b'\n');
-            }
-        };
         let continued =
             previous.filter(|log| log.generation == before.generation && log.last == before.clock);
         if let Some(mut log) = continued {
             let mut added = Vec::new();
-            lines(&mut unique.iter().filter(|key| !log.lists(key)), &mut added);
+            push_lines(&mut added, unique.iter().filter(|key| !log.lists(key)));
             if log.listed.len() + added.len() <= max_bytes {
                 log.listed.extend_from_slice(&added);
                 log.last = before.clock + 1;
@@ -270,7 +265,7 @@ impl TagLog {
             }
         }
         let mut listed = b"\n".to_vec();
-        lines(&mut unique.iter(), &mut listed);
+        push_lines(&mut listed, unique.iter());
         Self {
             generation: before.generation,
             floor: before.clock,
@@ -280,6 +275,15 @@ impl TagLog {
     }
 }
 
+/// Appends each key and a `\n`.
+fn push_lines<'a>(listed: &mut Vec<u8>, keys: impl Iterator<Item = &'a &'a str>) {
+    for key in keys {
+        listed.extend_from_slice(key.as_bytes());
+        listed.push(b'\n');
+    }
+}
+
+/// Whether the lines `listed` (`\n`, then each key and `\n`) hold `key`.
 fn log_lists(listed: &[u8], key: &str) -> bool {
     let mut line = Vec::with_capacity(key.len() + 2);
     line.push(b'\n');
