@@ -150,6 +150,97 @@ async fn read_write_race(
     seen(&app).await
 }
 
+/// The last path segment of a request, as the tag `r:<segment>`.
+fn own_tag(path: &str) -> String {
+    format!("r:{}", path.rsplit('/').next().unwrap_or_default())
+}
+
+/// `/r/<name>`, each filed under a tag of its own (`r:<name>`, which has no record before its
+/// first store): GET answers `<name> v<version>` (only `a` changes), PUT `/r/<name>` commits and
+/// invalidates `r:<name>` only. A GET of `/r/a` reads and pauses; a PUT of `/r/<written>` lands;
+/// the GET resumes and stores what it read. Returns what a GET of `/r/a` then sees.
+async fn tagged_read_write_race(written: &str) -> (String, String) {
+    let server = RedisServer::start();
+    let cache = redis_manager(&server).await;
+    let rig = Rig::new();
+    let ns = Namespace::new("r").expect("valid");
+    let (version, pause, read_done, release) = (
+        Arc::clone(&rig.version),
+        Arc::clone(&rig.pause_next_read),
+        Arc::clone(&rig.read_done),
+        Arc::clone(&rig.release),
+    );
+    let read = warp::path!("r" / String)
+        .and(warp::get())
+        .and_then(move |name: String| {
+            let (version, pause, read_done, release) = (
+                version.clone(),
+                pause.clone(),
+                read_done.clone(),
+                release.clone(),
+            );
+            async move {
+                let seen = if name == "a" {
+                    version.load(Ordering::SeqCst)
+                } else {
+                    1
+                };
+                if pause.swap(false, Ordering::SeqCst) {
+                    read_done.notify_one();
+                    release.notified().await;
+                }
+                Ok::<_, warp::Rejection>(format!("{name} v{seen}"))
+            }
+        });
+    let version = Arc::clone(&rig.version);
+    let write = warp::path!("r" / String)
+        .and(warp::put())
+        .map(move |name: String| {
+            if name == "a" {
+                version.fetch_add(1, Ordering::SeqCst);
+            }
+            "saved"
+        });
+    let reads =
+        CachePolicy::new(ns.clone()).tags_with(|cx: &TagContext| vec![own_tag(cx.request.path())]);
+    let busts = BustPolicy::tags(ns, |request: &RequestParts| vec![own_tag(request.path())]);
+    let app = cached(cache.clone(), reads, read).or(cache_busting(cache, busts, write));
+
+    rig.pause_next_read.store(true, Ordering::SeqCst);
+    let slow_app = app.clone();
+    let slow_get = tokio::spawn(async move { get(&slow_app, "/r/a", &[]).await });
+    rig.read_done.notified().await;
+    let put = warp::test::request()
+        .method("PUT")
+        .path(&format!("/r/{written}"))
+        .reply(&app)
+        .await;
+    assert_eq!(put.status(), 200);
+    rig.release.notify_one();
+    let slow = slow_get.await.expect("slow GET");
+    assert_eq!(
+        (body_text(&slow), x_cache(&slow)),
+        ("a v1".into(), "MISS".into())
+    );
+    let after = get(&app, "/r/a", &[]).await;
+    (body_text(&after), x_cache(&after))
+}
+
+#[tokio::test]
+async fn an_entry_under_a_new_tag_survives_a_write_to_another_tag_during_its_miss() {
+    let after = tagged_read_write_race("b").await;
+    assert_eq!(after, ("a v1".into(), "HIT".into()));
+}
+
+#[tokio::test]
+async fn an_entry_under_a_new_tag_dies_by_a_write_to_its_tag_during_its_miss() {
+    let after = tagged_read_write_race("a").await;
+    assert_eq!(
+        after.0, "a v2",
+        "stale entry served after a completed write: {after:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_miss_that_read_before_a_write_never_stores_a_live_entry() {
     let after = read_write_race(&[], Before::NoEntry).await;

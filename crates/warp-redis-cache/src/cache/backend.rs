@@ -113,29 +113,32 @@ impl Backend {
         dispatch!(self, b => b.read_tagged(entry, record, tag_prefix).await)
     }
 
-    /// Stores a tagged entry for `ttl` and keeps its tag records alive at least as long (see
-    /// [`super::scripts::STORE_TAGGED`]).
+    /// Stores a tagged entry for `ttl` and keeps its namespace record, tag log and tag records
+    /// alive at least as long (see [`super::scripts::STORE_TAGGED`]).
     pub async fn store_tagged(
         &self,
         entry: &str,
         value: Bytes,
         ttl: Duration,
         record: &str,
+        tag_log: &str,
         tag_keys: &[String],
     ) -> Result<(), BackendError> {
-        dispatch!(self, b => b.store_tagged(entry, value, ttl, record, tag_keys).await)
+        dispatch!(self, b => b.store_tagged(entry, value, ttl, record, tag_log, tag_keys).await)
     }
 
     /// Bumps the namespace clock of `record` and invalidates `tag_keys` (`mode` `hard` or
     /// `soft`), or soft-purges the namespace (`namespace-soft`); returns the new clock, 0 when
-    /// the namespace has no record (see [`super::scripts::INVALIDATE`]).
+    /// the namespace has no record; lists the tags in the namespace's `tag_log` (see
+    /// [`super::scripts::INVALIDATE`]).
     pub async fn invalidate(
         &self,
         record: &str,
+        tag_log: &str,
         tag_keys: &[String],
         mode: &str,
     ) -> Result<u64, BackendError> {
-        dispatch!(self, b => b.invalidate(record, tag_keys, mode).await)
+        dispatch!(self, b => b.invalidate(record, tag_log, tag_keys, mode).await)
     }
 
     /// Marks the entry under `key` soft-purged in place; returns whether it exists.

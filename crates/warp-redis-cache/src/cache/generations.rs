@@ -234,7 +234,14 @@ impl CacheManager {
         };
         let result = self
             .backend()
-            .store_tagged(&full_key, encoded.bytes, ttl, &record_key, &tag_keys)
+            .store_tagged(
+                &full_key,
+                encoded.bytes,
+                ttl,
+                &record_key,
+                &self.layout().tag_log_key(ns),
+                &tag_keys,
+            )
             .await;
         self.observe(ns, result)?;
         self.stats().record(Some(ns), event);

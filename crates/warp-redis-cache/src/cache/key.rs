@@ -93,11 +93,12 @@ const GENERATION_SEGMENT: &str = "#gen";
 /// Builds full keys and SCAN patterns under one prefix.
 ///
 /// Two layouts. Standalone Redis: `<prefix>:<namespace>:<key>`, with the namespace's records
-/// under `<prefix>:#gen:<namespace>`, `<prefix>:#tag:<namespace>:<tag>` and
-/// `<prefix>:#lock:<namespace>:<key>`. Redis Cluster: every key of a namespace starts with the
-/// hash tag `{<prefix>:<namespace>}`, so entry, namespace record, tag records and refill locks
-/// share one hash slot: `{<prefix>:<namespace>}:<key>`, `{..}#gen`, `{..}#tag:<tag>`,
-/// `{..}#lock:<key>`. That keeps a hit one `MGET` (or one script) and every invalidation one
+/// under `<prefix>:#gen:<namespace>`, `<prefix>:#tag:<namespace>:<tag>`,
+/// `<prefix>:#tags:<namespace>` and `<prefix>:#lock:<namespace>:<key>`. Redis Cluster: every
+/// key of a namespace starts with the hash tag `{<prefix>:<namespace>}`, so entry, namespace
+/// record, tag records, tag log and refill locks share one hash slot:
+/// `{<prefix>:<namespace>}:<key>`, `{..}#gen`, `{..}#tag:<tag>`, `{..}#tags`, `{..}#lock:<key>`.
+/// That keeps a hit one `MGET` (or one script) and every invalidation one
 /// atomic script; the price is that a namespace lives on one master, so load spreads over
 /// masters by namespace, not by key (docs/scaling.md).
 ///
@@ -198,6 +199,12 @@ impl KeyLayout {
         key
     }
 
+    /// `<prefix>:#tags:<namespace>`, or `{<prefix>:<namespace>}#tags`: the namespace's tag
+    /// log, which lists the tags invalidated lately (see `cache::stamp`).
+    pub fn tag_log_key(&self, namespace: &Namespace) -> String {
+        self.namespace_key(namespace, "#tags", 0)
+    }
+
     /// `<prefix>:#lock:<namespace>:<key>`, or `{<prefix>:<namespace>}#lock:<key>`: the refill
     /// lock of one entry.
     pub fn lock_key(&self, namespace: &Namespace, key: &str) -> String {
@@ -284,7 +291,7 @@ impl KeyLayout {
         let rest = full_key
             .strip_prefix(self.prefix.as_ref())?
             .strip_prefix(':')?;
-        // Records sit under `#gen`, `#tag` and `#lock`; `#` is never part of a namespace.
+        // Records sit under `#gen`, `#tag`, `#tags` and `#lock`; `#` is never part of a namespace.
         rest.split_once(':')
             .filter(|(namespace, _)| !namespace.starts_with('#'))
     }
@@ -359,6 +366,8 @@ mod tests {
             .full_key(&other, "x")
             .starts_with(&layout.namespace_start(&ns)));
         assert_eq!(layout.tag_prefix(&ns), "{wrc:items}#tag:");
+        assert_eq!(layout.tag_log_key(&ns), "{wrc:items}#tags");
+        assert_eq!(layout.split("{wrc:items}#tags"), None);
     }
 
     #[test]
@@ -367,6 +376,8 @@ mod tests {
         let ns = Namespace::new("items").expect("valid");
         assert_eq!(layout.tag_prefix(&ns), "wrc:#tag:items:");
         assert_eq!(layout.tag_key(&ns, "t"), "wrc:#tag:items:t");
+        assert_eq!(layout.tag_log_key(&ns), "wrc:#tags:items");
+        assert_eq!(layout.split("wrc:#tags:items"), None);
         assert_eq!(layout.lock_key(&ns, "k"), "wrc:#lock:items:k");
         assert_eq!(layout.namespace_start(&ns), "wrc:items:");
         assert_eq!(layout.prefix_start(), "wrc:");

@@ -14,7 +14,7 @@ use moka::Expiry;
 
 use super::backend_types::{BackendError, KeyInfo, KeyPage, KeyTtl, TaggedRead};
 use super::codec::{self, FLAG_SOFT_PURGED};
-use super::stamp::{NamespaceState, TagState};
+use super::stamp::{missing_tag_record, NamespaceState, TagLog, TagState, TAG_LOG_MAX_BYTES};
 use super::tag::decode_names;
 
 /// Per-entry bookkeeping added to the weight of each entry.
@@ -169,6 +169,7 @@ impl MemoryBackend {
         value: Bytes,
         ttl: Duration,
         record: &str,
+        tag_log: &str,
         tag_keys: &[String],
     ) -> Result<(), BackendError> {
         let _script = self.script_lock();
@@ -184,7 +185,7 @@ impl MemoryBackend {
             return Ok(());
         };
         let keep_until = Instant::now().checked_add(ttl);
-        // The record outlives every entry stored under it.
+        // The record, and the tag log with it, outlive every entry stored under them.
         let record_until = match (record_entry.expires_at, keep_until) {
             (Some(at), Some(keep)) => Some(at.max(keep)),
             _ => None,
@@ -195,7 +196,15 @@ impl MemoryBackend {
                 expires_at: record_until,
             };
             self.entries.insert(record.to_string(), extended);
+            if let Some(log) = self.live(tag_log) {
+                let extended = MemoryEntry {
+                    value: log.value,
+                    expires_at: keep_until,
+                };
+                self.entries.insert(tag_log.to_string(), extended);
+            }
         }
+        let mut log: Option<Option<TagLog>> = None;
         for tag_key in tag_keys {
             let existing = self.live(tag_key);
             let owned = existing
@@ -210,17 +219,17 @@ impl MemoryBackend {
                     },
                     value: existing.value,
                 },
-                _ => MemoryEntry {
-                    value: Bytes::from(
-                        TagState {
-                            generation: state.generation,
-                            hard_at: state.clock,
-                            soft_at: state.clock,
-                        }
-                        .to_record(),
-                    ),
-                    expires_at: keep_until,
-                },
+                _ => {
+                    let log = log.get_or_insert_with(|| {
+                        self.live(tag_log)
+                            .and_then(|entry| TagLog::parse(&entry.value))
+                    });
+                    let written = missing_tag_record(&state, log.as_ref(), tag_key);
+                    MemoryEntry {
+                        value: Bytes::from(written.to_record()),
+                        expires_at: keep_until,
+                    }
+                }
             };
             self.entries.insert(tag_key.clone(), entry);
         }
@@ -231,6 +240,7 @@ impl MemoryBackend {
     pub(super) async fn invalidate(
         &self,
         record: &str,
+        tag_log: &str,
         tag_keys: &[String],
         mode: &str,
     ) -> Result<u64, BackendError> {
@@ -241,6 +251,15 @@ impl MemoryBackend {
         let Some(mut state) = NamespaceState::parse(&current.value) else {
             return Ok(0);
         };
+        let previous = self
+            .live(tag_log)
+            .and_then(|entry| TagLog::parse(&entry.value));
+        let log = TagLog::after_invalidation(previous, &state, tag_keys, TAG_LOG_MAX_BYTES);
+        let log = MemoryEntry {
+            value: Bytes::from(log.to_record()),
+            expires_at: current.expires_at,
+        };
+        self.entries.insert(tag_log.to_string(), log);
         state.clock += 1;
         let now = state.clock;
         if mode == "namespace-soft" {

@@ -27,6 +27,8 @@ pub(crate) mod scripts;
 pub(crate) mod stamp;
 pub(crate) mod stats;
 pub(crate) mod tag;
+#[cfg(test)]
+mod tag_records_tests;
 pub(crate) mod throttled_log;
 
 pub use backend_types::{

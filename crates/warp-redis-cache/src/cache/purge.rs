@@ -27,7 +27,12 @@ impl CacheManager {
             .collect();
         let result = self
             .backend()
-            .invalidate(&record, &tag_keys, how.script_mode())
+            .invalidate(
+                &record,
+                &self.layout().tag_log_key(ns),
+                &tag_keys,
+                how.script_mode(),
+            )
             .await;
         let names = tags.iter().map(Tag::as_str).collect();
         self.announce(Invalidated::Tags(ns, names)).await;
@@ -40,7 +45,12 @@ impl CacheManager {
         let record = self.layout().generation_key(ns);
         let result = self
             .backend()
-            .invalidate(&record, &[], "namespace-soft")
+            .invalidate(
+                &record,
+                &self.layout().tag_log_key(ns),
+                &[],
+                "namespace-soft",
+            )
             .await;
         self.announce(Invalidated::Namespace(ns)).await;
         self.observe(ns, result).map(|_| ())

@@ -38,10 +38,11 @@ return out
 /// Stores an entry and makes sure its namespace record, and each of its tags' records of the
 /// current generation, live at least as long as the entry.
 ///
-/// KEYS: entry, namespace record, tag records. ARGV: value, lifetime in ms.
-/// A missing (or foreign) tag record is written as invalidated at the current clock: an entry
-/// whose request started before that clock is dead, which is safe because the record's history
-/// is unknown.
+/// KEYS: entry, namespace record, tag log, tag records. ARGV: value, lifetime in ms.
+/// A missing (or foreign) tag record is written as invalidated at the tag log's floor when the
+/// log is complete up to the current clock and does not list the tag (the tag was not
+/// invalidated since the floor), else as invalidated at the current clock (its history is
+/// unknown): see [`super::stamp`]. Extending the namespace record extends the tag log with it.
 pub const STORE_TAGGED: &str = r"
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local record = redis.call('MGET', KEYS[2])[1]
@@ -55,12 +56,24 @@ if not generation then return 1 end
 local keep = tonumber(ARGV[2])
 if redis.call('PTTL', KEYS[2]) < keep then
   redis.call('PEXPIRE', KEYS[2], keep)
+  redis.call('PEXPIRE', KEYS[3], keep)
 end
-for i = 3, #KEYS do
+local read, floor, listed = false, nil, nil
+for i = 4, #KEYS do
   local tag = redis.call('MGET', KEYS[i])[1]
   local owner = tag and string.match(tag, '^(%d+):%d+:%d+$')
   if owner ~= generation then
-    redis.call('SET', KEYS[i], generation .. ':' .. clock .. ':' .. clock, 'PX', keep)
+    if not read then
+      read = true
+      local log = redis.call('MGET', KEYS[3])[1]
+      if log then
+        local of, from, last, rest = string.match(log, '^(%d+):(%d+):(%d+)(\n.*)$')
+        if of == generation and last == clock then floor, listed = from, rest end
+      end
+    end
+    local since = clock
+    if listed and not string.find(listed, '\n' .. KEYS[i] .. '\n', 1, true) then since = floor end
+    redis.call('SET', KEYS[i], generation .. ':' .. since .. ':' .. since, 'PX', keep)
   elseif redis.call('PTTL', KEYS[i]) < keep then
     redis.call('PEXPIRE', KEYS[i], keep)
   end
@@ -69,13 +82,17 @@ return 1
 ";
 
 /// Bumps a namespace's clock and records it as the latest invalidation of some tags (hard or
-/// soft), or as a soft purge of the whole namespace when no tag keys are given.
+/// soft), or as a soft purge of the whole namespace when no tag keys are given; lists the tags
+/// in the namespace's tag log.
 ///
-/// KEYS: namespace record, tag records. ARGV: `hard` or `soft` (for the tags), or
-/// `namespace-soft` (no tag keys).
+/// KEYS: namespace record, tag log, tag records. ARGV: `hard` or `soft` (for the tags), or
+/// `namespace-soft` (no tag keys); the most bytes the tag log keeps.
 /// Returns the new clock, or 0 when the namespace has no valid record (then nothing stored in it
 /// is valid anyway, and its next reader starts a new generation). Tag records that do not exist
-/// are left alone: an entry whose tag has no record is dead already.
+/// are left alone: the tag log lists them, so an entry stored under one of them later is judged
+/// as invalidated now (see [`STORE_TAGGED`]). The tag log is extended when it is complete up to
+/// the clock before this bump and stays under its bound; else it starts over, knowing only this
+/// invalidation. It lives as long as the namespace record.
 pub const INVALIDATE: &str = r"
 local record = redis.call('MGET', KEYS[1])[1]
 if not record then return 0 end
@@ -86,12 +103,43 @@ if not generation then
 end
 if not generation then return 0 end
 local now = string.format('%.0f', tonumber(clock) + 1)
+local function lines(keys)
+  if #keys == 0 then return '' end
+  return table.concat(keys, '\n') .. '\n'
+end
+local tags, seen = {}, {}
+for i = 3, #KEYS do
+  if not seen[KEYS[i]] then
+    seen[KEYS[i]] = true
+    tags[#tags + 1] = KEYS[i]
+  end
+end
+local floor, listed = clock, '\n' .. lines(tags)
+local log = redis.call('MGET', KEYS[2])[1]
+if log then
+  local of, from, last, rest = string.match(log, '^(%d+):(%d+):(%d+)(\n.*)$')
+  if of == generation and last == clock then
+    local unlisted = {}
+    for _, key in ipairs(tags) do
+      if not string.find(rest, '\n' .. key .. '\n', 1, true) then unlisted[#unlisted + 1] = key end
+    end
+    local added = lines(unlisted)
+    if #rest + #added <= tonumber(ARGV[2]) then floor, listed = from, rest .. added end
+  end
+end
+local lifetime = redis.call('PTTL', KEYS[1])
+local entry = generation .. ':' .. floor .. ':' .. now .. listed
+if lifetime > 0 then
+  redis.call('SET', KEYS[2], entry, 'PX', lifetime)
+else
+  redis.call('SET', KEYS[2], entry)
+end
 if ARGV[1] == 'namespace-soft' then
   redis.call('SET', KEYS[1], generation .. ':' .. now .. ':' .. now, 'KEEPTTL')
   return tonumber(now)
 end
 redis.call('SET', KEYS[1], generation .. ':' .. now .. ':' .. soft, 'KEEPTTL')
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   local tag = redis.call('MGET', KEYS[i])[1]
   if tag then
     local owner, hard, tag_soft = string.match(tag, '^(%d+):(%d+):(%d+)$')

@@ -8,11 +8,14 @@
 //!   written before tags existed) reads as `G:0:0`.
 //! - A tag record, `<prefix>:#tag:<ns>:<tag>`, holds `G:H:S`: the generation it belongs to and
 //!   the clocks of the tag's latest hard and soft invalidation.
+//! - The namespace's tag log, `<prefix>:#tags:<ns>`, holds `G:F:L` and a list of tag record
+//!   keys, one a line ([`TagLog`]): every tag of generation `G` invalidated (hard or soft) at a
+//!   clock in `(F, L]` is listed. Only stores read it, never hits.
 //! - An entry records the [`Stamp`] read *before* its response was computed (generation and
 //!   clock) and the names of its tags.
-//! - Both kinds of record expire, but never before an entry stored under them: each store
-//!   extends them to the entry's lifetime. A record that is gone anyway (evicted, deleted)
-//!   only kills entries, see below.
+//! - Every record expires, but the namespace and tag records never before an entry stored under
+//!   them: each store extends them to the entry's lifetime (and the tag log with the namespace
+//!   record). A record that is gone anyway (evicted, deleted) only kills entries, see below.
 //!
 //! # The rule ([`judge`])
 //! An entry is dead when its generation is not the namespace's, when one of its tags has no
@@ -26,6 +29,43 @@
 //! reader whose stamp was read after it reads data after the write. A tag record that is
 //! missing (never written, expired, evicted) counts as invalidated: no entry can outlive the
 //! knowledge of its invalidation.
+//!
+//! # Tag records written by a store ([`missing_tag_record`])
+//! An invalidation updates the tag records that exist and leaves missing ones alone (no key
+//! for a tag nothing was filed under). So a store may find no record (or one of another
+//! generation) for a tag of its entry, and must write one. The record it writes says "the
+//! tag's latest invalidation was at clock `X`"; it is safe whenever `X` is at least the clock of
+//! the tag's real latest invalidation, because overstating `X` only kills entries. A store
+//! writes:
+//! - `X = F`, the tag log's floor, when the log is of the current generation, complete up to the
+//!   current clock (`L = C`) and does not list the tag: the tag was not invalidated in `(F, C]`,
+//!   so its latest invalidation, if any, was at `F` or earlier;
+//! - `X = C`, the current clock, otherwise (no log, a log of another generation or one that
+//!   missed an invalidation, or a log that lists the tag): every invalidation so far was at `C`
+//!   or earlier.
+//!
+//! So an entry under a tag without a record survives invalidations of *other* tags while its
+//! response is computed (as long as its stamp is at least `F`: the log did not start over in the
+//! meantime), which writing `X = C` always would not.
+//!
+//! Why the log's claim holds. Only [`super::scripts::INVALIDATE`] writes the log, in the same
+//! atomic step as the clock bump from `c` to `c + 1` that it lists tags for: it extends a log of
+//! the generation with `L = c` by this call's tags and sets `L = c + 1`, or else (no log, another
+//! generation, `L != c`, or the log would pass [`TAG_LOG_MAX_BYTES`]) starts a new one with
+//! `F = c`, `L = c + 1` and this call's tags. Either way every invalidation in `(F, L]` is
+//! listed. A log is one string: it is lost whole (expired, evicted, deleted) or kept whole, and
+//! a lost one reads as "no log", the conservative case. An invalidation that did not write the
+//! log (an instance running the previous script during a rolling upgrade) leaves `L < C`, so
+//! the log is not trusted until the next invalidation starts a new one.
+//!
+//! Hence the guarantee: if a tag `t` of an entry stamped `c0` was invalidated at `c1 > c0`
+//! before the entry is stored, every record of `t` that exists at or after `c1` says `X >= c1`:
+//! a record that existed at `c1` was updated to `c1`; a record written by a store after `c1`
+//! has `X = C >= c1`, or `X = F` with `F >= c1` (a log with `F < c1` lists `t`). The record may
+//! be lost before or after the store (expiry, eviction, deletion by an operator, `clear_all`'s
+//! batches); a store that then finds none writes one by the same rule, and a lookup that finds
+//! none misses. No time bound on requests, no eviction counter and no extra command on a hit is
+//! needed; what a lost log costs is hits, never freshness.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -148,6 +188,124 @@ impl TagState {
             self.hard_at,
             self.soft_at
         )
+    }
+}
+
+/// The most bytes a tag log keeps; past it, the next invalidation starts a new one.
+pub const TAG_LOG_MAX_BYTES: usize = 16 * 1024;
+
+/// A namespace's tag log, parsed from its record `G:F:L\n<tag record key>\n...`: every tag of
+/// generation `G` invalidated (hard or soft) at a clock in `(F, L]` is listed. See the module
+/// docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagLog {
+    /// The namespace generation the log belongs to.
+    pub generation: Generation,
+    /// Invalidations at clocks up to this one may be missing from the log.
+    pub floor: u64,
+    /// The clock of the latest invalidation the log recorded.
+    pub last: u64,
+    /// `\n`, then each listed tag record key followed by `\n`.
+    listed: Vec<u8>,
+}
+
+impl TagLog {
+    /// Parses a record.
+    pub fn parse(record: &[u8]) -> Option<Self> {
+        let split = record.iter().position(|b| *b == b'\n')?;
+        let (header, listed) = record.split_at(split);
+        let mut parts = std::str::from_utf8(header).ok()?.split(':');
+        let log = Self {
+            generation: Generation::from_value(parts.next()?.parse().ok()?),
+            floor: parts.next()?.parse().ok()?,
+            last: parts.next()?.parse().ok()?,
+            listed: listed.to_vec(),
+        };
+        parts.next().is_none().then_some(log)
+    }
+
+    /// The record text.
+    pub fn to_record(&self) -> Vec<u8> {
+        let mut record =
+            format!("{}:{}:{}", self.generation.value(), self.floor, self.last).into_bytes();
+        record.extend_from_slice(&self.listed);
+        record
+    }
+
+    /// Whether the log lists `key`.
+    pub fn lists(&self, key: &str) -> bool {
+        log_lists(&self.listed, key)
+    }
+
+    /// The log after an invalidation of the tags under `keys` (none for a soft purge of the
+    /// whole namespace) bumped the clock of the namespace in state `before` by one: `previous`
+    /// extended when it was complete up to `before`'s clock and stays under `max_bytes`, else a
+    /// new log that knows only this invalidation. Mirrors [`super::scripts::INVALIDATE`].
+    pub fn after_invalidation(
+        previous: Option<Self>,
+        before: &NamespaceState,
+        keys: &[String],
+        max_bytes: usize,
+    ) -> Self {
+        let mut unique: Vec<&str> = Vec::with_capacity(keys.len());
+        for key in keys {
+            if !unique.contains(&key.as_str()) {
+                unique.push(key);
+            }
+        }
+        let continued =
+            previous.filter(|log| log.generation == before.generation && log.last == before.clock);
+        if let Some(mut log) = continued {
+            let mut added = Vec::new();
+            push_lines(&mut added, unique.iter().filter(|key| !log.lists(key)));
+            if log.listed.len() + added.len() <= max_bytes {
+                log.listed.extend_from_slice(&added);
+                log.last = before.clock + 1;
+                return log;
+            }
+        }
+        let mut listed = b"\n".to_vec();
+        push_lines(&mut listed, unique.iter());
+        Self {
+            generation: before.generation,
+            floor: before.clock,
+            last: before.clock + 1,
+            listed,
+        }
+    }
+}
+
+/// Appends each key and a `\n`.
+fn push_lines<'a>(listed: &mut Vec<u8>, keys: impl Iterator<Item = &'a &'a str>) {
+    for key in keys {
+        listed.extend_from_slice(key.as_bytes());
+        listed.push(b'\n');
+    }
+}
+
+/// Whether the lines `listed` (`\n`, then each key and `\n`) hold `key`.
+fn log_lists(listed: &[u8], key: &str) -> bool {
+    let mut line = Vec::with_capacity(key.len() + 2);
+    line.push(b'\n');
+    line.extend_from_slice(key.as_bytes());
+    line.push(b'\n');
+    listed.windows(line.len()).any(|window| window == line)
+}
+
+/// What a store writes into the missing (or foreign) record of the tag under `key`, for the
+/// namespace in `state`, given its tag `log`: a tag the log proves was not invalidated since
+/// its floor reads as invalidated at the floor, any other as invalidated at the current clock.
+/// Mirrors [`super::scripts::STORE_TAGGED`].
+pub fn missing_tag_record(state: &NamespaceState, log: Option<&TagLog>, key: &str) -> TagState {
+    let complete = log.filter(|log| log.generation == state.generation && log.last == state.clock);
+    let since = match complete {
+        Some(log) if !log.lists(key) => log.floor,
+        _ => state.clock,
+    };
+    TagState {
+        generation: state.generation,
+        hard_at: since,
+        soft_at: since,
     }
 }
 
@@ -279,5 +437,67 @@ mod tests {
         assert_eq!(judge(stamp(5), false, &ns(10, 6), []), Validity::SoftPurged);
         assert_eq!(judge(stamp(6), false, &ns(10, 6), []), Validity::Valid);
         assert_eq!(judge(stamp(6), true, &ns(10, 6), []), Validity::SoftPurged);
+    }
+
+    fn keys(names: &[&str]) -> Vec<String> {
+        names
+            .iter()
+            .map(|name| format!("p:#tag:ns:{name}"))
+            .collect()
+    }
+
+    #[test]
+    fn a_tag_log_lists_the_tags_invalidated_since_its_floor() {
+        let first = TagLog::after_invalidation(None, &ns(4, 0), &keys(&["a", "b", "a"]), 1024);
+        assert_eq!(
+            first.to_record(),
+            b"7:4:5\np:#tag:ns:a\np:#tag:ns:b\n".to_vec()
+        );
+        assert_eq!(TagLog::parse(&first.to_record()), Some(first.clone()));
+        let second = TagLog::after_invalidation(Some(first), &ns(5, 0), &keys(&["b", "c"]), 1024);
+        assert_eq!((second.floor, second.last), (4, 6));
+        assert!(second.lists("p:#tag:ns:a") && second.lists("p:#tag:ns:c"));
+        assert!(!second.lists("p:#tag:ns:") && !second.lists("p:#tag:ns:ab"));
+        assert_eq!(second.to_record().len(), "7:4:6\n".len() + 3 * 12);
+        // A soft purge of the namespace lists nothing but keeps the log complete.
+        let third = TagLog::after_invalidation(Some(second), &ns(6, 0), &[], 1024);
+        assert_eq!((third.floor, third.last), (4, 7));
+        assert_eq!(TagLog::parse(b"7:4:6"), None);
+        assert_eq!(TagLog::parse(b"7:4\nx\n"), None);
+    }
+
+    #[test]
+    fn a_tag_log_starts_over_when_it_missed_a_clock_changed_generation_or_grew_too_big() {
+        let log = TagLog::after_invalidation(None, &ns(4, 0), &keys(&["a"]), 1024);
+        let missed = TagLog::after_invalidation(Some(log.clone()), &ns(6, 0), &keys(&["b"]), 1024);
+        assert_eq!((missed.floor, missed.last), (6, 7));
+        assert!(!missed.lists("p:#tag:ns:a") && missed.lists("p:#tag:ns:b"));
+        let other = NamespaceState {
+            generation: Generation::from_value(8),
+            clock: 5,
+            soft_at: 0,
+        };
+        let moved = TagLog::after_invalidation(Some(log.clone()), &other, &keys(&["b"]), 1024);
+        assert_eq!((moved.generation, moved.floor), (other.generation, 5));
+        let full = TagLog::after_invalidation(Some(log), &ns(5, 0), &keys(&["b"]), 20);
+        assert_eq!((full.floor, full.last), (5, 6));
+        assert!(!full.lists("p:#tag:ns:a") && full.lists("p:#tag:ns:b"));
+    }
+
+    #[test]
+    fn a_missing_tag_record_reads_as_invalidated_at_the_floor_only_when_the_log_vouches() {
+        let log = TagLog::after_invalidation(None, &ns(4, 0), &keys(&["a"]), 1024);
+        let at = |log: Option<&TagLog>, state: NamespaceState, name: &str| {
+            missing_tag_record(&state, log, &format!("p:#tag:ns:{name}")).hard_at
+        };
+        assert_eq!(at(Some(&log), ns(5, 0), "b"), 4);
+        assert_eq!(at(Some(&log), ns(5, 0), "a"), 5);
+        assert_eq!(at(None, ns(5, 0), "b"), 5);
+        assert_eq!(at(Some(&log), ns(6, 0), "b"), 6, "the log missed clock 6");
+        let written = missing_tag_record(&ns(5, 0), Some(&log), "p:#tag:ns:b");
+        assert_eq!(
+            (written.soft_at, written.generation),
+            (4, Generation::from_value(7))
+        );
     }
 }

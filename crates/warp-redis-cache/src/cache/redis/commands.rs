@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::super::backend_types::{BackendError, KeyInfo, KeyPage, KeyTtl, PoolState, TaggedRead};
 use super::super::cluster;
+use super::super::stamp::TAG_LOG_MAX_BYTES;
 use super::{
     scan_command, ttl_millis, Dialer, RedisBackend, INVALIDATE, MARK_SOFT_PURGED, READ_TAGGED,
     SCAN_BATCH, STORE_TAGGED,
@@ -125,11 +126,13 @@ impl RedisBackend {
         value: Bytes,
         ttl: Duration,
         record: &str,
+        tag_log: &str,
         tag_keys: &[String],
     ) -> Result<(), BackendError> {
         let mut invocation = STORE_TAGGED.key(entry);
         invocation
             .key(record)
+            .key(tag_log)
             .key(tag_keys)
             .arg(value.as_ref())
             .arg(ttl_millis(ttl));
@@ -140,11 +143,16 @@ impl RedisBackend {
     pub(in crate::cache) async fn invalidate(
         &self,
         record: &str,
+        tag_log: &str,
         tag_keys: &[String],
         mode: &str,
     ) -> Result<u64, BackendError> {
         let mut invocation = INVALIDATE.key(record);
-        invocation.key(tag_keys).arg(mode);
+        invocation
+            .key(tag_log)
+            .key(tag_keys)
+            .arg(mode)
+            .arg(TAG_LOG_MAX_BYTES);
         self.run_script(&invocation).await
     }
 
