@@ -239,7 +239,9 @@ impl CacheManager {
             Validity::SoftPurged => "soft_purged",
             Validity::Dead => "dead",
         });
-        view.meta = serde_json::from_slice(&decoded.meta).ok();
+        view.meta = super::entry_meta::EntryMeta::decode(&decoded.meta)
+            .and_then(|meta| serde_json::to_value(meta).ok())
+            .or_else(|| serde_json::from_slice(&decoded.meta).ok());
         match decoded.into_plain() {
             Ok(plain) => {
                 let shown = &plain[..plain.len().min(MAX_BODY_PREVIEW)];

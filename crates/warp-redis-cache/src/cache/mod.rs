@@ -8,6 +8,7 @@ pub(crate) mod backend_types;
 pub(crate) mod breaker;
 mod cluster;
 pub(crate) mod codec;
+pub(crate) mod entry_meta;
 pub(crate) mod generations;
 pub(crate) mod inspect;
 pub(crate) mod intent_sweep;

@@ -7,7 +7,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
 use warp::http::header::{self, HeaderMap, HeaderName};
 use warp::http::StatusCode;
 
@@ -16,54 +15,7 @@ use super::request::{header_tokens, header_tokens_raw};
 use super::response::Representation;
 use crate::cache::codec::{Decoded, PayloadEncoding};
 
-/// What is kept about a response besides its body.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EntryMeta {
-    /// HTTP status.
-    #[serde(rename = "s")]
-    pub status: u16,
-    /// Representation headers worth replaying (content type, language, ...).
-    #[serde(rename = "h")]
-    pub headers: Vec<(String, String)>,
-    /// When it was stored, in milliseconds since the Unix epoch.
-    #[serde(rename = "t")]
-    pub stored_at_ms: u64,
-    /// How long it is fresh, in milliseconds.
-    #[serde(rename = "l")]
-    pub ttl_ms: u64,
-    /// Its entity tag, quoted.
-    #[serde(rename = "e")]
-    pub etag: String,
-    /// After its fresh lifetime, how long it may be served while a refresh runs (RFC 5861).
-    #[serde(rename = "w", default)]
-    pub stale_while_revalidate_ms: u64,
-    /// After its fresh lifetime, how long it may be served when the origin fails (RFC 5861).
-    #[serde(rename = "x", default)]
-    pub stale_if_error_ms: u64,
-    /// How long the origin took to compute it, in milliseconds (scales early refresh).
-    #[serde(rename = "d", default)]
-    pub origin_ms: u64,
-    /// How old it already was when stored (RFC 9111 corrected initial age; zero in the policy
-    /// mode), in milliseconds.
-    #[serde(rename = "a", default, skip_serializing_if = "is_zero")]
-    pub initial_age_ms: u64,
-    /// Never served stale, not even on error (HTTP semantics: `must-revalidate`, `no-cache`,
-    /// `s-maxage`, `proxy-revalidate`).
-    #[serde(rename = "m", default, skip_serializing_if = "std::ops::Not::not")]
-    pub must_revalidate: bool,
-    /// Kept this long past every window so that it can be revalidated with its validator
-    /// (HTTP semantics), in milliseconds.
-    #[serde(rename = "k", default, skip_serializing_if = "is_zero")]
-    pub keep_stale_ms: u64,
-    /// The request fields its response varies on, with the values of the request that caused
-    /// it (HTTP semantics, RFC 9111 section 4.1).
-    #[serde(rename = "v", default, skip_serializing_if = "Vec::is_empty")]
-    pub selecting: Vec<(String, Option<String>)>,
-}
-
-fn is_zero(value: &u64) -> bool {
-    *value == 0
-}
+pub use crate::cache::entry_meta::EntryMeta;
 
 /// How usable an entry is at a given moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,7 +231,7 @@ pub(crate) struct StoredEntry {
 
 impl StoredEntry {
     pub(crate) fn read(decoded: Decoded) -> Option<Self> {
-        let meta: EntryMeta = serde_json::from_slice(&decoded.meta).ok()?;
+        let meta = EntryMeta::decode(&decoded.meta)?;
         StatusCode::from_u16(meta.status).ok()?;
         let representation = match decoded.encoding {
             PayloadEncoding::Identity => Representation::Plain(decoded.payload),

@@ -309,7 +309,48 @@ pub fn gzip_etag(etag: &str) -> String {
 /// Adds `X-Cache` and `Cache-Status` for `outcome`.
 pub fn mark(headers: &mut HeaderMap, outcome: Outcome) {
     headers.insert(X_CACHE, HeaderValue::from_static(outcome.x_cache()));
-    set(headers, CACHE_STATUS, &outcome.cache_status());
+    let status = match outcome {
+        // Every hit pays for this header: it is written into a stack buffer, not formatted.
+        Outcome::Hit {
+            remaining,
+            early_refresh,
+            local,
+        } => hit_status(remaining.as_secs(), early_refresh, local),
+        other => HeaderValue::from_str(&other.cache_status()).ok(),
+    };
+    if let Some(status) = status {
+        headers.insert(CACHE_STATUS, status);
+    }
+}
+
+/// `Cache-Status` of a hit, as [`Outcome::cache_status`] writes it.
+fn hit_status(ttl: u64, early_refresh: bool, local: bool) -> Option<HeaderValue> {
+    const PREFIX: &[u8] = b"warp-redis-cache; hit; ttl=";
+    let detail: &[u8] = match (local, early_refresh) {
+        (false, false) => b"",
+        (false, true) => b"; detail=early-refresh",
+        (true, false) => b"; detail=l1",
+        (true, true) => b"; detail=l1-early-refresh",
+    };
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = ttl;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut buffer = [0u8; 80];
+    let parts: [&[u8]; 3] = [PREFIX, &digits[at..], detail];
+    let mut len = 0;
+    for part in parts {
+        buffer[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    HeaderValue::from_bytes(&buffer[..len]).ok()
 }
 
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
@@ -351,6 +392,21 @@ mod tests {
             local: false,
         };
         assert_eq!(hit.cache_status(), "warp-redis-cache; hit; ttl=42");
+        for (ttl, early_refresh, local) in [
+            (42, false, false),
+            (0, true, false),
+            (u64::MAX, true, true),
+            (7, false, true),
+        ] {
+            let outcome = Outcome::Hit {
+                remaining: Duration::from_secs(ttl),
+                early_refresh,
+                local,
+            };
+            let mut headers = HeaderMap::new();
+            mark(&mut headers, outcome);
+            assert_eq!(headers[CACHE_STATUS], outcome.cache_status().as_str());
+        }
         let bypass = Outcome::Bypass {
             detail: "cache-unavailable",
         };

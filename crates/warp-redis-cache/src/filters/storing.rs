@@ -349,9 +349,7 @@ pub async fn store(
     stamp: Stamp,
     prepared: &Prepared,
 ) -> bool {
-    let Ok(meta) = serde_json::to_vec(&prepared.meta) else {
-        return false;
-    };
+    let meta = prepared.meta.encode();
     let payload = match &prepared.representation {
         Representation::Plain(body) => StorePayload::Plain(body),
         Representation::Gzip { compressed, plain } => StorePayload::Gzip {
