@@ -13,27 +13,64 @@
 /// Reads an entry, its namespace record and, when the entry has tags, its tag records.
 ///
 /// KEYS: entry, namespace record. ARGV: the tag record prefix (`<prefix>:#tag:<ns>:`).
-/// Returns `{entry, record, tag records...}` in the order of the entry's tag names.
+/// Returns one string framing `{entry, record, tag records...}` (tag records in the order of
+/// the entry's tag names): per value a byte 0 (missing) or 1 followed by a 4-byte big-endian
+/// length and the value. One bulk string costs the client a fraction of parsing an array of
+/// them on every hit ([`frames`] reads it).
 pub const READ_TAGGED: &str = r"
 local found = redis.call('MGET', KEYS[1], KEYS[2])
 local entry, record = found[1], found[2]
-if not entry or string.byte(entry, 1) ~= 199 then return {entry, record} end
+local function frame(value)
+  if not value then return '\0' end
+  return '\1' .. struct.pack('>I4', #value) .. value
+end
+local function framed(values, n)
+  local parts = {}
+  for i = 1, n do parts[i] = frame(values[i]) end
+  return table.concat(parts)
+end
+if not entry or string.byte(entry, 1) ~= 199 then return framed({entry, record}, 2) end
 local flags = string.byte(entry, 3)
-if not flags or bit.band(flags, 16) == 0 then return {entry, record} end
+if not flags or bit.band(flags, 16) == 0 then return framed({entry, record}, 2) end
 local at = 4
 if bit.band(flags, 2) ~= 0 then at = at + 8 end
 if bit.band(flags, 8) ~= 0 then at = at + 8 end
 local high, low = string.byte(entry, at, at + 1)
-if not low then return {entry, record} end
+if not low then return framed({entry, record}, 2) end
 local names = string.sub(entry, at + 2, at + 1 + high * 256 + low)
 local keys = {}
 for name in string.gmatch(names, '[^\n]+') do keys[#keys + 1] = ARGV[1] .. name end
-if #keys == 0 then return {entry, record} end
+if #keys == 0 then return framed({entry, record}, 2) end
 local tags = redis.call('MGET', unpack(keys))
 local out = {entry, record}
 for i = 1, #keys do out[i + 2] = tags[i] end
-return out
+return framed(out, #keys + 2)
 ";
+
+/// The values [`READ_TAGGED`] framed into one string, as slices of it; `None` when the framing
+/// is damaged.
+pub fn frames(framed: &bytes::Bytes) -> Option<Vec<Option<bytes::Bytes>>> {
+    let mut values = Vec::with_capacity(4);
+    let mut at = 0;
+    while at < framed.len() {
+        match framed[at] {
+            0 => {
+                values.push(None);
+                at += 1;
+            }
+            1 => {
+                let len = framed.get(at + 1..at + 5)?;
+                let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
+                let start = at + 5;
+                let end = start.checked_add(len).filter(|&end| end <= framed.len())?;
+                values.push(Some(framed.slice(start..end)));
+                at = end;
+            }
+            _ => return None,
+        }
+    }
+    Some(values)
+}
 
 /// Stores an entry and makes sure its namespace record, and each of its tags' records of the
 /// current generation, live at least as long as the entry.
@@ -166,3 +203,26 @@ if bit.band(flags, 32) == 0 then
 end
 return 1
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::frames;
+    use bytes::Bytes;
+
+    #[test]
+    fn framed_values_are_read_back_and_damage_is_refused() {
+        let framed = Bytes::from_static(b"\x01\x00\x00\x00\x03abc\x00\x01\x00\x00\x00\x00");
+        assert_eq!(
+            frames(&framed),
+            Some(vec![
+                Some(Bytes::from_static(b"abc")),
+                None,
+                Some(Bytes::new())
+            ])
+        );
+        assert_eq!(frames(&Bytes::new()), Some(vec![]));
+        for damaged in [&b"\x02"[..], b"\x01\x00\x00\x00\x04abc", b"\x01\x00\x00"] {
+            assert_eq!(frames(&Bytes::copy_from_slice(damaged)), None);
+        }
+    }
+}

@@ -109,8 +109,10 @@ impl RedisBackend {
     ) -> Result<TaggedRead, BackendError> {
         let mut invocation = READ_TAGGED.key(entry);
         invocation.key(record).arg(tag_prefix);
-        let mut values: Vec<Option<Vec<u8>>> = self.run_script(&invocation).await?;
-        let mut values = values.drain(..).map(|value| value.map(Bytes::from));
+        let framed: Vec<u8> = self.run_script(&invocation).await?;
+        let values = super::super::scripts::frames(&Bytes::from(framed))
+            .ok_or_else(|| BackendError::Command("damaged answer from the read script".into()))?;
+        let mut values = values.into_iter();
         let entry = values.next().flatten();
         let record = values.next().flatten();
         Ok(TaggedRead {
