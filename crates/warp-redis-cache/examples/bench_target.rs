@@ -71,13 +71,12 @@ fn respond(body: &Bytes, bytes: usize) -> Option<warp::reply::Response> {
     Some(response)
 }
 
-/// A route `/{name}/{bytes}/{tags}/{key}` answering with the body (tags are read by the policy).
+/// The route under `/hit` and `/miss`: `/{bytes}/{tags}/{key}` answers with the body (the tags
+/// are the policy's business).
 fn sized(
-    name: &'static str,
     body: Bytes,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
-    warp::path(name)
-        .and(warp::path!(usize / usize / String))
+    warp::path!(usize / usize / String)
         .and(warp::get())
         .and_then(move |bytes: usize, _tags: usize, _key: String| {
             let response = respond(&body, bytes);
@@ -119,9 +118,11 @@ async fn main() {
             let response = respond(&plain_body, bytes);
             async move { response.ok_or_else(warp::reject::not_found) }
         });
-    let routes = cached(cache.clone(), hit_policy, sized("hit", body.clone()))
-        .or(cached(cache, miss_policy, sized("miss", body)))
-        .or(plain);
+    // Each cached route under its own path prefix: the filter looks up before its route's own
+    // filters run, so a request for another route must not reach it (see `cached`'s docs).
+    let hit = warp::path("hit").and(cached(cache.clone(), hit_policy, sized(body.clone())));
+    let miss = warp::path("miss").and(cached(cache, miss_policy, sized(body)));
+    let routes = plain.or(hit).or(miss);
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
