@@ -15,7 +15,8 @@
 //! The body is the first `{bytes}` bytes (at most 256 KiB) of a fixed JSON-like text, served
 //! from memory, so the origin costs next to nothing and every difference is the cache's.
 //! Cache settings are the library defaults (as in the service's `settings.yaml`: bodies over
-//! 1 KiB stored gzip-compressed, 4 Redis connections).
+//! 1 KiB stored gzip-compressed, 4 Redis connections), except that
+//! `BENCH_COMPRESSION_THRESHOLD_BYTES` sets the size above which entries are compressed.
 //!
 //! Usage: `BENCH_REDIS_URL=redis://127.0.0.1:PORT/0 bench_target [PORT]` (port 0 or none: a
 //! free one); prints `listening on http://127.0.0.1:N`.
@@ -90,9 +91,17 @@ async fn main() {
     let port: u16 = std::env::args()
         .nth(1)
         .map_or(0, |p| p.parse().expect("PORT"));
+    let defaults = CacheConfig::default();
     let cache_config = CacheConfig {
         backend: BackendChoice::Redis,
-        ..CacheConfig::default()
+        compression_threshold_bytes: std::env::var("BENCH_COMPRESSION_THRESHOLD_BYTES").map_or(
+            defaults.compression_threshold_bytes,
+            |t| {
+                t.parse()
+                    .expect("BENCH_COMPRESSION_THRESHOLD_BYTES: a number")
+            },
+        ),
+        ..defaults
     };
     let redis_config = RedisConfig {
         url,
