@@ -207,7 +207,7 @@ echo
 echo "wrk -t1 -c$conns, ${secs}s per case, $rounds interleaved rounds (medians of per-round values and"
 echo "ratios), $(nproc) cores (shared), $(date -u '+%Y-%m-%d %H:%M UTC'); keyspaces built in $(printf '%.1f' "$fill_secs") s"
 echo "CPU µs/req: user + system time of the target process and its redis-server over the case,"
-echo "per request (wrk's own CPU not counted)."
+echo "per request (wrk's own CPU not counted). Ratios: median over the rounds (range in brackets)."
 python3 - "$work/results" "$work/round_trips" "$ref_keys" "$ref" <<'PY'
 import statistics, sys
 from collections import defaultdict
@@ -226,8 +226,16 @@ med = statistics.median
 
 def m(name, field):
     return med(v[field] for v in rows[name].values())
+def ratios(name, other, field="rps"):
+    return [rows[name][r][field] / rows[other][r][field] for r in rows[name] if r in rows[other]]
 def ratio(name, other, field="rps"):
-    return med(rows[name][r][field] / rows[other][r][field] for r in rows[name] if r in rows[other])
+    return med(ratios(name, other, field))
+def spread(name, other, field="rps"):
+    # The median ratio, and its range over the rounds when there are several.
+    values = ratios(name, other, field)
+    if len(values) < 2 or name == other:
+        return f"{med(values):.2f}"
+    return f"{med(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 def mib(b):
     return f"{b / 1048576:.1f}"
 def rss_max(name):
@@ -247,21 +255,21 @@ def table(title, names, extra):
 body = [n for n in order if sweep_of[n] in ("ref", "body")]
 table("Body size (hits spread over %s keys; bare = the same body from memory, no cache filter)" % ref_keys,
       body,
-      [("vs ref hit", lambda n: f"{ratio(n, ref):.2f}"),
-       ("vs bare same size", lambda n: f"{ratio(n, vs_of[n]):.2f}")])
+      [("vs ref hit", lambda n: spread(n, ref)),
+       ("vs bare same size", lambda n: spread(n, vs_of[n]))])
 keys = [ref] + [n for n in order if sweep_of[n] == "keys"]
 table("Live keys (1 KiB entries, 1 tag, hits spread over every key)", keys,
-      [("vs ref hit", lambda n: f"{ratio(n, ref):.2f}"),
+      [("vs ref hit", lambda n: spread(n, ref)),
        ("keys in redis", lambda n: f"{m(n, 'keys'):.0f}")])
 tags = [ref] + [n for n in order if sweep_of[n] == "tags"]
 table("Tags per entry (1 KiB, %s keys)" % ref_keys, tags,
-      [("vs ref hit", lambda n: f"{ratio(n, ref):.2f}"),
-       ("CPU vs ref", lambda n: f"{ratio(n, ref, 'cpu'):.2f}")])
+      [("vs ref hit", lambda n: spread(n, ref)),
+       ("CPU vs ref", lambda n: spread(n, ref, "cpu"))])
 miss = [n for n in order if sweep_of[n] == "miss"]
 table("Miss path (every request a new key: lookup + origin + store) against the same body uncached",
       miss,
-      [("cost vs uncached (req/s)", lambda n: f"{1 / ratio(n, vs_of[n]):.2f}"),
-       ("CPU vs uncached", lambda n: f"{ratio(n, vs_of[n], 'cpu'):.2f}"),
+      [("cost vs uncached (req/s)", lambda n: spread(vs_of[n], n)),
+       ("CPU vs uncached", lambda n: spread(n, vs_of[n], "cpu")),
        ("extra CPU µs/req", lambda n: f"{m(n, 'cpu') - m(vs_of[n], 'cpu'):.1f}"),
        ("redis round trips", lambda n: trips.get(n, "-"))])
 print(f"\nround trips per hit ({ref}): {trips.get(ref, '-')}")
