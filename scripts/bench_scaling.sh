@@ -9,16 +9,18 @@
 # The target is crates/warp-redis-cache/examples/bench_target.rs (the library's filters with
 # the service's default cache settings, an origin serving the body from memory, and the same
 # body uncached). Each keyspace size gets its own redis-server and target process, so the
-# sizes can be interleaved round by round; the misses get a pair of their own. Large
-# keyspaces are built in Redis, not over HTTP (a miss at ~5k/s would take minutes for 1M):
+# sizes can be interleaved round by round; the misses get a pair of their own, and a third pair
+# stores entries uncompressed (to tell gzip's share of the large-body costs). Large
+# keyspaces are built in Redis, not over HTTP (1M misses at ~15k/s would take over a minute):
 # one entry is stored through the service, then copied (Redis COPY, in a Lua loop, TTL kept)
 # under the names the service would give the other keys. Entries carry only shared tags, so a
-# copy is byte for byte what a miss on its key would have stored, and every copy is served as a
-# hit. Hits are spread at random over all N keys of their keyspace.
+# copy is byte for byte what a miss on its key would have stored and is served as a hit (the
+# script checks the last one). Hits are spread at random over all N keys of their keyspace.
 #
 # Runs on free loopback ports with private redis-servers (never 6379), stops them on exit.
 # Usage: scripts/bench_scaling.sh            (SECS=5 ROUNDS=3 CONNS=64 by default, ~7 minutes)
 #        SECS=2 ROUNDS=1 LIVE_KEYS="1000 100000" scripts/bench_scaling.sh     (a quick look)
+#        KEEP_WORK=1 keeps the work directory (per-round results in results, wrk scripts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SECS:-5}
