@@ -34,8 +34,8 @@ use warp_redis_cache::{
 /// Largest body served.
 const MAX_BODY: usize = 256 * 1024;
 
-/// The fixed text bodies are cut from: JSON records with varying numbers (gzip shrinks it
-/// about as much as a real API response).
+/// The fixed text bodies are cut from: JSON records with varying numbers (gzip at level 6
+/// shrinks 200 KiB of it to ~35 KB).
 fn body_text() -> Bytes {
     let mut text = String::with_capacity(MAX_BODY + 128);
     let mut i: u64 = 0;
