@@ -239,11 +239,32 @@ impl SqliteStore {
     }
 }
 
+/// Runs `step` again while SQLite answers busy, until [`BUSY_TIMEOUT`]. Needed while several
+/// processes set up one new file at once: switching it to WAL, and reading a file another
+/// process is switching, answer busy without waiting on the busy handler.
+fn retry_busy<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match step() {
+            Err(err)
+                if matches!(
+                    err.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Durability and locking settings for a file database.
 fn configure_file(connection: &Connection, path: &str) -> Result<(), StoreError> {
     connection.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String =
-        connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    let mode: String = retry_busy(|| {
+        connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+    })?;
     if !mode.eq_ignore_ascii_case("wal") {
         // Still durable with synchronous=FULL; readers just wait for writers.
         log::warn!("item store {path:?}: journal_mode is {mode:?}, WAL is not available here");
@@ -254,24 +275,29 @@ fn configure_file(connection: &Connection, path: &str) -> Result<(), StoreError>
 
 /// Applies the migrations the database has not seen yet, all in one transaction.
 fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    retry_busy(|| migrate_once(connection))?.map_err(StoreError::Corrupt)
+}
+
+/// One attempt of [`migrate`]; the inner error says why the schema cannot be used.
+fn migrate_once(connection: &mut Connection) -> rusqlite::Result<Result<(), String>> {
     // IMMEDIATE, so two processes opening a new file cannot both create the schema.
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let known = MIGRATIONS.len();
-    let applied = usize::try_from(version)
+    let Some(applied) = usize::try_from(version)
         .ok()
         .filter(|applied| *applied <= known)
-        .ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "schema version {version} is not one this build knows (0 to {known})"
-            ))
-        })?;
+    else {
+        return Ok(Err(format!(
+            "schema version {version} is not one this build knows (0 to {known})"
+        )));
+    };
     for migration in &MIGRATIONS[applied..] {
         tx.execute_batch(migration)?;
     }
     tx.pragma_update(None, "user_version", known)?;
     tx.commit()?;
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Reads a row selected as `id, name, description, price, tags, created_at, updated_at`.
@@ -341,6 +367,31 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |row| row.get(0))
             .expect("journal_mode");
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn instances_opening_one_new_file_at_once_all_start() {
+        // Three service instances started together on a fresh database file (as a benchmark or
+        // a deploy does) must all open it, whoever creates the schema.
+        for round in 0..20 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("items.sqlite3");
+            let path = path.to_str().expect("temp path is UTF-8").to_string();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let openers: Vec<_> = (0..4)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), std::sync::Arc::clone(&barrier));
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        SqliteStore::open(&path).map(drop)
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let opened = opener.join().expect("no panic");
+                assert!(opened.is_ok(), "round {round}: {}", opened.unwrap_err());
+            }
+        }
     }
 
     #[test]
