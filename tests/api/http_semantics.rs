@@ -22,6 +22,9 @@ type Scripted = (u16, Vec<(&'static str, String)>, &'static str);
 struct Origin {
     script: Arc<Mutex<VecDeque<Scripted>>>,
     seen: Arc<Mutex<Vec<HeaderMap>>>,
+    /// When set, each call waits for a permit before answering (to hold a call open while
+    /// other requests arrive).
+    gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Origin {
@@ -45,21 +48,32 @@ impl Origin {
         let origin = self.clone();
         warp::path("r")
             .and(warp::header::headers_cloned())
-            .map(move |headers: HeaderMap| {
-                origin.seen.lock().unwrap().push(headers);
-                let (status, pairs, body) = origin
-                    .script
-                    .lock()
-                    .unwrap()
-                    .pop_front()
-                    .expect("the origin was asked more often than scripted");
-                let mut response = warp::reply::Response::new(body.into());
-                *response.status_mut() = StatusCode::from_u16(status).unwrap();
-                for (name, value) in pairs {
-                    response.headers_mut().append(name, value.parse().unwrap());
+            .and_then(move |headers: HeaderMap| {
+                let origin = origin.clone();
+                async move {
+                    origin.seen.lock().unwrap().push(headers);
+                    if let Some(gate) = &origin.gate {
+                        gate.acquire().await.expect("open").forget();
+                    }
+                    Ok::<_, warp::Rejection>(origin.answer())
                 }
-                response
             })
+    }
+
+    /// The next scripted answer.
+    fn answer(&self) -> warp::reply::Response {
+        let (status, pairs, body) = self
+            .script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("the origin was asked more often than scripted");
+        let mut response = warp::reply::Response::new(body.into());
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        for (name, value) in pairs {
+            response.headers_mut().append(name, value.parse().unwrap());
+        }
+        response
     }
 }
 
@@ -367,4 +381,160 @@ async fn rule_4_1_a_collapsed_miss_never_hands_one_variant_to_a_request_for_anot
     let (first, second) = (first.await.unwrap(), second.await.unwrap());
     assert_eq!(body_text(&first), "foo 1");
     assert_eq!(body_text(&second), "foo 2");
+}
+
+#[tokio::test]
+async fn rule_4_a_body_over_the_compression_threshold_is_replayed_byte_for_byte() {
+    let body: &'static str = Box::leak("0123456789".repeat(500).into_boxed_str());
+    let origin = Origin::new(vec![ok(&[("cache-control", "max-age=600")], body)]);
+    let (_server, _cache, route) = setup(&origin).await;
+    get(&route, "/r", &[]).await;
+    for accept in [&[][..], &[("accept-encoding", "gzip")][..]] {
+        let hit = get(&route, "/r", accept).await;
+        assert_eq!(x_cache(&hit), "HIT");
+        assert_eq!(body_text(&hit), body);
+        assert!(hit.headers().get("content-encoding").is_none());
+    }
+}
+
+/// A route whose stored entry must be revalidated on every use, then the scripted answers of
+/// the revalidations; the first origin call is open (no gate), later ones wait for permits.
+async fn revalidating(
+    after: Vec<Scripted>,
+) -> (
+    Origin,
+    RedisServer,
+    impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone,
+    Arc<tokio::sync::Semaphore>,
+) {
+    let mut script = vec![ok(
+        &[
+            ("cache-control", "max-age=0, must-revalidate"),
+            ("etag", "\"v1\""),
+        ],
+        "stored",
+    )];
+    script.extend(after);
+    let gate = Arc::new(tokio::sync::Semaphore::new(1));
+    let origin = Origin {
+        gate: Some(Arc::clone(&gate)),
+        ..Origin::new(script)
+    };
+    let (server, _cache, route) = setup(&origin).await;
+    assert_eq!(body_text(&get(&route, "/r", &[]).await), "stored");
+    (origin, server, route, gate)
+}
+
+/// Sends a revalidating request A, waits until the origin holds it, then a request B that finds
+/// A's revalidation in flight; lets the origin answer both.
+async fn a_then_b<F>(
+    origin: &Origin,
+    route: &F,
+    gate: &tokio::sync::Semaphore,
+) -> (
+    warp::http::Response<bytes::Bytes>,
+    warp::http::Response<bytes::Bytes>,
+)
+where
+    F: Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    let a = tokio::spawn({
+        let route = route.clone();
+        async move { get(&route, "/r", &[("cookie", "user=a")]).await }
+    });
+    while origin.calls() < 2 {
+        tokio::task::yield_now().await;
+    }
+    let b = tokio::spawn({
+        let route = route.clone();
+        async move { get(&route, "/r", &[]).await }
+    });
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(2);
+    (a.await.unwrap(), b.await.unwrap())
+}
+
+#[tokio::test]
+async fn rule_4_3_4_a_304_that_sets_a_cookie_answers_only_its_own_request() {
+    let not_modified = (
+        304,
+        vec![
+            ("etag", "\"v1\"".into()),
+            ("set-cookie", "session=USER-A".into()),
+        ],
+        "",
+    );
+    let plain = (304, vec![("etag", "\"v1\"".into())], "");
+    let (origin, _server, route, gate) = revalidating(vec![not_modified, plain]).await;
+    let (a, b) = a_then_b(&origin, &route, &gate).await;
+    assert_eq!(a.headers()["set-cookie"], "session=USER-A");
+    assert!(
+        b.headers().get("set-cookie").is_none(),
+        "another client got user A's cookie"
+    );
+    assert_eq!(body_text(&b), "stored");
+}
+
+#[tokio::test]
+async fn rule_4_3_a_request_waiting_on_a_revalidation_it_cannot_share_asks_the_origin_itself() {
+    let unstorable = ok(&[("cache-control", "no-store")], "for a");
+    let (origin, _server, route, gate) = revalidating(vec![
+        unstorable,
+        ok(&[("cache-control", "no-store")], "for b"),
+    ])
+    .await;
+    let (a, b) = a_then_b(&origin, &route, &gate).await;
+    assert_eq!(body_text(&a), "for a");
+    assert_eq!(
+        b.status(),
+        StatusCode::OK,
+        "a waiting request got {}",
+        b.status()
+    );
+    assert_eq!(body_text(&b), "for b");
+}
+
+#[tokio::test]
+async fn rule_4_1_a_fresh_variant_keeps_its_slot_against_requests_for_others() {
+    let varying = |body| ok(&[("cache-control", "max-age=600"), ("vary", "Foo")], body);
+    let origin = Origin::new(vec![varying("foo 1"), varying("foo 2"), varying("foo 3")]);
+    let (_server, _cache, route) = setup(&origin).await;
+    get(&route, "/r", &[("foo", "1")]).await;
+    for value in ["2", "3"] {
+        let other = get(&route, "/r", &[("foo", value)]).await;
+        assert_eq!(body_text(&other), format!("foo {value}"));
+        assert!(other.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .contains("other-variant"));
+    }
+    let first = get(&route, "/r", &[("foo", "1")]).await;
+    assert_eq!(
+        (x_cache(&first), body_text(&first)),
+        ("HIT".into(), "foo 1".into())
+    );
+}
+
+#[tokio::test]
+async fn requests_with_a_cookie_share_only_responses_marked_for_shared_caches() {
+    let origin = Origin::new(vec![
+        ok(&[("cache-control", "max-age=600")], "made for a"),
+        ok(&[("cache-control", "max-age=600")], "anonymous"),
+        ok(&[("cache-control", "public, max-age=600")], "public"),
+    ]);
+    let (_server, _cache, route) = setup(&origin).await;
+    let cookie = [("cookie", "user=a")];
+    assert_eq!(body_text(&get(&route, "/r", &cookie).await), "made for a");
+    // Not stored: a later anonymous request goes to the origin.
+    assert_eq!(body_text(&get(&route, "/r", &[]).await), "anonymous");
+    // Stored for anonymous requests, but not handed to one with a cookie.
+    assert_eq!(x_cache(&get(&route, "/r", &[]).await), "HIT");
+    assert_eq!(body_text(&get(&route, "/r", &cookie).await), "public");
+    assert_eq!(origin.calls(), 3);
 }

@@ -313,6 +313,11 @@ impl Upstream {
         };
         *outgoing.headers_mut() = end_to_end(request.headers);
         outgoing.headers_mut().remove(header::CONTENT_LENGTH);
+        // The cache key has no host: the upstream is told its own name, never the client's,
+        // so a forged `Host` cannot make it answer for another site under our key.
+        if let Ok(host) = HeaderValue::from_str(self.base.authority().expect("checked").as_str()) {
+            outgoing.headers_mut().insert(header::HOST, host);
+        }
 
         let answer = async {
             let response = self

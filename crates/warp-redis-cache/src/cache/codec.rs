@@ -153,6 +153,14 @@ impl Codec {
         }
     }
 
+    /// Like [`Self::encode_with`], never compressing `payload`.
+    pub fn encode_verbatim(&self, sections: Sections<'_>, payload: &[u8]) -> Encoded {
+        Encoded {
+            bytes: frame(0, sections, payload),
+            plain_len: payload.len(),
+        }
+    }
+
     /// Wraps a payload that is already gzip-compressed, without compressing it again.
     pub fn encode_precompressed(
         &self,

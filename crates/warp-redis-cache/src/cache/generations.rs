@@ -214,6 +214,7 @@ impl CacheManager {
         };
         let encoded = match payload {
             StorePayload::Plain(body) => self.codec().encode_with(sections, body),
+            StorePayload::Verbatim(body) => self.codec().encode_verbatim(sections, body),
             StorePayload::Gzip {
                 compressed,
                 plain_len,
@@ -340,6 +341,9 @@ impl CacheManager {
 pub enum StorePayload<'a> {
     /// Uncompressed bytes.
     Plain(&'a [u8]),
+    /// Bytes stored exactly as given, never compressed (HTTP semantics: the route's
+    /// representation, byte for byte).
+    Verbatim(&'a [u8]),
     /// gzip bytes, never compressed again.
     Gzip {
         /// The gzip stream.

@@ -93,14 +93,31 @@ impl Drop for Leader {
 
 /// Waits up to `bound` for the leader's entry; `None` when it has none to share, went away, or
 /// took too long.
-pub async fn follow(
-    mut receiver: watch::Receiver<Slot>,
-    bound: Duration,
-) -> Option<Arc<SharedEntry>> {
+pub async fn follow(receiver: watch::Receiver<Slot>, bound: Duration) -> Option<Arc<SharedEntry>> {
+    match follow_flight(receiver, bound).await {
+        Followed::Shared(shared) => Some(shared),
+        Followed::LeaderLeft | Followed::TimedOut => None,
+    }
+}
+
+/// How following a flight ended.
+pub enum Followed {
+    /// The leader shared its entry.
+    Shared(Arc<SharedEntry>),
+    /// The leader finished without an entry to share (its answer was not storable, or it
+    /// failed): the follower must ask for itself.
+    LeaderLeft,
+    /// The leader did not finish within the bound.
+    TimedOut,
+}
+
+/// [`follow`], saying why no entry came.
+pub async fn follow_flight(mut receiver: watch::Receiver<Slot>, bound: Duration) -> Followed {
     let waited = tokio::time::timeout(bound, receiver.wait_for(Option::is_some)).await;
     match waited {
-        Ok(Ok(slot)) => slot.clone(),
-        _ => None,
+        Ok(Ok(slot)) => slot.clone().map_or(Followed::LeaderLeft, Followed::Shared),
+        Ok(Err(_)) => Followed::LeaderLeft,
+        Err(_) => Followed::TimedOut,
     }
 }
 

@@ -57,8 +57,9 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// A GET for the same resource as `request`, without its conditional headers (the origin must
-/// answer in full).
+/// A GET for the same resource as `request`, without its conditional and range headers (the
+/// origin must answer with the whole representation: a client's `Range` or `If-Match` would
+/// otherwise turn the answer meant for every waiting request into a 206 or 412).
 pub fn origin_request(request: &RequestParts) -> Request<Empty<Bytes>> {
     let uri = if request.query().is_empty() {
         request.path().to_string()
@@ -72,9 +73,16 @@ pub fn origin_request(request: &RequestParts) -> Request<Empty<Bytes>> {
     }
     let headers = built.headers_mut();
     for (name, value) in request.headers() {
-        if name != header::IF_NONE_MATCH
-            && name != header::IF_MODIFIED_SINCE
-            && name != header::CACHE_CONTROL
+        if ![
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+            header::IF_RANGE,
+            header::RANGE,
+            header::CACHE_CONTROL,
+        ]
+        .contains(name)
         {
             headers.append(name.clone(), value.clone());
         }

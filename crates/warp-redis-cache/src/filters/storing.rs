@@ -157,6 +157,12 @@ async fn prepare_http(
         let response = Response::from_parts(head, body.into());
         return Ok(Preparation::NotStorable(response, NotStorable::Encoding));
     };
+    // Headers are stored with the body, so they count against the same bound.
+    let header_bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if body.len().saturating_add(header_bytes) > policy.max_entry_bytes {
+        let response = Response::from_parts(head, body.into());
+        return Ok(Preparation::NotStorable(response, NotStorable::TooLarge));
+    }
     let context = TagContext {
         request,
         status: head.status,
@@ -351,6 +357,9 @@ pub async fn store(
 ) -> bool {
     let meta = prepared.meta.encode();
     let payload = match &prepared.representation {
+        // HTTP semantics keep the route's bytes as they are: the answer replays them with the
+        // route's own headers, so they must come back exactly.
+        Representation::Plain(body) if policy.is_http() => StorePayload::Verbatim(body),
         Representation::Plain(body) => StorePayload::Plain(body),
         Representation::Gzip { compressed, plain } => StorePayload::Gzip {
             compressed,

@@ -33,7 +33,7 @@ pub(super) fn answer_from(
     outcome: Outcome,
 ) -> Result<Response, FilterFailure> {
     if policy.is_http() {
-        return Ok(answer_http(request, meta, representation, age, outcome));
+        return answer_http(request, meta, representation, age, outcome);
     }
     let status = StatusCode::from_u16(meta.status).unwrap_or(StatusCode::OK);
     // Downstream caches compute freshness as max-age minus Age, so max-age (when the policy
@@ -64,12 +64,23 @@ fn answer_http(
     representation: Representation,
     age: Option<Duration>,
     outcome: Outcome,
-) -> Response {
+) -> Result<Response, FilterFailure> {
     let mut status = StatusCode::from_u16(meta.status).unwrap_or(StatusCode::OK);
     let mut headers = header_map(&meta.headers);
+    // Stored byte for byte; a body the cache compressed itself (an entry written by a policy
+    // route under the same key) is inflated, never sent as gzip under the route's headers.
     let mut body = match representation {
         Representation::Plain(body) => body,
-        Representation::Gzip { compressed, .. } => compressed,
+        Representation::Gzip {
+            plain: Some(plain), ..
+        } => plain,
+        Representation::Gzip {
+            compressed,
+            plain: None,
+        } => bytes::Bytes::from(
+            crate::cache::codec::gunzip(&compressed)
+                .map_err(|e| FilterFailure(format!("cached body: {e}")))?,
+        ),
     };
     if http::not_modified(request.headers(), status, &headers) {
         http::strip_for_not_modified(&mut headers);
@@ -84,7 +95,7 @@ fn answer_http(
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
     *response.headers_mut() = headers;
-    response
+    Ok(response)
 }
 
 /// The answer to a request that waited for another request's origin call (a collapsed miss);

@@ -10,7 +10,7 @@ use warp::reply::Response;
 use super::answer::answer_shared;
 use super::local::{answer_local, LocalTier};
 use super::miss::Forward;
-use super::stored::{answer_stored, Found};
+use super::stored::{answer_stored, Found, Reuse};
 use super::CachedRoute;
 use crate::cache::refill_lock::RefillLock;
 use crate::cache::{Lookup, Stamp};
@@ -24,13 +24,15 @@ pub(super) enum Action {
     PassThrough,
     /// Do not use the cache; say why.
     Bypass(&'static str),
-    /// Store the response under `key` with `stamp` (read before the route ran). HEAD
-    /// answers are never stored (`store: false`): a handler may answer HEAD with no body.
+    /// Store the response under `key` with `stamp` (read before the route ran), unless
+    /// `not_stored` says why not: HEAD answers are never stored (a handler may answer HEAD
+    /// with no body), nor (HTTP semantics) another variant of a fresh entry, which keeps its
+    /// slot.
     Store {
         key: String,
         stamp: Stamp,
         forward: Forward,
-        store: bool,
+        not_stored: Option<&'static str>,
         leader: Option<Leader>,
         refill_lock: Option<RefillLock>,
     },
@@ -100,6 +102,7 @@ pub(super) async fn decide(
     } else {
         Forward::Miss
     };
+    let mut keep_entry = false;
     if let (Some((decoded, soft_purged)), false, Some(current)) = (hit, refresh, current) {
         match StoredEntry::read(decoded) {
             Some(stored) => {
@@ -119,8 +122,9 @@ pub(super) async fn decide(
                     local,
                 };
                 match answer_stored(state, request, found).await? {
-                    Some(response) => return Ok(Decision::Answer(response)),
-                    None => forward = Forward::Stale,
+                    Reuse::Answered(response) => return Ok(Decision::Answer(response)),
+                    Reuse::Unusable => forward = Forward::Stale,
+                    Reuse::KeepEntry => keep_entry = true,
                 }
             }
             None => {
@@ -172,7 +176,13 @@ pub(super) async fn decide(
         key,
         stamp,
         forward,
-        store: is_get,
+        not_stored: if !is_get {
+            Some("head")
+        } else if keep_entry {
+            Some("other-variant")
+        } else {
+            None
+        },
         leader,
         refill_lock,
     }))

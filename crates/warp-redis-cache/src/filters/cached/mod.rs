@@ -229,7 +229,7 @@ async fn finish<R: Reply>(plan: Plan, reply: R) -> Result<Response, Rejection> {
             key,
             stamp,
             forward,
-            store: true,
+            not_stored: None,
             leader,
             refill_lock,
         } => {
@@ -256,10 +256,14 @@ async fn finish<R: Reply>(plan: Plan, reply: R) -> Result<Response, Rejection> {
             drop(leader);
             answer
         }
-        Action::Store { forward, .. } => {
+        Action::Store {
+            forward,
+            not_stored,
+            ..
+        } => {
             mark(
                 response.headers_mut(),
-                miss_outcome(forward, false, Some("head")),
+                miss_outcome(forward, false, not_stored),
             );
             Ok(response)
         }

@@ -15,7 +15,7 @@ use crate::filters::early_refresh;
 use crate::filters::entry::{self, EntryMeta, Freshness, StoredEntry};
 use crate::filters::failure::FilterFailure;
 use crate::filters::flights::flight_key;
-use crate::filters::flights::{follow, Role};
+use crate::filters::flights::{follow_flight, Followed, Role};
 use crate::filters::http;
 use crate::filters::origin::{conditional_request, origin_request};
 use crate::filters::request::RequestParts;
@@ -52,13 +52,24 @@ fn freshness_of(meta: &EntryMeta, now: u64, soft_purged: bool) -> Freshness {
     }
 }
 
-/// Answers from a stored entry according to its freshness; `None` when it is of no use and
-/// the request should go on as a miss.
+/// What a stored entry did for a request.
+pub(super) enum Reuse {
+    /// It (or the origin's answer to its revalidation) answers.
+    Answered(Response),
+    /// It is of no use: the request goes on as a miss and its answer replaces it.
+    Unusable,
+    /// It may not answer this request (HTTP semantics: another variant, or credentials it does
+    /// not allow) but is fresh: the request goes to the origin and the entry keeps its slot, so
+    /// no client can evict a popular variant by asking for another.
+    KeepEntry,
+}
+
+/// Answers from a stored entry according to its freshness.
 pub(super) async fn answer_stored(
     state: &Arc<CachedRoute>,
     request: &RequestParts,
     found: Found<'_>,
-) -> Result<Option<Response>, FilterFailure> {
+) -> Result<Reuse, FilterFailure> {
     let Found {
         key,
         current,
@@ -75,7 +86,10 @@ pub(super) async fn answer_stored(
             request.headers(),
         )
     {
-        return Ok(None);
+        return Ok(match freshness_of(&stored.meta, now, soft_purged) {
+            Freshness::Fresh => Reuse::KeepEntry,
+            _ => Reuse::Unusable,
+        });
     }
     // What a background refresh revalidates (HTTP semantics: conditionally, with its validators).
     let validated = || http_semantics.then(|| (stored.meta.clone(), stored.representation.clone()));
@@ -105,7 +119,7 @@ pub(super) async fn answer_stored(
         Freshness::OnlyIfError => {
             let asked = ask_origin(state, request, key, current, &stored, true).await?;
             match asked {
-                Asked::Answered(response) => return Ok(Some(response)),
+                Asked::Answered(response) => return Ok(Reuse::Answered(response)),
                 Asked::Failed { origin_status } => Outcome::StaleIfError { origin_status },
             }
         }
@@ -113,11 +127,13 @@ pub(super) async fn answer_stored(
         // (HTTP semantics) instead of fetching it whole.
         Freshness::Dead if http_semantics && stored.meta.has_validator() => {
             return match ask_origin(state, request, key, current, &stored, false).await? {
-                Asked::Answered(response) => Ok(Some(response)),
-                Asked::Failed { origin_status } => Ok(Some(origin_failed(origin_status))),
+                Asked::Answered(response) => Ok(Reuse::Answered(response)),
+                Asked::Failed { origin_status } => {
+                    Ok(Reuse::Answered(origin_failed(origin_status)))
+                }
             };
         }
-        Freshness::Dead => return Ok(None),
+        Freshness::Dead => return Ok(Reuse::Unusable),
     };
     if matches!(
         outcome,
@@ -136,7 +152,7 @@ pub(super) async fn answer_stored(
         Some(stored.meta.age(now)),
         outcome,
     )
-    .map(Some)
+    .map(Reuse::Answered)
 }
 
 /// What asking the origin about a stale entry gave.
@@ -164,15 +180,20 @@ async fn ask_origin(
         Role::Follower(receiver) => {
             // Another request is already asking the origin: take its answer if it comes in
             // time, else the stale entry.
-            let Some(shared) = follow(receiver, policy.origin_timeout).await else {
-                return Ok(Asked::Failed {
-                    origin_status: None,
-                });
-            };
-            match answer_shared(state, request, &shared, true)? {
-                Some(response) => return Ok(Asked::Answered(response)),
-                // Its answer is another variant: ask the origin alone.
-                None => None,
+            match follow_flight(receiver, policy.origin_timeout).await {
+                Followed::Shared(shared) => match answer_shared(state, request, &shared, true)? {
+                    Some(response) => return Ok(Asked::Answered(response)),
+                    // Its answer is another variant: ask the origin alone.
+                    None => None,
+                },
+                // The leader had nothing to share (an answer not stored, a failure): ask the
+                // origin alone rather than call the origin failed.
+                Followed::LeaderLeft => None,
+                Followed::TimedOut => {
+                    return Ok(Asked::Failed {
+                        origin_status: None,
+                    })
+                }
             }
         }
         Role::Leader(leader) => Some(leader),

@@ -63,7 +63,8 @@ pub(crate) struct Judged {
     /// Never served stale, not even on error (`must-revalidate`, `proxy-revalidate`,
     /// `s-maxage`, `no-cache`).
     pub(crate) must_revalidate: bool,
-    /// Kept past every window this long, to be revalidated with its validator.
+    /// Kept at least this long after it went stale (or as long as its longer stale window,
+    /// whichever is longer), to be revalidated with its validator.
     pub(crate) keep_stale_ms: u64,
     /// Its secondary keys.
     pub(crate) selecting: Selecting,
@@ -81,7 +82,12 @@ pub(crate) fn judge(exchange: &Exchange<'_>, limits: Limits) -> Result<Judged, N
     }
     let directives = Directives::of(headers);
     let understood = status.canonical_reason().is_some();
-    if directives.no_store && !(directives.must_understand && understood) {
+    // `must-understand`: store only a status whose caching rules are known (section 5.2.2.3),
+    // and then it overrides `no-store`.
+    if directives.must_understand && !understood {
+        return Err(NotStorable::Directive);
+    }
+    if directives.no_store && !directives.must_understand {
         return Err(NotStorable::Directive);
     }
     if directives.private {
@@ -90,6 +96,14 @@ pub(crate) fn judge(exchange: &Exchange<'_>, limits: Limits) -> Result<Judged, N
     let shared_allowed =
         directives.public || directives.s_maxage.is_some() || directives.must_revalidate;
     if exchange.request.contains_key(header::AUTHORIZATION) && !shared_allowed {
+        return Err(NotStorable::Credentials);
+    }
+    // A deliberate choice beyond RFC 9111: a request with a `Cookie` may get a page made for
+    // that user from a route that forgot `private` or `Vary: Cookie`; it is shared only when
+    // the response says it is meant for shared caches.
+    if exchange.request.contains_key(header::COOKIE)
+        && !(directives.public || directives.s_maxage.is_some())
+    {
         return Err(NotStorable::Credentials);
     }
     // A deliberate choice: RFC 9111 allows storing it, but one client's cookie must never be
@@ -169,7 +183,8 @@ fn lifetime_secs(directives: &Directives, headers: &HeaderMap, date_ms: u64) -> 
     if expires.next().is_some() {
         return Some(0);
     }
-    let expires_ms = first.to_str().ok().and_then(parse_date_ms)?;
+    // An `Expires` that is not a date ("0", "-1") means already expired (section 5.3).
+    let expires_ms = first.to_str().ok().and_then(parse_date_ms).unwrap_or(0);
     Some(expires_ms.saturating_sub(date_ms) / 1000)
 }
 
@@ -431,15 +446,21 @@ pub(crate) fn validators(stored: &HeaderMap) -> Vec<(HeaderName, warp::http::Hea
 }
 
 /// Whether a stored response may answer `request` at all, fresh or not: its `Vary` fields
-/// match (section 4.1), and a request with `Authorization` only gets a response that allows
-/// it (section 3.5).
+/// match (section 4.1), a request with `Authorization` only gets a response that allows it
+/// (section 3.5), and one with `Cookie` only a response marked `public` or `s-maxage` (our
+/// choice, see [`judge`]).
 pub(crate) fn reusable(stored: &HeaderMap, selecting: &Selecting, request: &HeaderMap) -> bool {
     if !vary::matches(selecting, request) {
         return false;
     }
+    let directives = || Directives::of(stored);
     if request.contains_key(header::AUTHORIZATION) {
-        let directives = Directives::of(stored);
+        let directives = directives();
         return directives.public || directives.s_maxage.is_some() || directives.must_revalidate;
+    }
+    if request.contains_key(header::COOKIE) {
+        let directives = directives();
+        return directives.public || directives.s_maxage.is_some();
     }
     true
 }

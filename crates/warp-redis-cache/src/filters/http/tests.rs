@@ -73,6 +73,40 @@ fn rule_4_2_1_s_maxage_wins_over_max_age_which_wins_over_expires() {
 }
 
 #[test]
+fn rule_5_3_an_expires_that_is_not_a_date_is_expired_not_heuristic() {
+    let (now, modified) = (date(0), date(-864_000));
+    for expires in ["0", "-1"] {
+        assert_eq!(
+            lifetime(&[
+                ("date", &now),
+                ("expires", expires),
+                ("last-modified", &modified)
+            ]),
+            Ok(0),
+            "{expires}"
+        );
+    }
+}
+
+#[test]
+fn rule_5_2_2_3_must_understand_stores_only_known_statuses() {
+    assert_eq!(
+        judge_with(
+            299,
+            &[],
+            &[("cache-control", "must-understand, max-age=60")]
+        ),
+        Err(NotStorable::Directive)
+    );
+    assert!(judge_with(
+        200,
+        &[],
+        &[("cache-control", "must-understand, max-age=60")]
+    )
+    .is_ok());
+}
+
+#[test]
 fn rule_5_3_invalid_or_repeated_expires_is_in_the_past() {
     let now = date(0);
     for expires in ["0", "not a date", "Thu, 01 Jan 1970 00:00:00 GMT"] {

@@ -51,9 +51,14 @@ fn normalised(request: &HeaderMap, name: &str) -> Option<String> {
     let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
     let mut lines = request.get_all(&name).iter().peekable();
     lines.peek()?;
+    // Bytes that are not UTF-8 are kept distinct (escaped), never merged into U+FFFD.
+    let text = |bytes: &[u8]| match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => bytes.iter().map(|b| format!("%{b:02x}")).collect(),
+    };
     let mut items: Vec<String> = lines
         .flat_map(|v| {
-            String::from_utf8_lossy(v.as_bytes())
+            text(v.as_bytes())
                 .split(',')
                 .map(|i| i.trim().to_string())
                 .collect::<Vec<_>>()
