@@ -425,12 +425,15 @@ async fn revalidating(
     (origin, server, route, gate)
 }
 
-/// Sends a revalidating request A, waits until the origin holds it, then a request B that finds
-/// A's revalidation in flight; lets the origin answer both.
-async fn a_then_b<F>(
+/// Sends request A, waits until the origin holds `calls_before_b` calls, then sends request B,
+/// which finds A's origin call in flight; then lets the origin answer.
+async fn two_at_once<F>(
     origin: &Origin,
     route: &F,
     gate: &tokio::sync::Semaphore,
+    a_headers: &'static [(&'static str, &'static str)],
+    b_headers: &'static [(&'static str, &'static str)],
+    calls_before_b: usize,
 ) -> (
     warp::http::Response<bytes::Bytes>,
     warp::http::Response<bytes::Bytes>,
@@ -444,19 +447,20 @@ where
 {
     let a = tokio::spawn({
         let route = route.clone();
-        async move { get(&route, "/r", &[("cookie", "user=a")]).await }
+        async move { get(&route, "/r", a_headers).await }
     });
-    while origin.calls() < 2 {
+    while origin.calls() < calls_before_b {
         tokio::task::yield_now().await;
     }
     let b = tokio::spawn({
         let route = route.clone();
-        async move { get(&route, "/r", &[]).await }
+        async move { get(&route, "/r", b_headers).await }
     });
-    for _ in 0..100 {
+    // Let B reach the flight A leads before the origin answers.
+    for _ in 0..200 {
         tokio::task::yield_now().await;
     }
-    gate.add_permits(2);
+    gate.add_permits(5);
     (a.await.unwrap(), b.await.unwrap())
 }
 
@@ -472,7 +476,8 @@ async fn rule_4_3_4_a_304_that_sets_a_cookie_answers_only_its_own_request() {
     );
     let plain = (304, vec![("etag", "\"v1\"".into())], "");
     let (origin, _server, route, gate) = revalidating(vec![not_modified, plain]).await;
-    let (a, b) = a_then_b(&origin, &route, &gate).await;
+    // Neither request carries a cookie: A leads the revalidation, B waits on it.
+    let (a, b) = two_at_once(&origin, &route, &gate, &[], &[], 2).await;
     assert_eq!(a.headers()["set-cookie"], "session=USER-A");
     assert!(
         b.headers().get("set-cookie").is_none(),
@@ -489,7 +494,7 @@ async fn rule_4_3_a_request_waiting_on_a_revalidation_it_cannot_share_asks_the_o
         ok(&[("cache-control", "no-store")], "for b"),
     ])
     .await;
-    let (a, b) = a_then_b(&origin, &route, &gate).await;
+    let (a, b) = two_at_once(&origin, &route, &gate, &[], &[], 2).await;
     assert_eq!(body_text(&a), "for a");
     assert_eq!(
         b.status(),
@@ -537,4 +542,105 @@ async fn requests_with_a_cookie_share_only_responses_marked_for_shared_caches() 
     assert_eq!(x_cache(&get(&route, "/r", &[]).await), "HIT");
     assert_eq!(body_text(&get(&route, "/r", &cookie).await), "public");
     assert_eq!(origin.calls(), 3);
+}
+
+#[tokio::test]
+async fn rule_4_2_4_requests_waiting_on_a_failing_origin_do_not_ask_it_again() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(1));
+    let origin = Origin {
+        gate: Some(Arc::clone(&gate)),
+        ..Origin::new(vec![
+            ok(
+                &[
+                    ("cache-control", "max-age=10, stale-if-error=600"),
+                    ("age", "20"),
+                ],
+                "stored",
+            ),
+            (500, vec![], "down"),
+            (500, vec![], "down"),
+        ])
+    };
+    let (_server, _cache, route) = setup(&origin).await;
+    assert_eq!(body_text(&get(&route, "/r", &[]).await), "stored");
+    let (a, b) = two_at_once(&origin, &route, &gate, &[], &[], 2).await;
+    assert_eq!(
+        (body_text(&a), body_text(&b)),
+        ("stored".into(), "stored".into())
+    );
+    assert_eq!(
+        origin.calls(),
+        2,
+        "the waiting request asked the failing origin again"
+    );
+}
+
+#[tokio::test]
+async fn rule_4_1_a_reload_for_another_variant_does_not_evict_a_fresh_one() {
+    let varying = |body| ok(&[("cache-control", "max-age=600"), ("vary", "Foo")], body);
+    let origin = Origin::new(vec![varying("foo 1"), varying("foo 2"), varying("foo 1b")]);
+    let (_server, _cache, route) = setup(&origin).await;
+    get(&route, "/r", &[("foo", "1")]).await;
+    get(&route, "/r", &[("foo", "2"), ("cache-control", "no-cache")]).await;
+    let first = get(&route, "/r", &[("foo", "1")]).await;
+    assert_eq!(
+        (x_cache(&first), body_text(&first)),
+        ("HIT".into(), "foo 1".into())
+    );
+}
+
+#[tokio::test]
+async fn rule_4_1_concurrent_requests_for_another_variant_are_collapsed() {
+    let varying = |body| ok(&[("cache-control", "max-age=600"), ("vary", "Foo")], body);
+    let gate = Arc::new(tokio::sync::Semaphore::new(1));
+    let origin = Origin {
+        gate: Some(Arc::clone(&gate)),
+        ..Origin::new(vec![
+            varying("foo 1"),
+            varying("foo 2"),
+            varying("foo 2"),
+            varying("foo 2"),
+            varying("foo 2"),
+        ])
+    };
+    let (_server, _cache, route) = setup(&origin).await;
+    get(&route, "/r", &[("foo", "1")]).await;
+    let requests: Vec<_> = (0..4)
+        .map(|_| {
+            let route = route.clone();
+            tokio::spawn(async move { get(&route, "/r", &[("foo", "2")]).await })
+        })
+        .collect();
+    for _ in 0..500 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(10);
+    for request in requests {
+        assert_eq!(body_text(&request.await.unwrap()), "foo 2");
+    }
+    assert_eq!(
+        origin.calls(),
+        2,
+        "requests for variant 2 were not collapsed"
+    );
+}
+
+#[tokio::test]
+async fn rule_4_one_clients_precondition_failure_is_not_served_to_others() {
+    let origin = Origin::new(vec![
+        (
+            412,
+            vec![("cache-control", "max-age=600".to_string())],
+            "precondition failed",
+        ),
+        ok(&[("cache-control", "max-age=600")], "the page"),
+    ]);
+    let (_server, _cache, route) = setup(&origin).await;
+    let first = get(&route, "/r", &[("if-match", "\"nope\"")]).await;
+    assert_eq!(first.status(), StatusCode::PRECONDITION_FAILED);
+    let plain = get(&route, "/r", &[]).await;
+    assert_eq!(
+        (plain.status(), body_text(&plain)),
+        (StatusCode::OK, "the page".into())
+    );
 }

@@ -24,7 +24,17 @@ pub struct SharedEntry {
     pub representation: Representation,
 }
 
-type Slot = Option<Arc<SharedEntry>>;
+/// What a flight's followers see: nothing yet, the leader's entry, or that the origin failed.
+#[derive(Debug, Clone)]
+pub enum Slot {
+    /// The leader is still asking.
+    Pending,
+    /// The leader's entry, for every follower to answer with.
+    Shared(Arc<SharedEntry>),
+    /// The origin failed (its 5xx status, or `None`: no answer in time); followers do not ask
+    /// it again.
+    Failed(Option<u16>),
+}
 
 /// The misses in flight, by key.
 #[derive(Debug, Default)]
@@ -56,7 +66,7 @@ impl Flights {
         if let Some((_, receiver)) = in_flight.get(key) {
             return Role::Follower(receiver.clone());
         }
-        let (sender, receiver) = watch::channel(None);
+        let (sender, receiver) = watch::channel(Slot::Pending);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         in_flight.insert(key.to_string(), (id, receiver));
         Role::Leader(Leader {
@@ -71,7 +81,13 @@ impl Flights {
 impl Leader {
     /// Hands `entry` to every follower.
     pub fn publish(&self, entry: Arc<SharedEntry>) {
-        self.sender.send_replace(Some(entry));
+        self.sender.send_replace(Slot::Shared(entry));
+    }
+
+    /// Tells every follower that the origin failed (`status`: its 5xx, or `None` when it did
+    /// not answer in time), so that they do not all ask a failing origin again.
+    pub fn fail(&self, status: Option<u16>) {
+        self.sender.send_replace(Slot::Failed(status));
     }
 }
 
@@ -96,7 +112,7 @@ impl Drop for Leader {
 pub async fn follow(receiver: watch::Receiver<Slot>, bound: Duration) -> Option<Arc<SharedEntry>> {
     match follow_flight(receiver, bound).await {
         Followed::Shared(shared) => Some(shared),
-        Followed::LeaderLeft | Followed::TimedOut => None,
+        Followed::Failed(_) | Followed::LeaderLeft | Followed::TimedOut => None,
     }
 }
 
@@ -104,8 +120,10 @@ pub async fn follow(receiver: watch::Receiver<Slot>, bound: Duration) -> Option<
 pub enum Followed {
     /// The leader shared its entry.
     Shared(Arc<SharedEntry>),
-    /// The leader finished without an entry to share (its answer was not storable, or it
-    /// failed): the follower must ask for itself.
+    /// The origin failed for the leader (its 5xx status, or `None`: no answer in time).
+    Failed(Option<u16>),
+    /// The leader finished without an entry to share (its answer was not storable, or was
+    /// for another variant): the follower must ask for itself.
     LeaderLeft,
     /// The leader did not finish within the bound.
     TimedOut,
@@ -113,9 +131,14 @@ pub enum Followed {
 
 /// [`follow`], saying why no entry came.
 pub async fn follow_flight(mut receiver: watch::Receiver<Slot>, bound: Duration) -> Followed {
-    let waited = tokio::time::timeout(bound, receiver.wait_for(Option::is_some)).await;
+    let settled = |slot: &Slot| !matches!(slot, Slot::Pending);
+    let waited = tokio::time::timeout(bound, receiver.wait_for(settled)).await;
     match waited {
-        Ok(Ok(slot)) => slot.clone().map_or(Followed::LeaderLeft, Followed::Shared),
+        Ok(Ok(slot)) => match slot.clone() {
+            Slot::Shared(shared) => Followed::Shared(shared),
+            Slot::Failed(status) => Followed::Failed(status),
+            Slot::Pending => Followed::LeaderLeft,
+        },
         Ok(Err(_)) => Followed::LeaderLeft,
         Err(_) => Followed::TimedOut,
     }

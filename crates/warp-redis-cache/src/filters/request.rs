@@ -139,6 +139,15 @@ impl RequestParts {
             .any(|name| self.headers.contains_key(name) && !vary.contains(name))
     }
 
+    /// Whether the request carries `If-Match`, `If-Unmodified-Since`, `If-Range` or `Range`:
+    /// its answer may be a 412 or a 206 meant for it alone.
+    pub(crate) fn has_precondition_or_range(&self) -> bool {
+        use warp::http::header::{IF_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE};
+        [IF_MATCH, IF_UNMODIFIED_SINCE, IF_RANGE, RANGE]
+            .iter()
+            .any(|name| self.headers.contains_key(name))
+    }
+
     /// Whether the client accepts a gzip-encoded body: `gzip` (or `x-gzip`) with a non-zero
     /// weight, or else `*` with a non-zero weight. An explicit `gzip;q=0` wins over `*`.
     pub fn accepts_gzip(&self) -> bool {

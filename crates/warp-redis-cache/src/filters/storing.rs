@@ -121,6 +121,7 @@ fn http_limits(policy: &CachePolicy, lifetimes: &Lifetimes) -> http::Limits {
         heuristic_cap: lifetimes.fresh,
         keep_stale: policy.keep_stale,
         stale_if_error: lifetimes.stale_if_error,
+        cookie_keyed: policy.varies_on(&warp::http::header::COOKIE),
         most: std::time::Duration::from_secs(crate::config::MAX_TTL_SECS),
     }
 }

@@ -112,6 +112,7 @@ pub(super) fn answer_shared(
             &header_map(&shared.meta.headers),
             &shared.meta.selecting,
             request.headers(),
+            state.resolved.cookie_keyed,
         )
     {
         return Ok(None);

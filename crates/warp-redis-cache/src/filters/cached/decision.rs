@@ -10,7 +10,7 @@ use warp::reply::Response;
 use super::answer::answer_shared;
 use super::local::{answer_local, LocalTier};
 use super::miss::Forward;
-use super::stored::{answer_stored, Found, Reuse};
+use super::stored::{answer_stored, keeps_slot, Found, Reuse};
 use super::CachedRoute;
 use crate::cache::refill_lock::RefillLock;
 use crate::cache::{Lookup, Stamp};
@@ -64,6 +64,11 @@ pub(super) async fn decide(
     if !policy.is_http() && request.has_unkeyed_credentials(&policy.vary) {
         return Ok(Decision::RunRoute(Action::Bypass("credentials")));
     }
+    // A precondition or a range makes the route's answer one client's (a 412, a 206): with HTTP
+    // semantics, where any status with freshness is stored, such a request bypasses the cache.
+    if policy.is_http() && request.has_precondition_or_range() {
+        return Ok(Decision::RunRoute(Action::Bypass("conditional")));
+    }
     let key = match &policy.key {
         Some(key) => key.key(request),
         None => request.default_key(),
@@ -102,9 +107,16 @@ pub(super) async fn decide(
     } else {
         Forward::Miss
     };
-    let mut keep_entry = false;
-    if let (Some((decoded, soft_purged)), false, Some(current)) = (hit, refresh, current) {
+    // Why the response must not replace the entry (HTTP semantics: a fresh entry of another
+    // variant keeps its slot).
+    let mut keep_entry = None;
+    if let (Some((decoded, soft_purged)), Some(current)) = (hit, current) {
         match StoredEntry::read(decoded) {
+            // A reload (`no-cache`) asks the origin for its own copy; it must not evict a fresh
+            // entry of another variant either.
+            Some(stored) if refresh => {
+                keep_entry = keeps_slot(state, request, &stored, soft_purged);
+            }
             Some(stored) => {
                 let local = match (&full_key, l1_seen) {
                     (Some(full_key), Some(seen)) => Some(LocalTier {
@@ -124,7 +136,7 @@ pub(super) async fn decide(
                 match answer_stored(state, request, found).await? {
                     Reuse::Answered(response) => return Ok(Decision::Answer(response)),
                     Reuse::Unusable => forward = Forward::Stale,
-                    Reuse::KeepEntry => keep_entry = true,
+                    Reuse::KeepEntry(reason) => keep_entry = Some(reason),
                 }
             }
             None => {
@@ -152,7 +164,9 @@ pub(super) async fn decide(
         None
     };
     let mut refill_lock = None;
-    if leader.is_some() && state.resolved.refill_lock {
+    // The cross-instance refill lock is for refilling the entry; a request whose answer will not
+    // be stored must not make other instances wait for it.
+    if leader.is_some() && state.resolved.refill_lock && keep_entry.is_none() {
         match state
             .cache
             .try_refill_lock(ns, &key, policy.origin_timeout)
@@ -176,13 +190,7 @@ pub(super) async fn decide(
         key,
         stamp,
         forward,
-        not_stored: if !is_get {
-            Some("head")
-        } else if keep_entry {
-            Some("other-variant")
-        } else {
-            None
-        },
+        not_stored: if !is_get { Some("head") } else { keep_entry },
         leader,
         refill_lock,
     }))

@@ -160,6 +160,42 @@ pub(super) async fn store_and_answer(
     )
 }
 
+/// Answers with what the origin said without storing it (`reason`: why not), and hands it to
+/// the requests waiting on `leader` when it could have been stored.
+pub(super) async fn share_unstored(
+    state: &CachedRoute,
+    request: &RequestParts,
+    response: Response,
+    forward: Forward,
+    reason: &'static str,
+    leader: &Leader,
+    started: std::time::Instant,
+) -> Result<Response, FilterFailure> {
+    let (cache, policy) = (&state.cache, &state.policy);
+    let lifetimes = &state.resolved.lifetimes;
+    let origin_ms = elapsed_ms(started);
+    match storing::prepare(cache, policy, lifetimes, request, response, origin_ms).await? {
+        Preparation::Storable(prepared) => {
+            leader.publish(share(&prepared));
+            answer_from(
+                request,
+                policy,
+                &prepared.meta,
+                prepared.representation,
+                None,
+                miss_outcome(forward, false, Some(reason)),
+            )
+        }
+        Preparation::NotStorable(mut response, not_storable) => {
+            mark(
+                response.headers_mut(),
+                miss_outcome(forward, false, Some(not_storable.detail())),
+            );
+            Ok(response)
+        }
+    }
+}
+
 /// Why the origin was asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Forward {

@@ -76,7 +76,7 @@ use super::request::{request_parts, RequestParts};
 use super::response::{mark, Outcome};
 use crate::cache::{CacheEvent, CacheManager};
 use decision::{decide, Action, Decision};
-use miss::{miss_outcome, store_and_answer, Stored};
+use miss::{miss_outcome, share_unstored, store_and_answer, Stored};
 
 /// Wraps `route` so that GET and HEAD are answered from `cache` when a fresh entry exists,
 /// and the route's responses are stored as `policy` says. See the module docs for the rules.
@@ -147,6 +147,8 @@ struct Resolved {
     /// Whether hits use the L1 tier: the policy allows it, the manager has one, and freshness
     /// is the policy's (HTTP semantics revalidate with the origin, which L1 copies cannot).
     l1: bool,
+    /// The key varies on `Cookie`, so requests with one may share entries (HTTP semantics).
+    cookie_keyed: bool,
 }
 
 impl Resolved {
@@ -156,6 +158,7 @@ impl Resolved {
             early_refresh_beta: policy.early_refresh_beta(cache),
             refill_lock: policy.uses_refill_lock(cache),
             l1: policy.l1 && !policy.is_http() && cache.has_local_tier(),
+            cookie_keyed: policy.varies_on(&warp::http::header::COOKIE),
         }
     }
 }
@@ -256,6 +259,24 @@ async fn finish<R: Reply>(plan: Plan, reply: R) -> Result<Response, Rejection> {
             drop(leader);
             answer
         }
+        // Another variant of a fresh entry: not stored, but handed to the requests that wait
+        // on this one (they check that it is their variant), so they do not all ask the origin.
+        Action::Store {
+            forward,
+            not_stored: Some(reason),
+            leader: Some(leader),
+            ..
+        } => share_unstored(
+            &plan.state,
+            &plan.request,
+            response,
+            forward,
+            reason,
+            &leader,
+            plan.started,
+        )
+        .await
+        .map_err(warp::reject::custom),
         Action::Store {
             forward,
             not_stored,

@@ -59,9 +59,46 @@ pub(super) enum Reuse {
     /// It is of no use: the request goes on as a miss and its answer replaces it.
     Unusable,
     /// It may not answer this request (HTTP semantics: another variant, or credentials it does
-    /// not allow) but is fresh: the request goes to the origin and the entry keeps its slot, so
-    /// no client can evict a popular variant by asking for another.
-    KeepEntry,
+    /// not allow; the reason is given) but is fresh: the request goes to the origin and the
+    /// entry keeps its slot, so no client can evict a popular variant by asking for another.
+    KeepEntry(&'static str),
+}
+
+/// With HTTP semantics, why `stored` may not answer `request` at all (`Some("other-variant")`
+/// or `Some("credentials")`); `None` when it may, or in the policy mode.
+fn unusable_for(
+    state: &CachedRoute,
+    request: &RequestParts,
+    stored: &StoredEntry,
+) -> Option<&'static str> {
+    if !state.policy.is_http() {
+        return None;
+    }
+    let headers = header_map(&stored.meta.headers);
+    if !http::vary::matches(&stored.meta.selecting, request.headers()) {
+        Some("other-variant")
+    } else if !http::reusable(
+        &headers,
+        &stored.meta.selecting,
+        request.headers(),
+        state.resolved.cookie_keyed,
+    ) {
+        Some("credentials")
+    } else {
+        None
+    }
+}
+
+/// Whether `stored`, which `request` may not use, is fresh and so keeps its slot; the reason
+/// it may not be used, when so.
+pub(super) fn keeps_slot(
+    state: &CachedRoute,
+    request: &RequestParts,
+    stored: &StoredEntry,
+    soft_purged: bool,
+) -> Option<&'static str> {
+    let reason = unusable_for(state, request, stored)?;
+    (freshness_of(&stored.meta, entry::now_ms(), soft_purged) == Freshness::Fresh).then_some(reason)
 }
 
 /// Answers from a stored entry according to its freshness.
@@ -79,16 +116,10 @@ pub(super) async fn answer_stored(
     } = found;
     let now = entry::now_ms();
     let http_semantics = state.policy.is_http();
-    if http_semantics
-        && !http::reusable(
-            &header_map(&stored.meta.headers),
-            &stored.meta.selecting,
-            request.headers(),
-        )
-    {
-        return Ok(match freshness_of(&stored.meta, now, soft_purged) {
-            Freshness::Fresh => Reuse::KeepEntry,
-            _ => Reuse::Unusable,
+    if unusable_for(state, request, &stored).is_some() {
+        return Ok(match keeps_slot(state, request, &stored, soft_purged) {
+            Some(reason) => Reuse::KeepEntry(reason),
+            None => Reuse::Unusable,
         });
     }
     // What a background refresh revalidates (HTTP semantics: conditionally, with its validators).
@@ -186,8 +217,10 @@ async fn ask_origin(
                     // Its answer is another variant: ask the origin alone.
                     None => None,
                 },
-                // The leader had nothing to share (an answer not stored, a failure): ask the
-                // origin alone rather than call the origin failed.
+                // The origin failed for the leader: so it did for this request.
+                Followed::Failed(origin_status) => return Ok(Asked::Failed { origin_status }),
+                // The leader had nothing to share (an answer not stored, another variant): ask
+                // the origin alone rather than call the origin failed.
                 Followed::LeaderLeft => None,
                 Followed::TimedOut => {
                     return Ok(Asked::Failed {
@@ -206,6 +239,9 @@ async fn ask_origin(
     };
     let origin = (state.origin)(origin_call);
     let Ok(Some(response)) = tokio::time::timeout(policy.origin_timeout, origin).await else {
+        if let Some(leader) = &leader {
+            leader.fail(None);
+        }
         return Ok(Asked::Failed {
             origin_status: None,
         });
@@ -225,7 +261,9 @@ async fn ask_origin(
         let prepared = updated.prepared;
         let stored_now =
             updated.storable && storing::store(&state.cache, policy, key, current, &prepared).await;
-        if let Some(leader) = &leader {
+        // Only an entry that may be stored is handed to other requests: one the 304 made
+        // unstorable (`Set-Cookie`, `private`) answers this request alone.
+        if let (Some(leader), true) = (&leader, updated.storable) {
             leader.publish(share(&prepared));
         }
         let answer = answer_from(
@@ -261,6 +299,9 @@ async fn ask_origin(
             leader.as_ref(),
         );
         return answer.await.map(Asked::Answered);
+    }
+    if let Some(leader) = &leader {
+        leader.fail(Some(status.as_u16()));
     }
     Ok(Asked::Failed {
         origin_status: Some(status.as_u16()),

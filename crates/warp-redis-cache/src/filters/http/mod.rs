@@ -49,6 +49,9 @@ pub(crate) struct Limits {
     pub(crate) stale_if_error: Duration,
     /// The longest lifetime or stale window at all.
     pub(crate) most: Duration,
+    /// The key varies on `Cookie` (`vary_on`): each user has their own entries, so the
+    /// `Cookie` rule of [`judge`] does not apply.
+    pub(crate) cookie_keyed: bool,
 }
 
 /// What RFC 9111 says about storing one response.
@@ -102,6 +105,7 @@ pub(crate) fn judge(exchange: &Exchange<'_>, limits: Limits) -> Result<Judged, N
     // that user from a route that forgot `private` or `Vary: Cookie`; it is shared only when
     // the response says it is meant for shared caches.
     if exchange.request.contains_key(header::COOKIE)
+        && !limits.cookie_keyed
         && !(directives.public || directives.s_maxage.is_some())
     {
         return Err(NotStorable::Credentials);
@@ -449,7 +453,12 @@ pub(crate) fn validators(stored: &HeaderMap) -> Vec<(HeaderName, warp::http::Hea
 /// match (section 4.1), a request with `Authorization` only gets a response that allows it
 /// (section 3.5), and one with `Cookie` only a response marked `public` or `s-maxage` (our
 /// choice, see [`judge`]).
-pub(crate) fn reusable(stored: &HeaderMap, selecting: &Selecting, request: &HeaderMap) -> bool {
+pub(crate) fn reusable(
+    stored: &HeaderMap,
+    selecting: &Selecting,
+    request: &HeaderMap,
+    cookie_keyed: bool,
+) -> bool {
     if !vary::matches(selecting, request) {
         return false;
     }
@@ -458,7 +467,7 @@ pub(crate) fn reusable(stored: &HeaderMap, selecting: &Selecting, request: &Head
         let directives = directives();
         return directives.public || directives.s_maxage.is_some() || directives.must_revalidate;
     }
-    if request.contains_key(header::COOKIE) {
+    if request.contains_key(header::COOKIE) && !cookie_keyed {
         let directives = directives();
         return directives.public || directives.s_maxage.is_some();
     }

@@ -28,6 +28,7 @@ const LIMITS: Limits = Limits {
     heuristic_cap: Duration::from_secs(86_400),
     keep_stale: Duration::from_secs(3600),
     stale_if_error: Duration::from_secs(300),
+    cookie_keyed: false,
     most: Duration::from_secs(10 * 365 * 86_400),
 };
 
@@ -273,6 +274,32 @@ fn rule_3_5_authorization_needs_public_s_maxage_or_must_revalidate() {
             "{cc}"
         );
     }
+}
+
+#[test]
+fn cookie_requests_share_only_public_responses_unless_the_key_varies_on_cookie() {
+    let cookie = [("cookie", "user=a")];
+    let private_ish = [("cache-control", "max-age=60")];
+    assert_eq!(
+        judge_with(200, &cookie, &private_ish),
+        Err(NotStorable::Credentials)
+    );
+    assert!(judge_with(200, &cookie, &[("cache-control", "public, max-age=60")]).is_ok());
+    let (request, response) = (headers(&cookie), headers(&private_ish));
+    let keyed = Limits {
+        cookie_keyed: true,
+        ..LIMITS
+    };
+    let exchange = Exchange {
+        request: &request,
+        status: StatusCode::OK,
+        headers: &response,
+        request_time_ms: NOW,
+        response_time_ms: NOW,
+    };
+    assert!(judge(&exchange, keyed).is_ok());
+    assert!(!reusable(&response, &Vec::new(), &request, false));
+    assert!(reusable(&response, &Vec::new(), &request, true));
 }
 
 #[test]

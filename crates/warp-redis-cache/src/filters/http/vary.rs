@@ -53,7 +53,8 @@ fn normalised(request: &HeaderMap, name: &str) -> Option<String> {
     lines.peek()?;
     // Bytes that are not UTF-8 are kept distinct (escaped), never merged into U+FFFD.
     let text = |bytes: &[u8]| match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_string(),
+        // `%` is escaped too, so an escaped byte never equals a literal text.
+        Ok(text) => text.replace('%', "%25"),
         Err(_) => bytes.iter().map(|b| format!("%{b:02x}")).collect(),
     };
     let mut items: Vec<String> = lines
@@ -117,6 +118,25 @@ mod tests {
                 ("foo", "b")
             ])
         ));
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_never_match_a_text_that_spells_their_escape() {
+        let response = headers(&[("vary", "X-Token")]);
+        let mut raw = HeaderMap::new();
+        raw.insert(
+            "x-token",
+            warp::http::HeaderValue::from_bytes(b"\xff").unwrap(),
+        );
+        let stored = selecting(&raw, &response).unwrap();
+        assert!(matches(&stored, &raw));
+        assert!(!matches(&stored, &headers(&[("x-token", "%ff")])));
+        let mut other = HeaderMap::new();
+        other.insert(
+            "x-token",
+            warp::http::HeaderValue::from_bytes(b"\xfe").unwrap(),
+        );
+        assert!(!matches(&stored, &other));
     }
 
     #[test]
