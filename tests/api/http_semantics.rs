@@ -11,7 +11,7 @@ use warp::http::StatusCode;
 use warp::Filter;
 use warp_redis_cache::{cached, CacheManager, CachePolicy, CacheSemantics, Namespace};
 
-use crate::support::{body_text, get, redis_manager, x_cache, RedisServer};
+use crate::support::{body_text, command_calls, get, redis_manager, x_cache, RedisServer};
 
 /// One scripted answer: status, headers, body.
 type Scripted = (u16, Vec<(&'static str, String)>, &'static str);
@@ -74,6 +74,23 @@ impl Origin {
             response.headers_mut().append(name, value.parse().unwrap());
         }
         response
+    }
+}
+
+/// Lookups (`MGET`s) redis-server has answered so far.
+fn lookups(server: &RedisServer) -> u64 {
+    command_calls(server, "mget")
+}
+
+/// Waits until redis-server has answered `more` lookups after `before`, then lets this process
+/// take their answers: from a lookup's answer to joining a flight a request does no I/O, so
+/// once the answers are here the requests reach the flight within a few polls.
+async fn lookups_answered(server: &RedisServer, before: u64, more: u64) {
+    while lookups(server) < before + more {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
     }
 }
 
@@ -369,14 +386,13 @@ async fn rule_4_1_a_collapsed_miss_never_hands_one_variant_to_a_request_for_anot
     while calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         tokio::task::yield_now().await;
     }
+    let before = lookups(&server);
     let second = tokio::spawn({
         let route = route.clone();
         async move { get(&route, "/r", &[("foo", "2")]).await }
     });
-    // Let the second request reach the flight the first one leads before the origin answers.
-    for _ in 0..100 {
-        tokio::task::yield_now().await;
-    }
+    // The second request reaches the flight the first one leads before the origin answers.
+    lookups_answered(&server, before, 1).await;
     gate.add_permits(2);
     let (first, second) = (first.await.unwrap(), second.await.unwrap());
     assert_eq!(body_text(&first), "foo 1");
@@ -428,6 +444,7 @@ async fn revalidating(
 /// Sends request A, waits until the origin holds `calls_before_b` calls, then sends request B,
 /// which finds A's origin call in flight; then lets the origin answer.
 async fn two_at_once<F>(
+    server: &RedisServer,
     origin: &Origin,
     route: &F,
     gate: &tokio::sync::Semaphore,
@@ -452,14 +469,13 @@ where
     while origin.calls() < calls_before_b {
         tokio::task::yield_now().await;
     }
+    let before = lookups(server);
     let b = tokio::spawn({
         let route = route.clone();
         async move { get(&route, "/r", b_headers).await }
     });
-    // Let B reach the flight A leads before the origin answers.
-    for _ in 0..200 {
-        tokio::task::yield_now().await;
-    }
+    // B reaches the flight A leads before the origin answers.
+    lookups_answered(server, before, 1).await;
     gate.add_permits(5);
     (a.await.unwrap(), b.await.unwrap())
 }
@@ -475,9 +491,9 @@ async fn rule_4_3_4_a_304_that_sets_a_cookie_answers_only_its_own_request() {
         "",
     );
     let plain = (304, vec![("etag", "\"v1\"".into())], "");
-    let (origin, _server, route, gate) = revalidating(vec![not_modified, plain]).await;
+    let (origin, server, route, gate) = revalidating(vec![not_modified, plain]).await;
     // Neither request carries a cookie: A leads the revalidation, B waits on it.
-    let (a, b) = two_at_once(&origin, &route, &gate, &[], &[], 2).await;
+    let (a, b) = two_at_once(&server, &origin, &route, &gate, &[], &[], 2).await;
     assert_eq!(a.headers()["set-cookie"], "session=USER-A");
     assert!(
         b.headers().get("set-cookie").is_none(),
@@ -489,12 +505,12 @@ async fn rule_4_3_4_a_304_that_sets_a_cookie_answers_only_its_own_request() {
 #[tokio::test]
 async fn rule_4_3_a_request_waiting_on_a_revalidation_it_cannot_share_asks_the_origin_itself() {
     let unstorable = ok(&[("cache-control", "no-store")], "for a");
-    let (origin, _server, route, gate) = revalidating(vec![
+    let (origin, server, route, gate) = revalidating(vec![
         unstorable,
         ok(&[("cache-control", "no-store")], "for b"),
     ])
     .await;
-    let (a, b) = two_at_once(&origin, &route, &gate, &[], &[], 2).await;
+    let (a, b) = two_at_once(&server, &origin, &route, &gate, &[], &[], 2).await;
     assert_eq!(body_text(&a), "for a");
     assert_eq!(
         b.status(),
@@ -561,9 +577,9 @@ async fn rule_4_2_4_requests_waiting_on_a_failing_origin_do_not_ask_it_again() {
             (500, vec![], "down"),
         ])
     };
-    let (_server, _cache, route) = setup(&origin).await;
+    let (server, _cache, route) = setup(&origin).await;
     assert_eq!(body_text(&get(&route, "/r", &[]).await), "stored");
-    let (a, b) = two_at_once(&origin, &route, &gate, &[], &[], 2).await;
+    let (a, b) = two_at_once(&server, &origin, &route, &gate, &[], &[], 2).await;
     assert_eq!(
         (body_text(&a), body_text(&b)),
         ("stored".into(), "stored".into())
@@ -603,17 +619,20 @@ async fn rule_4_1_concurrent_requests_for_another_variant_are_collapsed() {
             varying("foo 2"),
         ])
     };
-    let (_server, _cache, route) = setup(&origin).await;
+    let (server, _cache, route) = setup(&origin).await;
     get(&route, "/r", &[("foo", "1")]).await;
+    let before = lookups(&server);
     let requests: Vec<_> = (0..4)
         .map(|_| {
             let route = route.clone();
             tokio::spawn(async move { get(&route, "/r", &[("foo", "2")]).await })
         })
         .collect();
-    for _ in 0..500 {
+    // All four reach the flight the first of them leads before the origin answers.
+    while origin.calls() < 2 {
         tokio::task::yield_now().await;
     }
+    lookups_answered(&server, before, 4).await;
     gate.add_permits(10);
     for request in requests {
         assert_eq!(body_text(&request.await.unwrap()), "foo 2");

@@ -146,6 +146,22 @@ pub enum Representation {
     },
 }
 
+impl Representation {
+    /// The body uncompressed: as it is, the plain form when known, else inflated.
+    pub fn into_plain(self) -> Result<Bytes, crate::cache::codec::CodecError> {
+        match self {
+            Representation::Plain(body) => Ok(body),
+            Representation::Gzip {
+                plain: Some(plain), ..
+            } => Ok(plain),
+            Representation::Gzip {
+                compressed,
+                plain: None,
+            } => Ok(Bytes::from(gunzip(&compressed)?)),
+        }
+    }
+}
+
 /// Everything needed to answer with a cached or fresh representation.
 pub struct Answer<'a> {
     /// The request being answered.
@@ -191,18 +207,11 @@ impl Answer<'_> {
         } else {
             let mut headers = self.headers;
             let body = match self.body {
-                Representation::Plain(body) => body,
                 Representation::Gzip { compressed, .. } if send_gzip => {
                     headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                     compressed
                 }
-                Representation::Gzip {
-                    plain: Some(plain), ..
-                } => plain,
-                Representation::Gzip {
-                    compressed,
-                    plain: None,
-                } => Bytes::from(gunzip(&compressed)?),
+                other => other.into_plain()?,
             };
             (self.status, headers, body)
         };

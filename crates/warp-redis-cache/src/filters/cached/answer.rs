@@ -69,19 +69,9 @@ fn answer_http(
     let mut headers = header_map(&meta.headers);
     // Stored byte for byte; a body the cache compressed itself (an entry written by a policy
     // route under the same key) is inflated, never sent as gzip under the route's headers.
-    let mut body = match representation {
-        Representation::Plain(body) => body,
-        Representation::Gzip {
-            plain: Some(plain), ..
-        } => plain,
-        Representation::Gzip {
-            compressed,
-            plain: None,
-        } => bytes::Bytes::from(
-            crate::cache::codec::gunzip(&compressed)
-                .map_err(|e| FilterFailure(format!("cached body: {e}")))?,
-        ),
-    };
+    let mut body = representation
+        .into_plain()
+        .map_err(|e| FilterFailure(format!("cached body: {e}")))?;
     if http::not_modified(request.headers(), status, &headers) {
         http::strip_for_not_modified(&mut headers);
         (status, body) = (StatusCode::NOT_MODIFIED, bytes::Bytes::new());
