@@ -64,17 +64,19 @@ wait_for_port() {
   return 1
 }
 
+# A private Redis for any proxy command (a PROXY_CMD running our reverse_proxy, say a debug
+# build, would otherwise fall back to the shared one on 6379).
+if [ -z "${REDIS_URL:-}" ]; then
+  redis_port=$(free_port)
+  setsid redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    --loglevel warning >"$work/redis.log" 2>&1 &
+  pids+=($!)
+  wait_for_port "$redis_port" redis
+  export REDIS_URL="redis://127.0.0.1:$redis_port/0"
+fi
 if [ -z "${PROXY_CMD:-}" ]; then
   cargo build --release --quiet -p warp-redis-cache --example reverse_proxy
   proxy_name=reverse_proxy
-  if [ -z "${REDIS_URL:-}" ]; then
-    redis_port=$(free_port)
-    setsid redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-      --loglevel warning >"$work/redis.log" 2>&1 &
-    pids+=($!)
-    wait_for_port "$redis_port" redis
-    export REDIS_URL="redis://127.0.0.1:$redis_port/0"
-  fi
   PROXY_CMD="exec '$repo/target/release/examples/reverse_proxy' --upstream \"\$UPSTREAM\" --listen \"\$LISTEN\" ${PROXY_ARGS:-}"
   [ -z "${PROXY_ARGS:-}" ] || proxy_name="$proxy_name$(echo " $PROXY_ARGS" | tr -s ' =-' '_')"
 else
