@@ -50,12 +50,9 @@ pub async fn prepare(
     if let Err(reason) = entry::check_storable(response.status(), response.headers(), policy) {
         return Ok(Preparation::NotStorable(response, reason));
     }
-    let (head, body) = match collect_limited(response, policy.max_entry_bytes).await {
-        Ok(Collected::Whole(head, body)) => (head, body),
-        Ok(Collected::TooLarge(response)) => {
-            return Ok(Preparation::NotStorable(response, NotStorable::TooLarge))
-        }
-        Err(e) => return Err(FilterFailure(format!("route body failed: {e}"))),
+    let (head, body) = match collect_within(policy, response).await? {
+        Ok(whole) => whole,
+        Err(not_storable) => return Ok(not_storable),
     };
     // A body the route gzip-encoded itself is inflated once, here: it must fit the size limit
     // (so no hit can ever inflate something larger), and the inflated form is kept for a
@@ -115,6 +112,22 @@ pub async fn prepare(
     }))
 }
 
+/// Reads the response's body within the policy's size limit: the head and the whole body, or
+/// the response (streamed on, never buffered whole) marked too large to store.
+async fn collect_within(
+    policy: &CachePolicy,
+    response: Response,
+) -> Result<Result<(warp::http::response::Parts, Bytes), Preparation>, FilterFailure> {
+    match collect_limited(response, policy.max_entry_bytes).await {
+        Ok(Collected::Whole(head, body)) => Ok(Ok((head, body))),
+        Ok(Collected::TooLarge(response)) => Ok(Err(Preparation::NotStorable(
+            response,
+            NotStorable::TooLarge,
+        ))),
+        Err(e) => Err(FilterFailure(format!("route body failed: {e}"))),
+    }
+}
+
 /// The bounds a policy puts on what responses ask for (HTTP semantics).
 fn http_limits(policy: &CachePolicy, lifetimes: &Lifetimes) -> http::Limits {
     http::Limits {
@@ -147,12 +160,9 @@ async fn prepare_http(
         Ok(judged) => judged,
         Err(reason) => return Ok(Preparation::NotStorable(response, reason)),
     };
-    let (head, body) = match collect_limited(response, policy.max_entry_bytes).await {
-        Ok(Collected::Whole(head, body)) => (head, body),
-        Ok(Collected::TooLarge(response)) => {
-            return Ok(Preparation::NotStorable(response, NotStorable::TooLarge))
-        }
-        Err(e) => return Err(FilterFailure(format!("route body failed: {e}"))),
+    let (head, body) = match collect_within(policy, response).await? {
+        Ok(whole) => whole,
+        Err(not_storable) => return Ok(not_storable),
     };
     let Some(headers) = http::stored_headers(&head.headers) else {
         let response = Response::from_parts(head, body.into());
@@ -242,18 +252,16 @@ pub fn revalidated(
         response_time_ms,
     };
     let judged = http::judge(&exchange, http_limits(policy, lifetimes));
-    let body = match representation {
-        Representation::Plain(body) => body.clone(),
-        Representation::Gzip { compressed, .. } => compressed.clone(),
-    };
-    let tags = tags_of(
-        policy,
-        &TagContext {
+    // Tag functions read the body as the route made it, never the cache's compressed form (a
+    // body that does not inflate is answered, not stored again).
+    let tags = representation.clone().into_plain().ok().and_then(|body| {
+        let context = TagContext {
             request,
             status,
             body: &body,
-        },
-    );
+        };
+        tags_of(policy, &context)
+    });
     let stored = |judged: http::Judged, tags: Vec<Tag>| Prepared {
         meta: http_meta(
             meta.status,

@@ -17,6 +17,25 @@ use crate::filters::policy::CachePolicy;
 use crate::filters::request::RequestParts;
 use crate::filters::response::{header_map, mark, Answer, Outcome, Representation};
 
+/// With HTTP semantics, why an entry described by `meta` may not answer `request` at all
+/// (another variant, or credentials it does not allow); `None` when it may, and always in the
+/// policy mode.
+pub(super) fn unusable_for(
+    state: &CachedRoute,
+    request: &RequestParts,
+    meta: &EntryMeta,
+) -> Option<&'static str> {
+    if !state.policy.is_http() {
+        return None;
+    }
+    http::unusable_for(
+        &meta.headers,
+        &meta.selecting,
+        request.headers(),
+        state.resolved.cookie_keyed,
+    )
+}
+
 /// Milliseconds since `started`.
 pub(super) fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
@@ -97,14 +116,7 @@ pub(super) fn answer_shared(
     shared: &SharedEntry,
     stale: bool,
 ) -> Result<Option<Response>, FilterFailure> {
-    if state.policy.is_http()
-        && !http::reusable(
-            &header_map(&shared.meta.headers),
-            &shared.meta.selecting,
-            request.headers(),
-            state.resolved.cookie_keyed,
-        )
-    {
+    if unusable_for(state, request, &shared.meta).is_some() {
         return Ok(None);
     }
     answer_from(

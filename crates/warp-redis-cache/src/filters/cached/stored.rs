@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use warp::reply::Response;
 
-use super::answer::{answer_from, answer_shared, elapsed_ms};
+use super::answer::{answer_from, answer_shared, elapsed_ms, unusable_for};
 use super::local::LocalTier;
 use super::miss::{revalidate_in_background, share, store_and_answer, Forward, Stored};
 use super::CachedRoute;
@@ -16,7 +16,6 @@ use crate::filters::entry::{self, EntryMeta, Freshness, StoredEntry};
 use crate::filters::failure::FilterFailure;
 use crate::filters::flights::flight_key;
 use crate::filters::flights::{follow_flight, Followed, Role};
-use crate::filters::http;
 use crate::filters::origin::{conditional_request, origin_request};
 use crate::filters::request::RequestParts;
 use crate::filters::response::{header_map, mark, Outcome};
@@ -64,31 +63,6 @@ pub(super) enum Reuse {
     KeepEntry(&'static str),
 }
 
-/// With HTTP semantics, why `stored` may not answer `request` at all (`Some("other-variant")`
-/// or `Some("credentials")`); `None` when it may, or in the policy mode.
-fn unusable_for(
-    state: &CachedRoute,
-    request: &RequestParts,
-    stored: &StoredEntry,
-) -> Option<&'static str> {
-    if !state.policy.is_http() {
-        return None;
-    }
-    let headers = header_map(&stored.meta.headers);
-    if !http::vary::matches(&stored.meta.selecting, request.headers()) {
-        Some("other-variant")
-    } else if !http::reusable(
-        &headers,
-        &stored.meta.selecting,
-        request.headers(),
-        state.resolved.cookie_keyed,
-    ) {
-        Some("credentials")
-    } else {
-        None
-    }
-}
-
 /// Whether `stored`, which `request` may not use, is fresh and so keeps its slot; the reason
 /// it may not be used, when so.
 pub(super) fn keeps_slot(
@@ -97,8 +71,17 @@ pub(super) fn keeps_slot(
     stored: &StoredEntry,
     soft_purged: bool,
 ) -> Option<&'static str> {
-    let reason = unusable_for(state, request, stored)?;
-    (freshness_of(&stored.meta, entry::now_ms(), soft_purged) == Freshness::Fresh).then_some(reason)
+    let reason = unusable_for(state, request, &stored.meta)?;
+    keeps_slot_for(&stored.meta, soft_purged, reason)
+}
+
+/// `reason` when the entry described by `meta` is fresh (so it keeps its slot), else `None`.
+fn keeps_slot_for(
+    meta: &EntryMeta,
+    soft_purged: bool,
+    reason: &'static str,
+) -> Option<&'static str> {
+    (freshness_of(meta, entry::now_ms(), soft_purged) == Freshness::Fresh).then_some(reason)
 }
 
 /// Answers from a stored entry according to its freshness.
@@ -116,8 +99,8 @@ pub(super) async fn answer_stored(
     } = found;
     let now = entry::now_ms();
     let http_semantics = state.policy.is_http();
-    if unusable_for(state, request, &stored).is_some() {
-        return Ok(match keeps_slot(state, request, &stored, soft_purged) {
+    if let Some(reason) = unusable_for(state, request, &stored.meta) {
+        return Ok(match keeps_slot_for(&stored.meta, soft_purged, reason) {
             Some(reason) => Reuse::KeepEntry(reason),
             None => Reuse::Unusable,
         });

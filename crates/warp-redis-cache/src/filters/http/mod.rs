@@ -449,29 +449,45 @@ pub(crate) fn validators(stored: &HeaderMap) -> Vec<(HeaderName, warp::http::Hea
     conditionals
 }
 
-/// Whether a stored response may answer `request` at all, fresh or not: its `Vary` fields
-/// match (section 4.1), a request with `Authorization` only gets a response that allows it
-/// (section 3.5), and one with `Cookie` only a response marked `public` or `s-maxage` (our
-/// choice, see [`judge`]).
-pub(crate) fn reusable(
-    stored: &HeaderMap,
+/// Why a stored response may not answer `request` at all, fresh or not (`None`: it may): its
+/// `Vary` fields differ (`"other-variant"`, section 4.1), or the request carries `Authorization`
+/// and the response does not allow it (section 3.5), or `Cookie` and the response is not marked
+/// `public` or `s-maxage` (our choice, see [`judge`]; not when the key varies on `Cookie`)
+/// (`"credentials"`). `stored` are the stored header pairs; their `Cache-Control` is only read
+/// for a request with credentials, so a plain hit parses nothing.
+pub(crate) fn unusable_for(
+    stored: &[(String, String)],
     selecting: &Selecting,
     request: &HeaderMap,
     cookie_keyed: bool,
-) -> bool {
+) -> Option<&'static str> {
     if !vary::matches(selecting, request) {
-        return false;
+        return Some("other-variant");
     }
-    let directives = || Directives::of(stored);
-    if request.contains_key(header::AUTHORIZATION) {
-        let directives = directives();
-        return directives.public || directives.s_maxage.is_some() || directives.must_revalidate;
+    let authorization = request.contains_key(header::AUTHORIZATION);
+    let cookie = request.contains_key(header::COOKIE) && !cookie_keyed;
+    if !authorization && !cookie {
+        return None;
     }
-    if request.contains_key(header::COOKIE) && !cookie_keyed {
-        let directives = directives();
-        return directives.public || directives.s_maxage.is_some();
+    let mut controls = HeaderMap::new();
+    for (name, value) in stored {
+        if name == "cache-control" || name == "cdn-cache-control" {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                warp::http::HeaderValue::from_str(value),
+            ) {
+                controls.append(name, value);
+            }
+        }
     }
-    true
+    let directives = Directives::of(&controls);
+    let shared = directives.public || directives.s_maxage.is_some();
+    let allowed = if authorization {
+        shared || directives.must_revalidate
+    } else {
+        shared
+    };
+    (!allowed).then_some("credentials")
 }
 
 #[cfg(test)]

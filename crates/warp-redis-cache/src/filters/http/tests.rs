@@ -298,8 +298,12 @@ fn cookie_requests_share_only_public_responses_unless_the_key_varies_on_cookie()
         response_time_ms: NOW,
     };
     assert!(judge(&exchange, keyed).is_ok());
-    assert!(!reusable(&response, &Vec::new(), &request, false));
-    assert!(reusable(&response, &Vec::new(), &request, true));
+    let stored = stored_headers(&response).unwrap();
+    assert_eq!(
+        unusable_for(&stored, &Vec::new(), &request, false),
+        Some("credentials")
+    );
+    assert_eq!(unusable_for(&stored, &Vec::new(), &request, true), None);
 }
 
 #[test]
