@@ -663,3 +663,17 @@ async fn rule_4_one_clients_precondition_failure_is_not_served_to_others() {
         (StatusCode::OK, "the page".into())
     );
 }
+
+#[tokio::test]
+async fn rule_4_2_4_requests_waiting_on_a_must_revalidate_entry_share_the_origins_failure() {
+    let down = (503, vec![], "down");
+    let (origin, server, route, gate) = revalidating(vec![down.clone(), down]).await;
+    let (a, b) = two_at_once(&server, &origin, &route, &gate, &[], &[], 2).await;
+    assert_eq!(a.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(b.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        origin.calls(),
+        2,
+        "the waiting request asked the failing origin again"
+    );
+}

@@ -89,6 +89,18 @@ impl Leader {
     pub fn fail(&self, status: Option<u16>) {
         self.sender.send_replace(Slot::Failed(status));
     }
+
+    /// [`Self::fail`], unless an entry was published already (a server error the origin said
+    /// may be stored is shared like any answer).
+    pub fn fail_unless_shared(&self, status: Option<u16>) {
+        self.sender.send_if_modified(|slot| match slot {
+            Slot::Pending => {
+                *slot = Slot::Failed(status);
+                true
+            }
+            _ => false,
+        });
+    }
 }
 
 impl Drop for Leader {

@@ -280,8 +280,14 @@ async fn ask_origin(
                 origin_ms,
             },
             leader.as_ref(),
-        );
-        return answer.await.map(Asked::Answered);
+        )
+        .await;
+        // A server error that was not shared is the origin failing: the waiting requests take
+        // that answer rather than each asking a failing origin again.
+        if let (Some(leader), true) = (&leader, status.is_server_error()) {
+            leader.fail_unless_shared(Some(status.as_u16()));
+        }
+        return answer.map(Asked::Answered);
     }
     if let Some(leader) = &leader {
         leader.fail(Some(status.as_u16()));
